@@ -1,0 +1,1 @@
+"""Bulk-create Oracle Eloqua External Activities from spreadsheets."""

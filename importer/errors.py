@@ -1,0 +1,62 @@
+"""The exception family and the exit codes.
+
+Library code raises these plain exceptions; only ``cli.py`` turns them into messages and exit
+codes. Every message is written for the person running the import: it names the file, row,
+column or value involved and says how to fix it.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitStatus(IntEnum):
+    """Process exit codes, as documented in the README."""
+
+    OK = 0  # every row created / already_created / duplicate / valid
+    ROWS_NOT_CREATED = 1  # finished, but some rows invalid / rejected / failed / uncertain
+    USAGE = 2  # usage, mapping or input error: nothing was sent
+    ABORTED = 3  # stopped mid-run (bad credentials, persistent outage)
+    INTERRUPTED = 130  # Ctrl-C / SIGTERM after a clean stop
+
+
+class ImporterError(Exception):
+    """Base class: a problem the user can fix, with a message that says how."""
+
+    exit_status: ExitStatus = ExitStatus.USAGE
+
+
+class InputError(ImporterError):
+    """The input file cannot be read as a table (missing, unreadable, wrong sheet...)."""
+
+
+class MappingError(ImporterError):
+    """The mapping file is invalid, or does not fit the input file's columns."""
+
+
+class ConfigError(ImporterError):
+    """Missing or unsafe configuration (credentials, base URL, options)."""
+
+
+class AuthError(ImporterError):
+    """Eloqua refused the credentials. Raised before or during a run; nothing more is sent."""
+
+    exit_status = ExitStatus.ABORTED
+
+
+class AbortedError(ImporterError):
+    """The run stopped part-way (e.g. Eloqua answered 401); the results file says what remains."""
+
+    exit_status = ExitStatus.ABORTED
+
+
+class RowError(ValueError):
+    """One row cannot become a payload. ``str()`` is the user-facing reason.
+
+    Carries the column and the offending value so reports can name them (frictionless-style).
+    """
+
+    def __init__(self, message: str, *, column: str | None = None, value: object = None) -> None:
+        super().__init__(message)
+        self.column = column
+        self.value = value
