@@ -1,0 +1,232 @@
+"""The command line: parse arguments, call the pipeline, turn exceptions into exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import traceback
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TextIO
+
+from importer.config import Connection, Credentials, connection_from_env
+from importer.errors import ExitStatus, ImporterError
+from importer.pipeline import RunOptions, run_import
+
+PROG = "eloqua-import"
+
+RUN_EXAMPLES = """\
+examples:
+  # try it on the built-in sandbox (no Eloqua account needed)
+  eloqua-import run samples/attendees.csv --mapping mappings/attendees.yaml --sandbox
+
+  # check every row first, send nothing
+  eloqua-import run attendees.csv --mapping mappings/attendees.yaml --dry-run
+
+  # the real thing (credentials come from the environment, never the command line)
+  export ELOQUA_COMPANY=Acme ELOQUA_USERNAME=api.user
+  read -s ELOQUA_PASSWORD && export ELOQUA_PASSWORD
+  eloqua-import run attendees.xlsx --mapping mappings/webinar.yaml --results out.csv
+"""
+
+SANDBOX_EXAMPLES = """\
+examples:
+  eloqua-import sandbox --port 8080
+  eloqua-import sandbox --rate-500 0.1 --rate-429 0.05 --drop-rate 0.03 --seed 1
+
+Then point the importer at it:
+  export ELOQUA_BASE_URL=http://127.0.0.1:8080 ELOQUA_COMPANY=Sandbox
+  export ELOQUA_USERNAME=api.user ELOQUA_PASSWORD=sandbox
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description="Create Oracle Eloqua External Activities from CSV and Excel files.",
+        epilog="Run 'eloqua-import COMMAND --help' for a command's options and examples.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _add_run(commands)
+    _add_sandbox(commands)
+    return parser
+
+
+def _add_run(commands: argparse._SubParsersAction) -> None:
+    run = commands.add_parser(
+        "run",
+        help="import one CSV or XLSX file",
+        description="Import one CSV or XLSX file: one External Activity per row.",
+        epilog=RUN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("input", type=Path, metavar="INPUT", help="the .csv or .xlsx file")
+    run.add_argument("--mapping", type=Path, required=True, help="the YAML mapping file")
+    run.add_argument(
+        "--results",
+        type=Path,
+        help="results CSV (default: <input name>.results.csv in the current folder)",
+    )
+    run.add_argument(
+        "--errors",
+        type=Path,
+        help="rows not created, ready to fix and import again"
+        " (default: <input name>.errors.csv, written only when needed)",
+    )
+    run.add_argument("--sheet", help="Excel sheet name or number (overrides the mapping)")
+    run.add_argument(
+        "--header-row", type=_positive_int, metavar="N", help="row holding the column names"
+    )
+    run.add_argument("--encoding", help="CSV text encoding, e.g. utf-8, cp1252 (default: detect)")
+    run.add_argument("--delimiter", help="CSV delimiter, e.g. ';' (default: detect)")
+    run.add_argument(
+        "--concurrency",
+        type=_positive_int,
+        default=8,
+        metavar="N",
+        help="requests in flight (default 8)",
+    )
+    run.add_argument(
+        "--dry-run", action="store_true", help="read, map and check every row; send nothing"
+    )
+    run.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="send to a built-in Eloqua-compatible sandbox instead of Eloqua",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+
+
+def _add_sandbox(commands: argparse._SubParsersAction) -> None:
+    sandbox = commands.add_parser(
+        "sandbox",
+        help="serve the Eloqua-compatible sandbox",
+        description="Serve an Eloqua-compatible sandbox on this machine, for trying and testing"
+        " imports. Credentials: company Sandbox, user api.user, password sandbox (or the"
+        " bearer token sandbox-token).",
+        epilog=SANDBOX_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    sandbox.add_argument("--port", type=int, default=8080, help="port (default 8080)")
+    sandbox.add_argument("--latency", type=float, default=0.0, help="seconds per request")
+    for code in ("500", "429", "503"):
+        sandbox.add_argument(
+            f"--rate-{code}",
+            type=_fraction,
+            default=0.0,
+            metavar="R",
+            help=f"fraction (0-1) of activity creations answered {code}",
+        )
+    sandbox.add_argument(
+        "--drop-rate",
+        type=_fraction,
+        default=0.0,
+        metavar="R",
+        help="fraction of creations stored but answered by a dropped connection",
+    )
+    sandbox.add_argument(
+        "--retry-after", type=int, metavar="S", help="send Retry-After: S with 429/503"
+    )
+    sandbox.add_argument("--seed", type=int, help="random seed for the faults")
+    sandbox.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int:
+    """Run the command line; return the exit code (see errors.ExitStatus)."""
+    stdout = stdout or sys.stdout
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "run":
+            return asyncio.run(_run(args, stdout))
+        return _sandbox(args)
+    except ImporterError as exc:
+        if args.traceback:
+            traceback.print_exc()
+        print(f"{PROG}: error: {exc}", file=sys.stderr)
+        return int(exc.exit_status)
+    except KeyboardInterrupt:
+        print(f"{PROG}: interrupted", file=sys.stderr)
+        return int(ExitStatus.INTERRUPTED)
+    except Exception as exc:
+        if args.traceback:
+            raise
+        print(
+            f"{PROG}: unexpected error: {type(exc).__name__}: {exc}\n"
+            "Run the same command with --traceback for details, and please report it.",
+            file=sys.stderr,
+        )
+        return int(ExitStatus.ABORTED)
+
+
+async def _run(args: argparse.Namespace, stdout: TextIO) -> int:
+    options = RunOptions(
+        input_path=args.input,
+        mapping_path=args.mapping,
+        results_path=args.results,
+        errors_path=args.errors,
+        sheet=int(args.sheet) if args.sheet and args.sheet.isdigit() else args.sheet,
+        header_row=args.header_row,
+        encoding=args.encoding,
+        delimiter=args.delimiter,
+        concurrency=args.concurrency,
+        dry_run=args.dry_run,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    if args.sandbox:
+        from importer.sandbox.server import SandboxServer
+
+        async with SandboxServer() as server:
+            summary = await run_import(options, sandbox_connection(server.base_url))
+    else:
+        connection = None if args.dry_run else connection_from_env()
+        summary = await run_import(options, connection)
+    print(summary.render(), file=stdout)
+    return int(summary.exit_status())
+
+
+def sandbox_connection(base_url: str) -> Connection:
+    from importer.sandbox import server
+
+    credentials = Credentials(
+        server.SANDBOX_COMPANY, server.SANDBOX_USERNAME, server.SANDBOX_PASSWORD
+    )
+    return Connection(credentials=credentials, base_url=base_url, login_url=base_url)
+
+
+def _sandbox(args: argparse.Namespace) -> int:
+    from importer.sandbox.server import SandboxConfig, serve
+
+    config = SandboxConfig(
+        latency=args.latency,
+        rate_500=args.rate_500,
+        rate_429=args.rate_429,
+        rate_503=args.rate_503,
+        rate_drop=args.drop_rate,
+        retry_after=args.retry_after,
+        seed=args.seed,
+    )
+    serve(args.host, args.port, config)
+    return int(ExitStatus.OK)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1, not {value}")
+    return value

@@ -1,0 +1,225 @@
+"""Dates and times -> Unix epoch seconds, with explicit formats and time zones.
+
+Eloqua links an activity to a contact by its date, and an activity can never be corrected
+afterwards, so this module refuses to guess: a day/month order, a local time that a clock
+change skips or repeats, or a number that might be milliseconds is an error that says how to
+make the value unambiguous.
+"""
+
+from __future__ import annotations
+
+import calendar
+import datetime
+import difflib
+import math
+import re
+import zoneinfo
+from collections.abc import Sequence
+
+from importer.loader import Cell
+
+UTC = datetime.UTC
+
+EPOCH_SECONDS_MIN = 100_000_000  # 1973-03-03: smaller numbers are not plausible epoch times
+EPOCH_SECONDS_MAX = 10_000_000_000  # year 2286: larger ones are milliseconds or nonsense
+EXCEL_SERIAL_MAX = 100_000  # year 2173
+EXCEL_FAKE_LEAP_DAY = 60  # Excel's 1900-02-29, which never existed
+
+_DIGITS = re.compile(r"\d+")
+# d/m/y or m/d/y with any common separator, optionally followed by a time.
+_DAY_MONTH = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?:[ T](.*))?")
+_TIME = re.compile(r"\d{1,2}:\d{2}(:\d{2})?(\s*[AaPp][Mm])?")
+_EXAMPLE_FORMAT = '"%m/%d/%Y %H:%M"'
+
+
+class DateError(ValueError):
+    """A value is not a usable date. ``str()`` is the user-facing reason."""
+
+
+def to_epoch_seconds(value: Cell, *, formats: Sequence[str] = (), tz: datetime.tzinfo = UTC) -> int:
+    """Convert a cell to Unix epoch seconds (floored).
+
+    Values without an offset are local times in ``tz``. Raises DateError with the fix.
+    """
+    if isinstance(formats, str):
+        formats = (formats,)  # one format given where a list was expected
+    if isinstance(value, bool):
+        raise DateError(f"{value!r} is not a date")
+    if isinstance(value, datetime.datetime):
+        return _epoch(_aware(value, tz, value.isoformat(sep=" ")))
+    if isinstance(value, datetime.date):
+        midnight = datetime.datetime.combine(value, datetime.time())
+        return _epoch(_aware(midnight, tz, value.isoformat()))
+    if isinstance(value, datetime.time):
+        raise DateError(f"'{value.isoformat()}' is a time of day without a date")
+    if isinstance(value, int | float):
+        return _from_number(value, tz)
+    return _from_text(value, formats, tz)
+
+
+def load_timezone(name: str) -> zoneinfo.ZoneInfo:
+    """Return the IANA zone called ``name``; ValueError with suggestions if there is none."""
+    key = name.strip()
+    try:
+        return zoneinfo.ZoneInfo(key)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        pass
+    known = zoneinfo.available_timezones()
+    folded = {zone.casefold(): zone for zone in known}
+    if key.casefold() in folded:
+        return zoneinfo.ZoneInfo(folded[key.casefold()])  # "america/new_york" is clear enough
+    close = difflib.get_close_matches(key, sorted(known), n=3)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    raise ValueError(
+        f"unknown time zone {name!r}: {hint}use an IANA name such as America/New_York, "
+        "Europe/London or UTC"
+    )
+
+
+# --- time zones --------------------------------------------------------------------------------
+
+
+def _epoch(moment: datetime.datetime) -> int:
+    # timegm works on whole seconds, which floors the sub-second part.
+    return calendar.timegm(moment.utctimetuple())
+
+
+def _aware(moment: datetime.datetime, tz: datetime.tzinfo, shown: str) -> datetime.datetime:
+    """Attach ``tz`` to a naive local time, refusing times a clock change skips or repeats."""
+    if moment.tzinfo is not None:
+        return moment
+    first = moment.replace(tzinfo=tz, fold=0)
+    if isinstance(tz, zoneinfo.ZoneInfo):
+        second = moment.replace(tzinfo=tz, fold=1)
+        if first.utcoffset() != second.utcoffset():
+            back = first.astimezone(UTC).astimezone(tz).replace(tzinfo=None)
+            if back != moment:
+                raise DateError(
+                    f"'{shown}' does not exist in {tz.key} (clocks go forward); check the "
+                    "time, or add a UTC offset to the value (e.g. -05:00)"
+                )
+            raise DateError(
+                f"'{shown}' happens twice in {tz.key} (clocks go back); add an offset or use UTC"
+            )
+    return first
+
+
+# --- numbers -----------------------------------------------------------------------------------
+
+
+def _from_number(value: float, tz: datetime.tzinfo) -> int:
+    if not math.isfinite(value):
+        raise DateError(f"{value!r} is not a date")
+    if EPOCH_SECONDS_MIN <= value < EPOCH_SECONDS_MAX:
+        return math.floor(value)
+    if EPOCH_SECONDS_MAX * 10 <= value < EPOCH_SECONDS_MAX * 10_000:
+        raise DateError(_milliseconds_reason(f"{value:.0f}"))
+    if 1 <= value < EXCEL_SERIAL_MAX:
+        local = _excel_serial(value)
+        return _epoch(_aware(local, tz, local.isoformat(sep=" ")))
+    if 0 < value < 1:
+        raise DateError(f"{value!r} is a time of day without a date")
+    raise DateError(
+        f"{value!r} is not a date: numbers are read as Excel dates (1 to 99999) or "
+        "epoch seconds (9-10 digits); format the cell as a date in Excel"
+    )
+
+
+def _excel_serial(value: float) -> datetime.datetime:
+    """Excel's 1900 date system, including its pretend 29 February 1900."""
+    day = math.floor(value)
+    if day == EXCEL_FAKE_LEAP_DAY:
+        raise DateError(
+            f"{value!r} is Excel's 29 February 1900, a day that never existed; fix the cell"
+        )
+    # Serials after the fake leap day are one day ahead of the real calendar.
+    start = datetime.datetime(1899, 12, 31 if day < EXCEL_FAKE_LEAP_DAY else 30)
+    # Round the time of day: 12:30 is stored as 0.520833... and must not become 12:29:59.
+    seconds = round((value - day) * 86_400)
+    return start + datetime.timedelta(days=day, seconds=seconds)
+
+
+def _milliseconds_reason(digits: str) -> str:
+    return (
+        f"'{digits}' looks like epoch milliseconds; divide it by 1000 to get seconds "
+        "(or use an ISO 8601 date such as 2021-03-04T14:30:00Z)"
+    )
+
+
+# --- text --------------------------------------------------------------------------------------
+
+
+def _from_text(value: str, formats: Sequence[str], tz: datetime.tzinfo) -> int:
+    text = value.strip()
+    if not text:
+        raise DateError("the date is blank")
+    if formats:
+        return _epoch(_aware(_strptime(text, formats), tz, text))
+    if _DIGITS.fullmatch(text) and len(text) != 8:  # 8 digits: ISO basic date, 20210304
+        return _from_digits(text)
+    try:
+        parsed = datetime.datetime.fromisoformat(_zulu_to_offset(text))
+    except ValueError:
+        raise DateError(_unrecognised_reason(text)) from None
+    return _epoch(_aware(parsed, tz, text))
+
+
+def _strptime(text: str, formats: Sequence[str]) -> datetime.datetime:
+    for fmt in formats:
+        try:
+            return datetime.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+    tried = " or ".join(f'"{fmt}"' for fmt in formats)
+    raise DateError(f"'{text}' does not match the format {tried}; fix the value or the format")
+
+
+def _from_digits(text: str) -> int:
+    if len(text) in (9, 10):
+        return int(text)
+    if len(text) in (12, 13, 14):
+        raise DateError(_milliseconds_reason(text))
+    raise DateError(_unrecognised_reason(text))
+
+
+def _zulu_to_offset(text: str) -> str:
+    return text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
+
+
+def _unrecognised_reason(text: str) -> str:
+    match = _DAY_MONTH.fullmatch(text)
+    if match:
+        return _day_month_reason(text, match)
+    return (
+        f"'{text}' is not a recognised date; add format: {_EXAMPLE_FORMAT} (a strptime "
+        "format matching the values) to this column's mapping, or use ISO 8601 such as "
+        "2021-03-04 14:30"
+    )
+
+
+def _day_month_reason(text: str, match: re.Match[str]) -> str:
+    first, sep, second, year, rest = match.groups()
+    tail = sep + ("%Y" if len(year) == 4 else "%y") + _time_format(rest)
+    month_first, day_first = f'"%m{sep}%d{tail}"', f'"%d{sep}%m{tail}"'
+    if int(first) > 12 >= int(second):
+        suggestion = day_first
+    elif int(second) > 12 >= int(first):
+        suggestion = month_first
+    else:
+        suggestion = f"{month_first} or {day_first}"
+    # Even 13/04/2021 is refused: one unambiguous row does not tell the order of the others.
+    return (
+        f"'{text}' is ambiguous (day/month order); add format: {suggestion} to this "
+        "column's mapping"
+    )
+
+
+def _time_format(rest: str | None) -> str:
+    """The strptime format of a time after the date, for the hint ("" if there is none)."""
+    match = _TIME.fullmatch(rest.strip()) if rest else None
+    if not match:
+        return ""
+    seconds, ampm = match.groups()
+    if ampm:
+        return " %I:%M" + (":%S" if seconds else "") + (" %p" if ampm[0].isspace() else "%p")
+    return " %H:%M" + (":%S" if seconds else "")

@@ -1,0 +1,168 @@
+"""The Eloqua REST client: auth header, /id discovery, creating activities, reading answers.
+
+One request per call, no retries here: the retry policy lives in ``sender.py``.
+"""
+
+from __future__ import annotations
+
+import email.utils
+import json
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from importer.config import Credentials, check_url
+from importer.errors import AuthError
+
+ACTIVITY_PATH = "/api/REST/2.0/data/activity"
+ASSET_TYPES_PATH = "/api/REST/2.0/assets/external/types"
+USER_AGENT = "eloqua-import/0.1 (+https://github.com/eloqua-import)"
+
+_REQUIREMENT_WORDS = {
+    "IdRequirement": "is not the id of an existing record",
+    "NotNullRequirement": "is required",
+    "NotEmptyRequirement": "is required",
+    "ValidValueRequirement": "is not an allowed value",
+    "DateRequirement": "is not a valid date",
+}
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    status: int
+    body: Any  # parsed JSON when the answer was JSON, else the text
+    retry_after: float | None = None
+
+
+@dataclass(frozen=True)
+class Timeouts:
+    """Seconds. ``read`` bounds the wait for an answer once a request has been sent."""
+
+    connect: float = 15.0
+    read: float = 120.0
+
+
+def open_session(concurrency: int, timeouts: Timeouts | None = None) -> aiohttp.ClientSession:
+    """One keep-alive session for the whole run, sized to the concurrency."""
+    timeouts = timeouts or Timeouts()
+    connector = aiohttp.TCPConnector(limit=max(concurrency, 1), ttl_dns_cache=300)
+    timeout = aiohttp.ClientTimeout(
+        total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
+    )
+    return aiohttp.ClientSession(
+        connector=connector, timeout=timeout, headers={"User-Agent": USER_AGENT}
+    )
+
+
+class EloquaClient:
+    def __init__(
+        self, session: aiohttp.ClientSession, base_url: str, credentials: Credentials
+    ) -> None:
+        self.session = session
+        self.base_url = base_url.rstrip("/")
+        self._headers = {
+            "Authorization": credentials.authorization(),
+            "Accept": "application/json",
+        }
+
+    async def create_activity(self, payload: dict[str, Any]) -> ApiResponse:
+        """POST one activity. Network errors propagate (the sender decides what they mean)."""
+        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        headers = {**self._headers, "Content-Type": "application/json; charset=utf-8"}
+        async with self.session.post(
+            self.base_url + ACTIVITY_PATH, data=body, headers=headers
+        ) as response:
+            return await _read(response)
+
+    async def get(self, path: str, params: dict[str, str] | None = None) -> ApiResponse:
+        async with self.session.get(
+            self.base_url + path, params=params, headers=self._headers
+        ) as response:
+            return await _read(response)
+
+
+async def discover_base_url(
+    session: aiohttp.ClientSession, login_url: str, credentials: Credentials
+) -> str:
+    """Ask ``{login_url}/id`` which pod this company lives on.
+
+    Eloqua answers 200 with the JSON string "Not authenticated." for bad credentials.
+    """
+    headers = {"Authorization": credentials.authorization(), "Accept": "application/json"}
+    async with session.get(login_url.rstrip("/") + "/id", headers=headers) as response:
+        answer = await _read(response)
+    if answer.status == 401 or _not_authenticated(answer.body):
+        raise AuthError(
+            f"Eloqua did not accept the credentials for {credentials.describe()} ({login_url}/id"
+            " answered 'Not authenticated.'). Check ELOQUA_COMPANY, ELOQUA_USERNAME and"
+            " ELOQUA_PASSWORD (or ELOQUA_ACCESS_TOKEN); nothing was sent."
+        )
+    try:
+        base = answer.body["urls"]["base"]
+    except (TypeError, KeyError):
+        raise AuthError(
+            f"{login_url}/id answered {answer.status} without a base URL; set ELOQUA_BASE_URL"
+            " (e.g. https://secure.p03.eloqua.com) to skip discovery"
+        ) from None
+    return check_url(str(base), f"the base URL from {login_url}/id")
+
+
+def describe_error(response: ApiResponse) -> str:
+    """Eloqua's answer in words a marketing-ops user can act on."""
+    body = response.body
+    if isinstance(body, list) and body and all(isinstance(item, dict) for item in body):
+        return "; ".join(_describe_validation(item) for item in body)
+    if isinstance(body, dict):
+        text = body.get("message") or body.get("Message") or json.dumps(body)[:300]
+    elif body:
+        text = str(body)[:300]
+    else:
+        text = ""
+    generic = {
+        401: "Eloqua did not accept the credentials",
+        403: "this Eloqua user is not allowed to create external activities (check its"
+        " security group's API permissions)",
+        404: "Eloqua answered 404 Not Found",
+        429: "Eloqua is throttling requests (429 Too Many Requests)",
+        503: "Eloqua is unavailable or timed out (503)",
+    }.get(response.status, f"Eloqua answered {response.status}")
+    return f"{generic}: {text}" if text else generic
+
+
+def _describe_validation(item: dict[str, Any]) -> str:
+    prop = item.get("property") or item.get("container", {}).get("type") or "the activity"
+    requirement = (item.get("requirement") or {}).get("type") or item.get("type", "")
+    words = _REQUIREMENT_WORDS.get(requirement, f"fails {requirement}")
+    if "value" in item:
+        return f"{prop} {item['value']!r} {words} ({requirement})"
+    return f"{prop} {words} ({requirement})"
+
+
+async def _read(response: aiohttp.ClientResponse) -> ApiResponse:
+    text = await response.text(errors="replace")
+    try:
+        body: Any = json.loads(text) if text else None
+    except ValueError:
+        body = text
+    return ApiResponse(response.status, body, _retry_after(response.headers.get("Retry-After")))
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: either a number or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(when.timestamp() - time.time(), 0.0)
+
+
+def _not_authenticated(body: Any) -> bool:
+    return isinstance(body, str) and body.strip().strip('"').lower() == "not authenticated."

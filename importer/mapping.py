@@ -1,0 +1,529 @@
+"""YAML mapping -> compiled mapping; one row -> one activity payload or a RowError.
+
+A mapping is checked as a whole twice before anything is sent: when it is loaded (structure,
+field names, keys, formats, time zones) and when it is bound to a file's header (every column it
+names must exist). After that, turning a row into a payload can only fail for that row.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import re
+from collections.abc import Mapping as AnyMapping
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from importer.dates import DateError, load_timezone, to_epoch_seconds
+from importer.errors import MappingError, RowError
+from importer.loader import Cell, Row
+
+#: Eloqua's activity properties the mapping may set, in payload order.
+ACTIVITY_FIELDS = (
+    "name",
+    "assetName",
+    "assetType",
+    "activityType",
+    "activityDate",
+    "contactId",
+    "campaignId",
+    "fieldValues",
+)
+#: Properties Eloqua (and so the importer) requires on every activity.
+REQUIRED_FIELDS = ("assetName", "assetType", "activityType", "activityDate", "contactId")
+INTEGER_FIELDS = ("contactId", "campaignId")
+SOURCE_KEYS = ("sheet", "header_row", "encoding", "delimiter")
+SPEC_SOURCES = ("column", "template", "value")
+SPEC_OPTIONS = ("map", "default", "required")
+DATE_OPTIONS = ("format", "timezone")
+
+_TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
+_INTEGER_TEXT = re.compile(r"[+-]?\d+(\.0*)?")
+
+
+@dataclass(frozen=True)
+class SourceHints:
+    """Loader hints from the mapping's optional ``source:`` section."""
+
+    sheet: str | int | None = None
+    header_row: int = 1
+    encoding: str | None = None
+    delimiter: str | None = None
+
+
+@dataclass
+class ValueSpec:
+    """How one payload value is produced from a row.
+
+    ``kind`` is ``column``, ``template`` or ``value``; ``source`` is the column name, the parsed
+    template (a list of literal strings and column names) or the constant.
+    """
+
+    field: str
+    kind: str
+    source: Any
+    value_map: dict[str, Any] | None = None
+    default: Any = None
+    required: bool = True
+    formats: tuple[str, ...] = ()
+    timezone: dt.tzinfo = dt.UTC
+    # Filled in by Mapping.bind(): column name -> index in the row.
+    columns: dict[str, int] = field(default_factory=dict)
+
+    def column_names(self) -> list[str]:
+        if self.kind == "column":
+            return [self.source]
+        if self.kind == "template":
+            return [part.column for part in self.source if isinstance(part, _Placeholder)]
+        return []
+
+
+@dataclass(frozen=True)
+class _Placeholder:
+    column: str
+
+
+@dataclass(frozen=True)
+class FieldValueSpec:
+    id: str
+    spec: ValueSpec
+
+
+@dataclass
+class Mapping:
+    """A loaded mapping file. Call :meth:`bind` with a file's header before using it."""
+
+    path: Path
+    source: SourceHints
+    fields: dict[str, ValueSpec]
+    field_values: list[FieldValueSpec]
+    _bound: bool = False
+
+    def specs(self) -> list[ValueSpec]:
+        return [*self.fields.values(), *(fv.spec for fv in self.field_values)]
+
+    def bind(self, header: Sequence[str], *, file: str = "the input file") -> None:
+        """Resolve every column the mapping names against ``header``.
+
+        Matching is exact after trimming, else case-insensitive. Raises MappingError listing
+        every missing column with the closest existing one.
+        """
+        exact = {name.strip(): index for index, name in enumerate(header)}
+        folded: dict[str, int] = {}
+        for name, index in exact.items():
+            folded.setdefault(name.casefold(), index)
+        problems = []
+        for spec in self.specs():
+            for column in spec.column_names():
+                key = column.strip()
+                index = exact.get(key, folded.get(key.casefold()))
+                if index is None:
+                    problems.append(_missing_column_message(spec.field, column, header))
+                else:
+                    spec.columns[column] = index
+        if problems:
+            raise MappingError(
+                f"{self.path}: the mapping does not fit {file}:\n  "
+                + "\n  ".join(problems)
+                + "\nFix the column names in the mapping (or use --header-row if the column"
+                " names are not on row 1)."
+            )
+        self._bound = True
+
+    def payload(self, row: Row) -> dict[str, Any]:
+        """Turn one row into an Eloqua activity payload; raise RowError if it cannot."""
+        if not self._bound:
+            raise RuntimeError("Mapping.bind() must be called before payload()")
+        if row.error:
+            raise RowError(row.error)
+        payload: dict[str, Any] = {}
+        for name, spec in self.fields.items():
+            value = _evaluate(spec, row.cells)
+            if value is not None:
+                payload[name] = value
+        if "name" not in payload:
+            payload["name"] = payload["assetName"]
+        values = []
+        for field_value in self.field_values:
+            value = _evaluate(field_value.spec, row.cells)
+            if value is not None:
+                values.append({"type": "FieldValue", "id": field_value.id, "value": value})
+        if values:
+            payload["fieldValues"] = values
+        return {key: payload[key] for key in ACTIVITY_FIELDS if key in payload}
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def load_mapping(path: str | Path) -> Mapping:
+    """Read and check a mapping file. Raises MappingError naming the problem and the fix."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except FileNotFoundError:
+        raise MappingError(f"mapping file {path} not found; check the --mapping path") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise MappingError(f"cannot read mapping file {path}: {exc}") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise MappingError(f"{path}: {_describe_yaml_error(exc)}") from None
+    return parse_mapping(document, path)
+
+
+def parse_mapping(document: Any, path: Path) -> Mapping:
+    """Check an already-parsed YAML document; raise MappingError for the first problem."""
+    where = str(path)
+    if not isinstance(document, dict):
+        raise MappingError(
+            f"{where}: a mapping file must be a YAML mapping with 'version: 1' and an"
+            " 'activity:' section"
+        )
+    _check_keys(document, ("version", "source", "activity"), where, "the top level")
+    if document.get("version") != 1:
+        raise MappingError(
+            f"{where}: 'version' must be 1 (found {document.get('version')!r}); add 'version: 1'"
+            " as the first line"
+        )
+    source = _parse_source(document.get("source") or {}, where)
+    activity = document.get("activity")
+    if not isinstance(activity, dict):
+        raise MappingError(f"{where}: the 'activity:' section is missing or is not a mapping")
+    _check_keys(activity, ACTIVITY_FIELDS, where, "activity")
+    missing = [name for name in REQUIRED_FIELDS if activity.get(name) is None]
+    if missing:
+        raise MappingError(
+            f"{where}: activity is missing {', '.join(missing)}; Eloqua needs assetName,"
+            " assetType, activityType, activityDate and contactId on every activity"
+        )
+    fields = {
+        name: _parse_spec(name, activity[name], where)
+        for name in ACTIVITY_FIELDS
+        if name != "fieldValues" and activity.get(name) is not None
+    }
+    for name in REQUIRED_FIELDS:
+        if not fields[name].required and fields[name].default is None:
+            raise MappingError(
+                f"{where}: activity.{name} cannot be 'required: false': Eloqua needs it on every"
+                " activity (give a 'default:' instead)"
+            )
+    field_values = _parse_field_values(activity.get("fieldValues"), where)
+    return Mapping(path=path, source=source, fields=fields, field_values=field_values)
+
+
+def _parse_source(source: Any, where: str) -> SourceHints:
+    if not isinstance(source, dict):
+        raise MappingError(f"{where}: 'source:' must be a mapping (sheet, header_row)")
+    _check_keys(source, SOURCE_KEYS, where, "source")
+    header_row = source.get("header_row", 1)
+    if not isinstance(header_row, int) or isinstance(header_row, bool) or header_row < 1:
+        raise MappingError(
+            f"{where}: source.header_row must be a row number (1 or more), not {header_row!r}"
+        )
+    sheet = source.get("sheet")
+    if sheet is not None and not isinstance(sheet, str | int):
+        raise MappingError(f"{where}: source.sheet must be a sheet name or number")
+    return SourceHints(
+        sheet=sheet,
+        header_row=header_row,
+        encoding=source.get("encoding"),
+        delimiter=source.get("delimiter"),
+    )
+
+
+def _parse_field_values(raw: Any, where: str) -> list[FieldValueSpec]:
+    if raw is None:
+        return []
+    if not isinstance(raw, list):
+        raise MappingError(
+            f"{where}: activity.fieldValues must be a list of items like"
+            ' - {id: "12", column: Booth}'
+        )
+    result = []
+    for position, item in enumerate(raw, start=1):
+        label = f"fieldValues item {position}"
+        if not isinstance(item, dict) or "id" not in item:
+            raise MappingError(
+                f"{where}: {label} needs an 'id' (the Eloqua field id) and a column, template or"
+                ' value, e.g. - {id: "12", column: Booth}'
+            )
+        rest = {key: value for key, value in item.items() if key != "id"}
+        spec = _parse_spec(f"{label} (id {item['id']})", rest, where, allow_date=False)
+        result.append(FieldValueSpec(id=str(item["id"]), spec=spec))
+    return result
+
+
+def _parse_spec(name: str, raw: Any, where: str, *, allow_date: bool = True) -> ValueSpec:
+    is_date = allow_date and name == "activityDate"
+    if isinstance(raw, bool) or raw is None:
+        raise MappingError(f"{where}: {name} must be a text, a number or a column mapping")
+    if isinstance(raw, str | int | float):
+        return _constant_or_template(name, raw, where)
+    if not isinstance(raw, dict):
+        raise MappingError(f"{where}: {name} must be a text, a number or a column mapping")
+    allowed = SPEC_SOURCES + SPEC_OPTIONS + (DATE_OPTIONS if is_date else ())
+    _check_keys(raw, allowed, where, name)
+    sources = [key for key in SPEC_SOURCES if key in raw]
+    if len(sources) != 1:
+        raise MappingError(
+            f"{where}: {name} needs exactly one of 'column', 'template' or 'value'"
+            f" (found {', '.join(sources) or 'none'})"
+        )
+    kind = sources[0]
+    if kind == "template":
+        spec = ValueSpec(name, "template", _parse_template(str(raw["template"]), name, where))
+    elif kind == "column":
+        if not isinstance(raw["column"], str | int) or str(raw["column"]).strip() == "":
+            raise MappingError(f"{where}: {name}: 'column' must be a column name")
+        spec = ValueSpec(name, "column", str(raw["column"]))
+    else:
+        spec = ValueSpec(name, "value", raw["value"])
+    spec.value_map = _parse_value_map(raw.get("map"), name, where)
+    spec.default = raw.get("default")
+    required = raw.get("required", True)
+    if not isinstance(required, bool):
+        raise MappingError(f"{where}: {name}: 'required' must be true or false")
+    spec.required = required
+    if is_date:
+        spec.formats = _parse_formats(raw.get("format"), where)
+        if raw.get("timezone") is not None:
+            try:
+                spec.timezone = load_timezone(str(raw["timezone"]))
+            except ValueError as exc:
+                raise MappingError(f"{where}: activityDate.timezone: {exc}") from None
+    return spec
+
+
+def _constant_or_template(name: str, raw: str | int | float, where: str) -> ValueSpec:
+    if isinstance(raw, str) and ("{" in raw or "}" in raw):
+        parts = _parse_template(raw, name, where)
+        if any(isinstance(part, _Placeholder) for part in parts):
+            return ValueSpec(name, "template", parts)
+        return ValueSpec(name, "value", "".join(parts))
+    return ValueSpec(name, "value", raw)
+
+
+def _parse_template(text: str, name: str, where: str) -> list[str | _Placeholder]:
+    parts: list[str | _Placeholder] = []
+    position = 0
+    for match in _TEMPLATE_TOKEN.finditer(text):
+        parts.append(text[position : match.start()])
+        token = match.group(0)
+        if token in ("{{", "}}"):
+            parts.append(token[0])
+        elif token in ("{", "}") or not match.group(1).strip():
+            raise MappingError(
+                f"{where}: {name}: template {text!r} has an unmatched or empty brace; write"
+                " {Column Name} for a column and {{ or }} for a literal brace"
+            )
+        else:
+            parts.append(_Placeholder(match.group(1)))
+        position = match.end()
+    parts.append(text[position:])
+    return [part for part in parts if part != ""]
+
+
+def _parse_value_map(raw: Any, name: str, where: str) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw:
+        raise MappingError(f"{where}: {name}: 'map' must be a mapping like {{visited: Visited}}")
+    folded: dict[str, Any] = {}
+    for key, value in raw.items():
+        # YAML turns yes/no/on/off into booleans; users mean the words they typed.
+        text = _yaml_scalar_text(key).strip().casefold()
+        if text in folded:
+            raise MappingError(f"{where}: {name}: 'map' has the key {key!r} twice (case-blind)")
+        folded[text] = _yaml_scalar_text(value) if isinstance(value, bool) else value
+    return folded
+
+
+def _yaml_scalar_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _parse_formats(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    formats = [raw] if isinstance(raw, str) else raw
+    if not isinstance(formats, list) or not all(isinstance(f, str) and f for f in formats):
+        raise MappingError(
+            f'{where}: activityDate.format must be a strptime format like "%m/%d/%Y %H:%M"'
+            " or a list of them"
+        )
+    for fmt in formats:
+        if "%" not in fmt:
+            raise MappingError(
+                f"{where}: activityDate.format {fmt!r} has no % codes; write e.g."
+                ' "%m/%d/%Y %H:%M" (see strftime codes)'
+            )
+    return tuple(formats)
+
+
+def _check_keys(section: AnyMapping[Any, Any], allowed: Sequence[str], where: str, label: str):
+    for key in section:
+        if key not in allowed:
+            close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
+            hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
+            raise MappingError(f"{where}: unknown key '{key}' in {label}; {hint}")
+
+
+def _describe_yaml_error(exc: yaml.YAMLError) -> str:
+    mark = getattr(exc, "problem_mark", None)
+    problem = getattr(exc, "problem", None) or str(exc)
+    if mark is not None:
+        return (
+            f"line {mark.line + 1}, column {mark.column + 1}: {problem}. It is not valid YAML;"
+            " check indentation, and quote text containing ':' or '{'"
+        )
+    return f"not valid YAML: {problem}"
+
+
+def _missing_column_message(field_name: str, column: str, header: Sequence[str]) -> str:
+    choices = [name for name in header if name]
+    close = difflib.get_close_matches(column, choices, n=1, cutoff=0.5)
+    if not close:
+        folded = {name.casefold(): name for name in choices}
+        close = [folded[c] for c in difflib.get_close_matches(column.casefold(), folded, n=1)]
+    hint = f"closest existing column: '{close[0]}'" if close else "columns: " + ", ".join(choices)
+    return f"{field_name}: column '{column}' is not in the file ({hint})"
+
+
+# --- evaluating ------------------------------------------------------------------------------
+
+
+def _evaluate(spec: ValueSpec, cells: list[Cell]) -> Any:
+    """The payload value for ``spec``, or None to omit the property."""
+    raw = _raw_value(spec, cells)
+    if _is_blank(raw):
+        if spec.default is not None:
+            return _finish(spec, spec.default)
+        if spec.required:
+            raise RowError(_blank_message(spec), column=_first_column(spec), value="")
+        return None
+    if spec.value_map is not None:
+        raw = _apply_map(spec, raw)
+    return _finish(spec, raw)
+
+
+def _raw_value(spec: ValueSpec, cells: list[Cell]) -> Any:
+    if spec.kind == "value":
+        return spec.source
+    if spec.kind == "column":
+        return _strip(cells[spec.columns[spec.source]])
+    texts = []
+    for part in spec.source:
+        if isinstance(part, _Placeholder):
+            cell = _strip(cells[spec.columns[part.column]])
+            if _is_blank(cell):
+                # A blank placeholder makes the whole value blank, not a half-empty text.
+                return ""
+            texts.append(cell_text(cell))
+        else:
+            texts.append(part)
+    return "".join(texts)
+
+
+def _finish(spec: ValueSpec, value: Any) -> Any:
+    column = _first_column(spec)
+    if spec.field == "activityDate":
+        try:
+            return str(to_epoch_seconds(value, formats=spec.formats, tz=spec.timezone))
+        except DateError as exc:
+            raise RowError(_with_column(column, str(exc)), column=column, value=value) from None
+    if spec.field in INTEGER_FIELDS:
+        return _to_id(spec, value, column)
+    return cell_text(value)
+
+
+def _apply_map(spec: ValueSpec, raw: Any) -> Any:
+    assert spec.value_map is not None
+    key = cell_text(raw).strip().casefold()
+    if key in spec.value_map:
+        return spec.value_map[key]
+    choices = ", ".join(str(k) for k in spec.value_map)
+    column = _first_column(spec)
+    raise RowError(
+        _with_column(
+            column,
+            f"value {cell_text(raw)!r} is not in the map for {spec.field} (expected one of:"
+            f" {choices}); fix the cell or add it under 'map:' in the mapping",
+        ),
+        column=column,
+        value=raw,
+    )
+
+
+def _to_id(spec: ValueSpec, value: Any, column: str | None) -> int:
+    number: int | None = None
+    if isinstance(value, bool):
+        number = None
+    elif isinstance(value, int):
+        number = value
+    elif isinstance(value, float) and value.is_integer():
+        number = int(value)
+    elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
+        number = int(value.strip().split(".")[0])
+    if number is None or number <= 0:
+        raise RowError(
+            _with_column(
+                column,
+                f"{spec.field} must be a positive whole number (an Eloqua id), not"
+                f" {cell_text(value)!r}",
+            ),
+            column=column,
+            value=value,
+        )
+    return number
+
+
+def cell_text(value: Any) -> str:
+    """How a cell reads as text: integral numbers without '.0', datetimes in ISO form."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
+def _strip(cell: Cell) -> Cell:
+    return cell.strip() if isinstance(cell, str) else cell
+
+
+def _is_blank(value: Any) -> bool:
+    return value is None or (isinstance(value, str) and value.strip() == "")
+
+
+def _first_column(spec: ValueSpec) -> str | None:
+    names = spec.column_names()
+    return names[0] if names else None
+
+
+def _with_column(column: str | None, message: str) -> str:
+    return f"{column}: {message}" if column else message
+
+
+def _blank_message(spec: ValueSpec) -> str:
+    if spec.kind == "template":
+        blanks = ", ".join(f"'{name}'" for name in spec.column_names())
+        return (
+            f"{spec.field} uses the template columns {blanks} and one of them is blank; fill it"
+            " in, or give the field a 'default:' in the mapping"
+        )
+    column = _first_column(spec)
+    target = f"'{column}'" if column else spec.field
+    return (
+        f"{target} is blank but {spec.field} is required; fill it in, or give it a 'default:'"
+        " (or 'required: false') in the mapping"
+    )

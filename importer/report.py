@@ -1,0 +1,181 @@
+"""The results CSV, the errors file and the end-of-run summary.
+
+Lines are written and flushed as rows complete, so a crash leaves a results file that says
+what was done. Lines come in completion order; the ``row`` column gives the input order.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from importer.errors import ExitStatus, InputError
+from importer.mapping import cell_text
+
+RESULT_COLUMNS = ("row", "status", "activity_id", "http_status", "attempts", "error")
+#: Statuses in the order the summary lists them.
+STATUSES = (
+    "created",
+    "already_created",
+    "duplicate",
+    "valid",
+    "invalid",
+    "rejected",
+    "failed",
+    "uncertain",
+)
+SUCCESS_STATUSES = frozenset({"created", "already_created", "duplicate", "valid"})
+
+
+def default_results_path(input_path: Path, suffix: str = "results") -> Path:
+    """``<input stem>.results.csv`` in the current directory."""
+    return Path.cwd() / f"{input_path.stem}.{suffix}.csv"
+
+
+class _CsvOut:
+    def __init__(self, path: Path, header: Sequence[str]) -> None:
+        self.path = path
+        try:
+            # utf-8-sig writes the BOM Excel needs to read UTF-8 correctly.
+            self._file: IO[str] = open(path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
+        except OSError as exc:
+            raise InputError(
+                f"cannot write {path}: {exc.strerror}; choose another path or folder"
+            ) from None
+        self._writer = csv.writer(self._file)
+        self._writer.writerow(header)
+        self._file.flush()
+
+    def _write(self, values: Sequence[Any]) -> None:
+        self._writer.writerow(values)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+class ResultsWriter(_CsvOut):
+    """``row,status,activity_id,http_status,attempts,error`` + every input column."""
+
+    def __init__(self, path: Path, input_header: Sequence[str]) -> None:
+        super().__init__(path, [*RESULT_COLUMNS, *input_header])
+
+    def write(
+        self,
+        row: int,
+        status: str,
+        cells: Sequence[Any],
+        *,
+        activity_id: str = "",
+        http_status: int | None = None,
+        attempts: int = 0,
+        error: str = "",
+    ) -> None:
+        self._write(
+            [
+                row,
+                status,
+                activity_id,
+                "" if http_status is None else http_status,
+                attempts,
+                _one_line(error),
+                *(cell_text(cell) for cell in cells),
+            ]
+        )
+
+
+class ErrorsWriter:
+    """Rows not created, original header and cells + ``error`` and ``source_row``.
+
+    Opened lazily: the file only appears when some row was not created. Fix the cells and
+    import it again with the same mapping (the two extra columns are ignored by the mapping).
+    """
+
+    def __init__(self, path: Path, input_header: Sequence[str]) -> None:
+        self.path = path
+        self._header = [*input_header, "error", "source_row"]
+        self._out: _CsvOut | None = None
+        self.count = 0
+
+    def write(self, row: int, cells: Sequence[Any], error: str) -> None:
+        if self._out is None:
+            self._out = _CsvOut(self.path, self._header)
+        self._out._write([*(cell_text(cell) for cell in cells), _one_line(error), row])
+        self.count += 1
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+
+
+def _preview(payload: dict[str, Any]) -> str:
+    shown = dict(payload)
+    if "activityDate" in shown:
+        when = dt.datetime.fromtimestamp(int(shown["activityDate"]), dt.UTC)
+        shown["activityDate"] = f"{shown['activityDate']} (= {when:%Y-%m-%d %H:%M} UTC)"
+    return json.dumps(shown, ensure_ascii=False)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split()) if "\n" in text else text
+
+
+@dataclass
+class Summary:
+    """Counts per status, and where the results went."""
+
+    input_path: Path
+    results_path: Path
+    errors_path: Path | None = None
+    dry_run: bool = False
+    counts: Counter[str] = field(default_factory=Counter)
+    blank_rows: int = 0
+    stopped_reason: str = ""
+    elapsed: float = 0.0
+    header_notes: list[str] = field(default_factory=list)
+    #: Dry run: the first payloads, so the user can check dates and mapped values.
+    preview: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+
+    @property
+    def rows(self) -> int:
+        return sum(self.counts.values())
+
+    def exit_status(self) -> ExitStatus:
+        if self.stopped_reason:
+            return ExitStatus.ABORTED
+        if any(self.counts[status] for status in STATUSES if status not in SUCCESS_STATUSES):
+            return ExitStatus.ROWS_NOT_CREATED
+        return ExitStatus.OK
+
+    def render(self) -> str:
+        verb = "Checked" if self.dry_run else "Imported"
+        lines = [f"{verb} {self.input_path}: {self.rows} rows in {self.elapsed:.1f}s"]
+        if self.rows == 0:
+            lines.append("  The file has a header but no data rows: nothing to import.")
+        for status in STATUSES:
+            if self.counts[status]:
+                lines.append(f"  {status:<16}{self.counts[status]:>8}")
+        if self.blank_rows:
+            lines.append(f"  blank rows skipped {self.blank_rows:>5}")
+        lines.extend(f"  note: {note}" for note in self.header_notes)
+        if self.dry_run and self.rows:
+            lines.append("  Dry run: nothing was sent to Eloqua.")
+        for number, payload in self.preview:
+            lines.append(f"  row {number} would send: {_preview(payload)}")
+        lines.append(f"Results: {self.results_path}")
+        if self.errors_path is not None:
+            lines.append(
+                f"Rows not created: {self.errors_path} (fix them and import that file again)"
+            )
+        if self.stopped_reason:
+            lines.append(
+                f"Stopped early: {self.stopped_reason}. Rows marked 'failed' were not sent;"
+                " fix the cause and import them again."
+            )
+        return "\n".join(lines)

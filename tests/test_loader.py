@@ -1,0 +1,346 @@
+"""Loader stage: real CSV and XLSX files in, header and numbered rows out."""
+
+from __future__ import annotations
+
+import datetime
+import pathlib
+import tracemalloc
+
+import openpyxl
+import pytest
+
+from importer.errors import InputError
+from importer.loader import Row, Table, open_table
+
+FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+
+
+def write(path: pathlib.Path, data: bytes | str) -> pathlib.Path:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    path.write_bytes(data)
+    return path
+
+
+def read_all(path: pathlib.Path, **options: object) -> tuple[Table, list[Row]]:
+    with open_table(path, **options) as table:  # type: ignore[arg-type]
+        rows = list(table.rows)
+    return table, rows
+
+
+def make_workbook(path: pathlib.Path) -> pathlib.Path:
+    """Two sheets as people really send them: title rows, typed cells, trailing blanks."""
+    workbook = openpyxl.Workbook()
+    summary = workbook.active
+    summary.title = "Summary"
+    summary.append(["Spring Expo 2021 - totals"])
+    attendees = workbook.create_sheet("Attendees")
+    attendees.append(["Spring Expo 2021 attendee list"])
+    attendees.append([None, "exported by ops"])
+    attendees.append(["Email", "Contact ID", "Zip", "Scanned", "Score", "VIP", None, None])
+    attendees.append(["ana@example.com", 2405.0, "00123", datetime.datetime(2021, 3, 4, 14, 30)])
+    attendees.append([None, None, None])
+    attendees.append(["bo@example.com", 17, "02139", datetime.date(2021, 3, 5), 1.5, True])
+    attendees.append([None])
+    attendees.cell(row=9, column=1, value=None)  # formatting-only rows at the end
+    attendees.column_dimensions["J"].width = 30
+    workbook.save(path)
+    return path
+
+
+# --- CSV: encodings and delimiters ------------------------------------------------------------
+
+
+def test_utf8_bom_is_not_part_of_the_first_column_name(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "bom.csv", b"\xef\xbb\xbfEmail,Name\r\nana@example.com,Ana\r\n")
+    table, rows = read_all(path)
+    assert table.header == ["Email", "Name"]
+    assert table.encoding == "utf-8-sig"
+    assert table.kind == "csv"
+    assert rows == [Row(2, ["ana@example.com", "Ana"])]
+
+
+def test_cp1252_semicolon_export_from_excel_is_detected() -> None:
+    table, rows = read_all(FIXTURES / "cp1252_semicolon.csv")
+    assert (table.encoding, table.delimiter) == ("cp1252", ";")
+    assert table.header == ["Email", "Name", "Scan Time"]
+    assert rows[0].cells == ["ana@example.com", "Renée Müller", "03/04/2021 14:30"]
+    assert rows[1].cells[1] == "François € fan"
+    assert [row.number for row in rows] == [2, 3]
+
+
+@pytest.mark.parametrize("delimiter", [";", "\t", "|"])
+def test_delimiter_is_sniffed_from_the_header_line(tmp_path: pathlib.Path, delimiter: str) -> None:
+    text = delimiter.join(["Email", "Name", "Note"]) + "\n"
+    text += delimiter.join(["a@example.com", "A", '"x, y, z"']) + "\n"
+    table, rows = read_all(write(tmp_path / "d.csv", text))
+    assert table.delimiter == delimiter
+    assert rows[0].cells == ["a@example.com", "A", "x, y, z"]
+
+
+def test_commas_inside_quotes_do_not_win_the_delimiter_sniff(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "q.csv", '"Name, full";Email\n"Doe, Jane";j@example.com\n')
+    table, rows = read_all(path)
+    assert table.delimiter == ";"
+    assert table.header == ["Name, full", "Email"]
+    assert rows[0].cells == ["Doe, Jane", "j@example.com"]
+
+
+def test_explicit_delimiter_and_encoding_are_used(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "x.csv", "A|B;C\n1|2;3\n".encode("latin-1"))
+    table, rows = read_all(path, delimiter="|", encoding="latin-1")
+    assert (table.encoding, table.delimiter) == ("latin-1", "|")
+    assert table.header == ["A", "B;C"]
+    assert rows[0].cells == ["1", "2;3"]
+
+
+def test_tab_delimiter_can_be_given_as_backslash_t(tmp_path: pathlib.Path) -> None:
+    table, rows = read_all(write(tmp_path / "t.csv", "A\tB\n1\t2\n"), delimiter="\\t")
+    assert table.delimiter == "\t"
+    assert rows[0].cells == ["1", "2"]
+
+
+def test_utf16_with_bom_is_read(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "u16.csv", "Email\tName\r\nz@example.com\tZoë\r\n".encode("utf-16"))
+    table, rows = read_all(path)
+    assert (table.encoding, table.delimiter) == ("utf-16", "\t")
+    assert rows == [Row(2, ["z@example.com", "Zoë"])]
+
+
+def test_cp1252_byte_after_a_long_ascii_prefix_is_decoded_not_fatal(
+    tmp_path: pathlib.Path,
+) -> None:
+    lines = [b"Email,Name"] + [b"user%d@example.com,User" % i for i in range(5000)]
+    lines.append(b"rene@example.com,Ren\xe9e")
+    table, rows = read_all(write(tmp_path / "late.csv", b"\n".join(lines) + b"\n"))
+    assert table.encoding == "utf-8"
+    assert rows[-1] == Row(5002, ["rene@example.com", "Renée"])
+
+
+def test_wrong_explicit_encoding_names_the_file_and_the_fix(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "win.csv", b"Email,Name\na@example.com,Ren\xe9e\n")
+    with pytest.raises(InputError) as caught, open_table(path, encoding="utf-8") as table:
+        list(table.rows)
+    assert str(caught.value) == (
+        f"cannot read {path} as utf-8: try --encoding cp1252 (Windows) or utf-16"
+    )
+
+
+def test_unknown_encoding_name_is_an_input_error(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "a.csv", "A\n1\n")
+    with pytest.raises(InputError, match="unknown encoding 'klingon'"):
+        read_all(path, encoding="klingon")
+
+
+def test_nul_bytes_are_removed_instead_of_crashing() -> None:
+    table, rows = read_all(FIXTURES / "null_byte.csv")
+    assert rows == [Row(2, ["ana@example.com", "Ana"]), Row(4, ["bo@example.com", "Bo"])]
+    assert table.blank_rows == 1
+
+
+# --- CSV: rows and row numbers ------------------------------------------------------------------
+
+
+def test_blank_rows_are_skipped_but_row_numbers_match_excel(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "b.csv", "Email,Name\na@x.com,A\n\n,\n  ,  \nb@x.com,B\n")
+    table, rows = read_all(path)
+    assert [row.number for row in rows] == [2, 6]
+    assert table.blank_rows == 3
+
+
+def test_quoted_multiline_cell_counts_as_one_row(tmp_path: pathlib.Path) -> None:
+    path = write(
+        tmp_path / "m.csv", 'Email,Note\r\na@x.com,"line one\r\nline two"\r\nb@x.com,ok\r\n'
+    )
+    _, rows = read_all(path)
+    assert rows == [Row(2, ["a@x.com", "line one\r\nline two"]), Row(3, ["b@x.com", "ok"])]
+
+
+def test_header_on_row_3_ignores_a_ragged_preamble(tmp_path: pathlib.Path) -> None:
+    text = "Spring Expo export; generated 2021-03-04\nby,ops,team,,,\nEmail;Name\na@x.com;A\n"
+    table, rows = read_all(write(tmp_path / "p.csv", text), header_row=3)
+    assert table.delimiter == ";"
+    assert table.header == ["Email", "Name"]
+    assert rows == [Row(4, ["a@x.com", "A"])]
+
+
+def test_short_rows_are_padded_and_long_rows_carry_an_error(tmp_path: pathlib.Path) -> None:
+    text = "A,B,C\n1\n1,2,3,,\n1,2,3,4,5\n"
+    _, rows = read_all(write(tmp_path / "r.csv", text))
+    assert rows[0] == Row(2, ["1", "", ""])
+    assert rows[1] == Row(3, ["1", "2", "3"])  # extra blank cells are harmless
+    assert rows[2].cells == ["1", "2", "3"]
+    assert rows[2].error is not None
+    assert rows[2].error.startswith("row has 5 cells but the header has 3 columns")
+
+
+def test_header_names_are_trimmed_deduplicated_and_blank_ones_named(
+    tmp_path: pathlib.Path,
+) -> None:
+    text = " Email , Name ,,Name,Email,Column 3,,\na,b,c,d,e,f\n"
+    table, rows = read_all(write(tmp_path / "h.csv", text))
+    assert table.header == ["Email", "Name", "Column 3", "Name (2)", "Email (2)", "Column 3 (2)"]
+    assert table.header_notes == [
+        "column 3 has no name; it is called 'Column 3'",
+        "column 4 repeats the name 'Name'; it is called 'Name (2)'",
+        "column 5 repeats the name 'Email'; it is called 'Email (2)'",
+        "column 6 repeats the name 'Column 3'; it is called 'Column 3 (2)'",
+    ]
+    assert rows[0].cells == ["a", "b", "c", "d", "e", "f"]
+
+
+def test_header_only_file_has_no_rows(tmp_path: pathlib.Path) -> None:
+    table, rows = read_all(write(tmp_path / "h.csv", "Email,Name\n"))
+    assert table.header == ["Email", "Name"]
+    assert rows == []
+
+
+def test_rows_are_read_lazily(tmp_path: pathlib.Path) -> None:
+    # A broken byte far down the file must not matter until the reader gets there.
+    body = b"".join(b"user%d@example.com,User %d\n" % (i, i) for i in range(200_000))
+    path = write(tmp_path / "big.csv", b"Email,Name\n" + body + b"bad,\xff\n")
+    tracemalloc.start()
+    with open_table(path, encoding="utf-8") as table:
+        first = next(table.rows)
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        assert first == Row(2, ["user0@example.com", "User 0"])
+        assert peak < len(body) // 4  # nowhere near the 5 MB file
+        with pytest.raises(InputError, match="cannot read"):
+            list(table.rows)
+
+
+def test_file_is_closed_when_the_block_exits(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "c.csv", "A\n1\n2\n")
+    with open_table(path) as table:
+        pass
+    with pytest.raises(ValueError, match="closed file"):
+        next(table.rows)
+
+
+# --- file problems ------------------------------------------------------------------------------
+
+
+def test_empty_file_says_no_header_row_was_found(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "empty.csv", b"")
+    with pytest.raises(InputError, match=r"empty\.csv is empty: no header row found at row 1"):
+        read_all(path)
+
+
+def test_header_row_past_the_end_of_the_file_is_an_input_error(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "short.csv", "A,B\n1,2\n")
+    with pytest.raises(InputError, match="no header row found at row 5"):
+        read_all(path, header_row=5)
+
+
+def test_blank_header_row_asks_for_the_right_header_row(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "gap.csv", "Title\n,,\nA,B\n")
+    with pytest.raises(InputError, match=r"row 2 is blank.*--header-row"):
+        read_all(path, header_row=2)
+
+
+def test_missing_file_and_folder_are_input_errors(tmp_path: pathlib.Path) -> None:
+    with pytest.raises(InputError, match=r"nope\.csv not found"):
+        read_all(tmp_path / "nope.csv")
+    with pytest.raises(InputError, match="is a folder"):
+        read_all(tmp_path)
+
+
+def test_old_xls_workbook_asks_to_save_as_xlsx(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "old.xls", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)
+    with pytest.raises(InputError) as caught:
+        read_all(path)
+    assert str(caught.value) == (
+        f"{path} is an old Excel 97-2003 .xls workbook; open it in Excel and Save As .xlsx or CSV"
+    )
+
+
+def test_ole_file_named_xlsx_is_reported_as_password_protected(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "locked.xlsx", b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + b"\0" * 600)
+    with pytest.raises(InputError, match=r"locked\.xlsx looks password-protected.*remove"):
+        read_all(path)
+
+
+def test_html_saved_with_an_excel_name_is_refused(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "report.xls", "<html><table><tr><td>Email</td></tr></table></html>")
+    with pytest.raises(InputError, match="web page"):
+        read_all(path)
+
+
+def test_truncated_xlsx_is_reported_as_corrupt(tmp_path: pathlib.Path) -> None:
+    whole = make_workbook(tmp_path / "whole.xlsx").read_bytes()
+    path = write(tmp_path / "cut.xlsx", whole[: len(whole) // 2])
+    with pytest.raises(InputError) as caught:
+        read_all(path)
+    assert str(caught.value) == (
+        f"{path} is not a valid Excel workbook (it may be truncated or corrupt); re-export it"
+    )
+
+
+# --- XLSX ---------------------------------------------------------------------------------------
+
+
+def test_xlsx_cells_keep_their_types_and_integral_floats_become_ints(
+    tmp_path: pathlib.Path,
+) -> None:
+    path = make_workbook(tmp_path / "expo.xlsx")
+    table, rows = read_all(path, sheet="Attendees", header_row=3)
+    assert (table.kind, table.sheet, table.encoding, table.delimiter) == (
+        "xlsx",
+        "Attendees",
+        None,
+        None,
+    )
+    assert table.header == ["Email", "Contact ID", "Zip", "Scanned", "Score", "VIP"]
+    assert rows == [
+        Row(4, ["ana@example.com", 2405, "00123", datetime.datetime(2021, 3, 4, 14, 30), "", ""]),
+        Row(6, ["bo@example.com", 17, "02139", datetime.datetime(2021, 3, 5), 1.5, True]),
+    ]
+    assert type(rows[0].cells[1]) is int
+    assert table.blank_rows == 4  # rows 5 and 7, and the empty rows 8-9 at the end
+
+
+@pytest.mark.parametrize("sheet", [2, "2", "Attendees", "attendees"])
+def test_xlsx_sheet_is_chosen_by_name_or_1_based_number(
+    tmp_path: pathlib.Path, sheet: str | int
+) -> None:
+    table, _ = read_all(make_workbook(tmp_path / "expo.xlsx"), sheet=sheet, header_row=3)
+    assert table.sheet == "Attendees"
+
+
+def test_xlsx_default_sheet_is_the_first(tmp_path: pathlib.Path) -> None:
+    table, rows = read_all(make_workbook(tmp_path / "expo.xlsx"))
+    assert (table.sheet, table.header, rows) == ("Summary", ["Spring Expo 2021 - totals"], [])
+
+
+@pytest.mark.parametrize("sheet", ["Booth Scans", 3, 0])
+def test_missing_sheet_lists_the_sheets_there_are(tmp_path: pathlib.Path, sheet: str | int) -> None:
+    with pytest.raises(InputError, match=r"has no sheet .*its sheets are 'Summary', 'Attendees'"):
+        read_all(make_workbook(tmp_path / "expo.xlsx"), sheet=sheet)
+
+
+def test_xlsx_is_recognised_by_content_whatever_its_name(tmp_path: pathlib.Path) -> None:
+    path = make_workbook(tmp_path / "expo.xlsx").rename(tmp_path / "expo.csv")
+    table, rows = read_all(path, sheet=2, header_row=3)
+    assert table.kind == "xlsx"
+    assert len(rows) == 2
+
+
+def test_xlsx_rows_with_data_beyond_the_header_carry_an_error(tmp_path: pathlib.Path) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Email", "Name"])
+    sheet.append(["a@x.com", "A", None, "stray"])
+    path = tmp_path / "wide.xlsx"
+    workbook.save(path)
+    _, rows = read_all(path)
+    assert rows[0].cells == ["a@x.com", "A"]
+    assert rows[0].error is not None
+    assert rows[0].error.startswith("row has 4 cells but the header has 2 columns")
+
+
+def test_empty_sheet_names_the_sheet(tmp_path: pathlib.Path) -> None:
+    path = tmp_path / "blank.xlsx"
+    openpyxl.Workbook().save(path)
+    with pytest.raises(InputError, match=r"blank\.xlsx \(sheet 'Sheet'\) is empty"):
+        read_all(path)

@@ -1,0 +1,145 @@
+"""The sender: retry policy (sleep patched, never waits) and concurrency, on a real socket."""
+
+from __future__ import annotations
+
+import socket
+
+from importer.config import Credentials
+from importer.eloqua import EloquaClient, open_session
+from importer.sender import Outcome, RetryPolicy, Sender, send_one
+
+PAYLOAD = {
+    "name": "Expo",
+    "assetName": "Expo",
+    "assetType": "Tradeshow",
+    "activityType": "Visited Booth",
+    "activityDate": "1773493500",
+    "contactId": 2001,
+}
+CREDENTIALS = Credentials("Acme", "api.user", "s3cret")
+
+
+def policy(sleep, attempts: int = 6) -> RetryPolicy:
+    return RetryPolicy(max_attempts=attempts, sleep=sleep)
+
+
+async def send(base_url: str, sleep, attempts: int = 6) -> Outcome:
+    async with open_session(4) as session:
+        client = EloquaClient(session, base_url, CREDENTIALS)
+        return await send_one(client, PAYLOAD, policy(sleep, attempts))
+
+
+async def test_server_error_then_success_is_retried_once(scripted, fake_sleep):
+    scripted.then(500, {"error": "boom"})
+    outcome = await send(scripted.base_url, fake_sleep)
+    assert outcome.status == "created"
+    assert outcome.activity_id == "5001"
+    assert outcome.attempts == 2
+    assert len(fake_sleep.waits) == 1
+    assert scripted.received == [PAYLOAD, PAYLOAD]
+
+
+async def test_429_waits_as_long_as_retry_after_says(scripted, fake_sleep):
+    scripted.then(429, "Too Many Requests", {"Retry-After": "7"})
+    outcome = await send(scripted.base_url, fake_sleep)
+    assert outcome.status == "created"
+    assert fake_sleep.waits == [7.0]
+
+
+async def test_503_without_retry_after_backs_off_longer_than_500(scripted, fake_sleep):
+    scripted.then(503).then(500)
+    await send(scripted.base_url, fake_sleep)
+    throttled, server_error = fake_sleep.waits
+    # attempt 1: (1 s + up to 1 s jitter) x4 for throttling; attempt 2: 2 s + jitter.
+    assert 4.0 <= throttled <= 8.0
+    assert 2.0 <= server_error <= 3.0
+
+
+async def test_backoff_grows_exponentially_and_gives_up_as_failed(scripted, fake_sleep):
+    for _ in range(4):
+        scripted.then(502)
+    outcome = await send(scripted.base_url, fake_sleep, attempts=4)
+    assert outcome.status == "failed"
+    assert outcome.http_status == 502
+    assert outcome.attempts == 4
+    assert "safe to resend" in outcome.error
+    first, second, third = fake_sleep.waits
+    assert 1.0 <= first <= 2.0 and 2.0 <= second <= 3.0 and 4.0 <= third <= 5.0
+
+
+async def test_400_is_rejected_with_eloquas_reason_and_never_retried(scripted, fake_sleep):
+    scripted.then(
+        400,
+        [
+            {
+                "type": "ObjectValidationError",
+                "property": "contactId",
+                "requirement": {"type": "IdRequirement"},
+                "value": "0",
+            }
+        ],
+    )
+    outcome = await send(scripted.base_url, fake_sleep)
+    assert outcome.status == "rejected"
+    assert outcome.http_status == 400
+    assert outcome.attempts == 1
+    assert outcome.error == "contactId '0' is not the id of an existing record (IdRequirement)"
+    assert fake_sleep.waits == []
+    assert len(scripted.received) == 1
+
+
+async def test_dropped_connection_is_uncertain_and_not_resent(scripted, fake_sleep):
+    scripted.then(0)
+    outcome = await send(scripted.base_url, fake_sleep)
+    assert outcome.status == "uncertain"
+    assert "not resent" in outcome.error
+    assert len(scripted.received) == 1
+
+
+async def test_refused_connection_is_retried_then_failed(fake_sleep):
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    outcome = await send(f"http://127.0.0.1:{port}", fake_sleep, attempts=3)
+    assert outcome.status == "failed"
+    assert outcome.attempts == 3
+    assert "could not connect" in outcome.error
+
+
+async def test_401_stops_the_run_and_reports_every_remaining_row(scripted, fake_sleep):
+    scripted.then(401, "Not authenticated.")
+    outcomes: dict[int, Outcome] = {}
+    async with open_session(1) as session:
+        sender: Sender[int] = Sender(
+            EloquaClient(session, scripted.base_url, CREDENTIALS),
+            on_outcome=outcomes.__setitem__,
+            concurrency=1,
+            policy=policy(fake_sleep),
+        )
+        stats = await sender.run((n, PAYLOAD) for n in range(20))
+    assert len(scripted.received) == 1
+    assert sorted(outcomes) == list(range(20))
+    assert {o.status for o in outcomes.values()} == {"failed"}
+    assert outcomes[0].http_status == 401
+    assert "credentials" in stats.stopped_reason
+    assert "safe to resend" in outcomes[19].error
+
+
+async def test_sender_reports_each_job_once_in_completion_order(scripted, fake_sleep):
+    scripted.then(500)
+    outcomes: list[tuple[int, str]] = []
+    async with open_session(4) as session:
+        sender: Sender[int] = Sender(
+            EloquaClient(session, scripted.base_url, CREDENTIALS),
+            on_outcome=lambda key, outcome: outcomes.append((key, outcome.status)),
+            concurrency=4,
+            policy=policy(fake_sleep),
+        )
+        await sender.run((n, {**PAYLOAD, "contactId": n}) for n in range(1, 31))
+    assert sorted(outcomes) == [(n, "created") for n in range(1, 31)]
+    assert sorted(p["contactId"] for p in scripted.received) == [1, *range(1, 31)]
+
+
+async def test_basic_auth_header_is_company_backslash_user():
+    assert CREDENTIALS.authorization() == "Basic QWNtZVxhcGkudXNlcjpzM2NyZXQ="
+    assert "s3cret" not in repr(CREDENTIALS)
