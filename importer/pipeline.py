@@ -138,11 +138,26 @@ class _Run:
             stats = await sender.run(self._payloads())
         finally:
             self._close()
-        self.summary.stopped_reason = stats.stopped_reason
+        self.summary.stopped_reason = stats.stopped_reason or self.summary.stopped_reason
         return self.summary
 
     def _payloads(self) -> Iterator[tuple[Row, dict[str, Any]]]:
-        """Valid, first-seen payloads; invalid rows and repeats are recorded on the way."""
+        """Valid, first-seen payloads; invalid rows and repeats are recorded on the way.
+
+        A file that turns unreadable part-way (a bad byte deep in a CSV) ends the stream:
+        rows before it are still sent and reported, and the run ends as stopped.
+        """
+        sent = 0
+        try:
+            for job in self._read_payloads():
+                sent += 1
+                yield job
+        except InputError as exc:
+            if self.options.dry_run or not sent:
+                raise  # nothing went to Eloqua: a plain input error, exit 2
+            self.summary.stopped_reason = f"the file could not be read further: {exc}"
+
+    def _read_payloads(self) -> Iterator[tuple[Row, dict[str, Any]]]:
         for row in self.table.rows:
             try:
                 payload = self.mapping.payload(row)

@@ -51,14 +51,15 @@ class RetryPolicy:
     jitter: float = 1.0
     throttle_factor: float = 4.0  # 429/503 without Retry-After: wait this much longer
     max_retry_after: float = 300.0
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+    #: None means :func:`backoff_sleep`, looked up at run time so tests can patch it.
+    sleep: Callable[[float], Awaitable[None]] | None = None
 
     def retrying(self) -> AsyncRetrying:
         return AsyncRetrying(
             retry=retry_if_result(_retryable) | retry_if_exception_type(NOT_SENT_ERRORS),
             wait=self._wait,
             stop=stop_after_attempt(self.max_attempts),
-            sleep=self.sleep,
+            sleep=self.sleep or backoff_sleep,
             # Out of attempts: hand back the last answer (or raise the last error).
             retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
         )
@@ -75,6 +76,11 @@ class RetryPolicy:
             if response.status in THROTTLE_STATUSES:
                 return min(backoff * self.throttle_factor, self.max_wait * self.throttle_factor)
         return backoff
+
+
+async def backoff_sleep(seconds: float) -> None:
+    """The wait between attempts (tests replace it so they never wait)."""
+    await asyncio.sleep(seconds)
 
 
 def _retryable(response: ApiResponse) -> bool:

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
 from aiohttp import web
+
+from importer.sandbox.server import (
+    SANDBOX_COMPANY,
+    SANDBOX_PASSWORD,
+    SANDBOX_USERNAME,
+    SandboxConfig,
+    SandboxServer,
+)
 
 
 @dataclass
@@ -71,3 +81,76 @@ class FakeSleep:
 @pytest.fixture
 def fake_sleep() -> FakeSleep:
     return FakeSleep()
+
+
+class ThreadedSandbox:
+    """The real sandbox on a loopback port, served from its own thread and event loop, so
+    tests can run the CLI in-process (it calls asyncio.run) or as a subprocess against it."""
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self._server = SandboxServer(config)
+        self._loop = asyncio.new_event_loop()
+        self._stop: asyncio.Event | None = None
+        started = threading.Event()
+
+        async def serve() -> None:
+            self._stop = asyncio.Event()
+            async with self._server:
+                started.set()
+                await self._stop.wait()
+
+        self._thread = threading.Thread(
+            target=self._loop.run_until_complete, args=(serve(),), daemon=True
+        )
+        self._thread.start()
+        if not started.wait(timeout=60):
+            raise RuntimeError("sandbox did not start")
+        self.base_url = self._server.base_url
+        self.state = self._server.state
+
+    def close(self) -> None:
+        assert self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        self._thread.join(timeout=60)
+        self._loop.close()
+
+
+def sandbox_env(base_url: str, password: str = SANDBOX_PASSWORD) -> dict[str, str]:
+    return {
+        "ELOQUA_BASE_URL": base_url,
+        "ELOQUA_COMPANY": SANDBOX_COMPANY,
+        "ELOQUA_USERNAME": SANDBOX_USERNAME,
+        "ELOQUA_PASSWORD": password,
+    }
+
+
+@pytest.fixture
+def sandbox_factory(monkeypatch) -> Iterator[Callable[..., ThreadedSandbox]]:
+    """Start a sandbox (with optional faults) and point the ELOQUA_* environment at it."""
+    started: list[ThreadedSandbox] = []
+    for name in ("ELOQUA_ACCESS_TOKEN", "ELOQUA_LOGIN_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+    def start(**config: Any) -> ThreadedSandbox:
+        sandbox = ThreadedSandbox(SandboxConfig(**config))
+        started.append(sandbox)
+        for name, value in sandbox_env(sandbox.base_url).items():
+            monkeypatch.setenv(name, value)
+        return sandbox
+
+    yield start
+    for sandbox in started:
+        sandbox.close()
+
+
+@pytest.fixture
+def sandbox(sandbox_factory) -> ThreadedSandbox:
+    return sandbox_factory()
+
+
+@pytest.fixture
+def no_backoff(monkeypatch) -> FakeSleep:
+    """Retries happen at once; the waits asked for are recorded."""
+    sleep = FakeSleep()
+    monkeypatch.setattr("importer.sender.backoff_sleep", sleep)
+    return sleep

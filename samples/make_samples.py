@@ -1,0 +1,195 @@
+"""Regenerate the sample input files from the sandbox seed (deterministic).
+
+    .venv/bin/python samples/make_samples.py
+
+Writes ``samples/attendees.csv`` (trade-show booth scans, US dates, crossing the US daylight
+saving change of 8 March 2026) and ``samples/webinar.xlsx`` (a webinar report with a summary
+sheet first and the attendee table starting on row 3, crossing the UK change of 29 March 2026).
+Every row refers to a seeded sandbox contact with its real name and e-mail address, so both
+files import cleanly into ``eloqua-import run ... --sandbox``.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+import re
+import sys
+import zipfile
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from openpyxl import Workbook
+from openpyxl.styles import Font
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))  # run from a checkout without installing
+
+from importer.sandbox.seed import CONTACTS  # noqa: E402
+
+Contact = tuple[int, str, str, str]
+
+# Contacts every sample should contain: accents, an apostrophe, a "+" tag, CJK script.
+MUST_INCLUDE = (2001, 2002, 2003, 2004, 2005, 2006, 2007)
+
+COMPANIES = (
+    "Acme Analytics", "Nordlicht GmbH", "Blue Harbor Logistics", "Café Solutions SARL",
+    "Kowalski & Syn", "Fjord Data AS", "Sakura Systems KK", "Emerald Isle Insurance",
+    "Pampas Retail SA", "Helix Biotech", "Lumière Médias", "Brightwater Bank",
+)  # fmt: skip
+CSV_HEADER = (
+    "First Name", "Last Name", "Email", "Contact ID", "Company", "Event", "Action",
+    "Scan Time", "Booth", "Campaign ID",
+)  # fmt: skip
+XLSX_HEADER = (
+    "Contact ID", "First Name", "Last Name", "Email", "Joined At", "Minutes Attended", "Attended",
+)  # fmt: skip
+
+
+def pick_contacts(rng: random.Random, count: int) -> list[Contact]:
+    """``count`` distinct seeded contacts, always including the awkward ones."""
+    required = [c for c in CONTACTS if c[0] in MUST_INCLUDE]
+    others = [c for c in CONTACTS if c[0] not in MUST_INCLUDE]
+    return required + rng.sample(others, count - len(required))
+
+
+def attendee_rows(rng: random.Random) -> list[dict[str, str]]:
+    """60 booth scans over Saturday 7 and Monday 9 March 2026 (US DST starts on the 8th)."""
+    scans: list[tuple[datetime, Contact, str]] = []
+    for index, contact in enumerate(pick_contacts(rng, 45)):
+        day = datetime(2026, 3, 7) if index % 2 == 0 else datetime(2026, 3, 9)
+        first = day + timedelta(hours=9, minutes=5 * rng.randrange(0, 96))  # 09:00..16:55
+        action = "registered" if index % 7 == 3 else "visited"
+        scans.append((first, contact, action))
+        if index < 15:  # a third of the visitors came back for a demo
+            demo = first + timedelta(minutes=10 + 5 * rng.randrange(0, 10))
+            scans.append((demo, contact, "demo"))
+    scans.sort(key=lambda scan: (scan[0], scan[1][0]))
+    rows = []
+    for number, (when, (cid, first_name, last_name, email), action) in enumerate(scans):
+        rows.append(
+            {
+                "First Name": first_name,
+                "Last Name": last_name,
+                "Email": email,
+                "Contact ID": str(cid),
+                "Company": COMPANIES[cid % len(COMPANIES)],
+                "Event": "Spring Expo 2026",
+                "Action": action,
+                "Scan Time": when.strftime("%m/%d/%Y %H:%M"),
+                "Booth": f"B{cid % 24 + 1:02d}",
+                "Campaign ID": "" if number % 9 == 4 else "37",
+            }
+        )
+    return rows
+
+
+def write_attendees(path: Path) -> int:
+    rows = attendee_rows(random.Random(2026))
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=CSV_HEADER, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return len(rows)
+
+
+def webinar_rows(rng: random.Random) -> list[tuple[int | float, str, str, str, datetime, int, str]]:
+    """55 registrants of a webinar on Thursday 2 April 2026, 14:00 London time (BST).
+
+    Attendees carry the time they joined; no-shows carry the time they registered (in March,
+    mostly before the UK clocks changed on 29 March), which the mapping turns into "Registered".
+    """
+    webinar = datetime(2026, 4, 2, 14, 0)
+    rows = []
+    for index, (cid, first_name, last_name, email) in enumerate(pick_contacts(rng, 55)):
+        attended = index % 10 not in (2, 5, 8)
+        if attended:
+            joined = webinar + timedelta(minutes=rng.randrange(-3, 20), seconds=rng.randrange(60))
+            minutes = rng.randrange(5, 61)
+        else:
+            # 07:00..21:59 on 10..31 March: never inside the 01:00-02:00 gap of 29 March
+            day = datetime(2026, 3, 10 + rng.randrange(22))
+            joined = day + timedelta(hours=7, minutes=rng.randrange(15 * 60))
+            minutes = 0
+        # Files from other tools often hold whole numbers as floats; keep a few (2007 among them).
+        contact_id: int | float = float(cid) if cid == 2007 or index % 9 == 6 else cid
+        rows.append(
+            (contact_id, first_name, last_name, email, joined, minutes, "Yes" if attended else "No")
+        )
+    return rows
+
+
+def write_webinar(path: Path) -> int:
+    rows = webinar_rows(random.Random(402))
+    attended = [row for row in rows if row[6] == "Yes"]
+    workbook = Workbook()
+    summary = workbook.active
+    summary.title = "Summary"
+    for line in (
+        ("Webinar report",),
+        ("Webinar", "Data Privacy in 2026"),
+        ("Date", datetime(2026, 4, 2, 14, 0)),
+        ("Registrants", len(rows)),
+        ("Attended", len(attended)),
+        ("Average minutes attended", round(sum(r[5] for r in attended) / len(attended), 1)),
+        ("Times are", "Europe/London local time"),
+    ):
+        summary.append(line)
+    summary["A1"].font = Font(bold=True, size=14)
+    summary["B3"].number_format = "dd/mm/yyyy hh:mm"
+    summary.column_dimensions["A"].width = 26
+    summary.column_dimensions["B"].width = 24
+
+    sheet = workbook.create_sheet("Attendees")
+    sheet.append(("Webinar: Data Privacy in 2026",))
+    sheet["A1"].font = Font(bold=True, size=14)
+    sheet.append(())
+    sheet.append(XLSX_HEADER)
+    for cell in sheet[3]:
+        cell.font = Font(bold=True)
+    for row in rows:
+        sheet.append(row)
+        sheet.cell(sheet.max_row, 1).number_format = "0"
+        sheet.cell(sheet.max_row, 5).number_format = "dd/mm/yyyy hh:mm:ss"
+    for column, width in zip("ABCDEFG", (11, 14, 18, 36, 20, 17, 9), strict=True):
+        sheet.column_dimensions[column].width = width
+
+    workbook.properties.creator = "samples/make_samples.py"
+    workbook.properties.created = datetime(2026, 4, 2, 16, 0)
+    workbook.save(path)
+    float_rows = {number for number, row in enumerate(rows, start=4) if isinstance(row[0], float)}
+    _rewrite_xlsx(path, "xl/worksheets/sheet2.xml", float_rows)
+    return len(rows)
+
+
+def _rewrite_xlsx(path: Path, sheet_xml: str, float_rows: set[int]) -> None:
+    """Store column A of ``float_rows`` as ``2007.0`` and pin every timestamp.
+
+    openpyxl writes 2007.0 as ``<v>2007</v>``, which reads back as an int; files written by
+    other tools keep the ``.0``, and the importer must cope. Fixed zip and document dates make
+    the file byte-for-byte reproducible.
+    """
+    with zipfile.ZipFile(path) as source:
+        entries = [(info.filename, source.read(info)) for info in source.infolist()]
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in entries:
+            text = data.decode("utf-8") if name.endswith(".xml") else None
+            if name == sheet_xml and text is not None:
+                text = re.sub(
+                    r'(<c r="A(\d+)"[^>]*><v>)(\d+)(</v>)',
+                    lambda m: m[1] + m[3] + (".0" if int(m[2]) in float_rows else "") + m[4],
+                    text,
+                )
+            if name == "docProps/core.xml" and text is not None:
+                text = re.sub(r"(<dcterms:modified[^>]*>)[^<]*", r"\g<1>2026-04-02T16:00:00Z", text)
+            payload = text.encode("utf-8") if text is not None else data
+            target.writestr(zipfile.ZipInfo(name, date_time=(2026, 4, 2, 16, 0, 0)), payload)
+
+
+def main() -> None:
+    print(f"attendees.csv: {write_attendees(HERE / 'attendees.csv')} rows")
+    print(f"webinar.xlsx: {write_webinar(HERE / 'webinar.xlsx')} rows")
+
+
+if __name__ == "__main__":
+    main()
