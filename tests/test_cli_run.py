@@ -313,3 +313,34 @@ def test_quick_start_sample_import_runs_as_a_real_process(tmp_path):
     assert len(results) >= 50
     assert {r["status"] for r in results.values()} == {"created"}
     assert len({r["activity_id"] for r in results.values()}) == len(results)
+
+
+def test_webinar_workbook_sample_sends_london_times_and_whole_ids(tmp_path, sandbox):
+    from zoneinfo import ZoneInfo
+
+    import openpyxl
+
+    workbook = ROOT / "samples" / "webinar.xlsx"
+    mapping = ROOT / "mappings" / "webinar.yaml"
+    assert run(tmp_path, str(workbook), "--mapping", str(mapping)) == 0
+
+    sheet = openpyxl.load_workbook(workbook, read_only=True)["Attendees"]
+    expected = {}
+    for number, cells in enumerate(sheet.iter_rows(min_row=4, values_only=True), start=4):
+        if cells[0] is None:
+            continue
+        contact, joined, minutes, attended = cells[0], cells[4], cells[5], cells[6]
+        when = joined.replace(tzinfo=ZoneInfo("Europe/London"))
+        expected[number] = {
+            "contactId": int(contact),
+            "activityDate": str(int(when.timestamp())),
+            "activityType": "Attended" if attended == "Yes" else "Registered",
+            "fieldValues": [{"type": "FieldValue", "id": "31", "value": str(int(minutes))}],
+        }
+    results = read_results(tmp_path / "results.csv")
+    assert set(results) == set(expected) and len(expected) == 55
+    for number, result in results.items():
+        sent = sandbox.state.activity(result["activity_id"])
+        assert sent is not None
+        assert {key: sent[key] for key in expected[number]} == expected[number]
+        assert sent["assetType"] == "Webinar" and sent["campaignId"] == 38

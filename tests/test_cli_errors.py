@@ -1,0 +1,104 @@
+"""Bad input and usage: a clear message naming the problem, exit 2, no traceback, nothing sent.
+Also: every command has help with examples (as sqlite-utils' test_docs checks)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from importer.cli import build_parser, main
+
+ROOT = Path(__file__).resolve().parent.parent
+SAMPLE = ROOT / "samples" / "attendees.csv"
+MAPPING = ROOT / "mappings" / "attendees.yaml"
+
+
+def run_cli(tmp_path: Path, *args: str) -> int:
+    return main(["run", *args, "--results", str(tmp_path / "r.csv"), "--quiet"])
+
+
+@pytest.mark.parametrize("command", ["run", "sandbox"])
+def test_every_command_has_help_with_examples(command, capsys):
+    with pytest.raises(SystemExit) as done:
+        build_parser().parse_args([command, "--help"])
+    assert done.value.code == 0
+    out = capsys.readouterr().out
+    assert "examples:" in out and f"eloqua-import {command}" in out
+
+
+def test_python_dash_m_importer_shows_help():
+    done = subprocess.run(
+        [sys.executable, "-m", "importer", "--help"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0
+    assert "run" in done.stdout and "sandbox" in done.stdout
+
+
+def test_missing_input_file_is_exit_2_naming_it(tmp_path, sandbox, capsys):
+    assert run_cli(tmp_path, str(tmp_path / "nope.csv"), "--mapping", str(MAPPING)) == 2
+    err = capsys.readouterr().err
+    assert "nope.csv" in err and "not found" in err and "Traceback" not in err
+    assert sum(sandbox.state.request_counts.values()) == 0
+
+
+def test_yaml_syntax_error_is_exit_2_with_line(tmp_path, sandbox, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("version: 1\nactivity:\n  assetType: Tradeshow\n   name: x\n", encoding="utf-8")
+    assert run_cli(tmp_path, str(SAMPLE), "--mapping", str(bad)) == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml" in err and "line 4" in err
+    assert sum(sandbox.state.request_counts.values()) == 0
+
+
+def test_missing_sheet_lists_the_sheets(tmp_path, capsys):
+    workbook = ROOT / "samples" / "webinar.xlsx"
+    mapping = ROOT / "mappings" / "webinar.yaml"
+    args = [str(workbook), "--mapping", str(mapping), "--sheet", "Registrants", "--dry-run"]
+    assert run_cli(tmp_path, *args) == 2
+    err = capsys.readouterr().err
+    assert "Registrants" in err and "Attendees" in err and "Summary" in err
+
+
+def test_header_only_file_is_not_an_error(tmp_path, sandbox, capsys):
+    data = tmp_path / "empty.csv"
+    data.write_text(SAMPLE.read_text(encoding="utf-8").splitlines()[0] + "\n", encoding="utf-8")
+    assert run_cli(tmp_path, str(data), "--mapping", str(MAPPING)) == 0
+    assert "no data rows" in capsys.readouterr().out
+    assert sandbox.state.activities == []
+
+
+def test_results_path_in_missing_folder_is_exit_2(tmp_path, capsys):
+    args = ["run", str(SAMPLE), "--mapping", str(MAPPING), "--dry-run", "--quiet"]
+    assert main([*args, "--results", str(tmp_path / "no" / "such" / "r.csv")]) == 2
+    assert "cannot write" in capsys.readouterr().err
+
+
+def test_results_path_may_not_overwrite_the_input(tmp_path, capsys):
+    data = tmp_path / "a.csv"
+    data.write_bytes(SAMPLE.read_bytes())
+    args = ["run", str(data), "--mapping", str(MAPPING), "--dry-run", "--quiet"]
+    assert main([*args, "--results", str(data)]) == 2
+    assert "is the input file" in capsys.readouterr().err
+    assert data.read_bytes() == SAMPLE.read_bytes()
+
+
+def test_dry_run_needs_no_credentials_and_keeps_real_results(tmp_path, monkeypatch, capsys):
+    for name in ("ELOQUA_COMPANY", "ELOQUA_USERNAME", "ELOQUA_PASSWORD", "ELOQUA_ACCESS_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "attendees.results.csv").write_text("a real run's results", encoding="utf-8")
+    assert main(["run", str(SAMPLE), "--mapping", str(MAPPING), "--dry-run", "--quiet"]) == 0
+    assert (tmp_path / "attendees.results.csv").read_text(encoding="utf-8") == (
+        "a real run's results"
+    )
+    assert (tmp_path / "attendees.dry-run.results.csv").exists()
+
+
+def test_bad_option_value_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as done:
+        main(["run", str(SAMPLE), "--mapping", str(MAPPING), "--concurrency", "0"])
+    assert done.value.code == 2
+    assert "must be 1 or more" in capsys.readouterr().err
