@@ -17,24 +17,7 @@ from importer.sandbox.server import SANDBOX_TOKEN
 
 ROOT = Path(__file__).resolve().parent.parent
 
-MAPPING = """\
-version: 1
-activity:
-  name: "{Event} - {Action}"
-  assetName: {column: Event}
-  assetType: Tradeshow
-  activityType:
-    column: Action
-    map: {visited: Visited Booth, demo: Viewed a Demo}
-  activityDate:
-    column: Scan Time
-    format: "%m/%d/%Y %H:%M"
-    timezone: America/New_York
-  contactId: {column: Contact ID}
-  campaignId: {column: Campaign, required: false}
-  fieldValues:
-    - {id: "12", column: Booth}
-"""
+MAPPING = (Path(__file__).parent / "fixtures" / "booth_scans.yaml").read_text(encoding="utf-8")
 
 # Row 2 and 3 straddle the US daylight-saving change (8 March 2026); row 4 has an action the
 # map lacks; row 5 an unknown contact; row 6 is blank; row 7 repeats row 2.

@@ -12,26 +12,9 @@ from importer.errors import MappingError, RowError
 from importer.loader import Row
 from importer.mapping import Mapping, load_mapping
 
-HEADER = ["First Name", "Email", "Contact ID", "Event", "Action", "Scan Time", "Booth", "Camp"]
+HEADER = ["First Name", "Email", "Contact ID", "Event", "Action", "Scan Time", "Booth", "Campaign"]
 
-BASIC = """\
-version: 1
-activity:
-  name: "{Event} - {Action}"
-  assetName: {column: Event}
-  assetType: Tradeshow
-  activityType:
-    column: Action
-    map: {visited: Visited Booth, demo: Viewed a Demo}
-  activityDate:
-    column: Scan Time
-    format: "%m/%d/%Y %H:%M"
-    timezone: America/New_York
-  contactId: {column: Contact ID}
-  campaignId: {column: Camp, required: false}
-  fieldValues:
-    - {id: "12", column: Booth}
-"""
+BASIC = (Path(__file__).parent / "fixtures" / "booth_scans.yaml").read_text(encoding="utf-8")
 
 
 def write_mapping(tmp_path: Path, text: str, name: str = "m.yaml") -> Path:
@@ -55,7 +38,7 @@ def row(**cells: object) -> Row:
         "Action": "visited",
         "Scan Time": "03/14/2026 09:05",
         "Booth": "B12",
-        "Camp": "37",
+        "Campaign": "37",
     }
     values.update({key.replace("_", " "): value for key, value in cells.items()})
     return Row(number=2, cells=[values[name] for name in HEADER])
@@ -99,7 +82,7 @@ def test_value_not_in_map_makes_row_invalid_naming_choices(tmp_path):
 
 
 def test_optional_blank_field_is_omitted(tmp_path):
-    payload = bound(tmp_path).payload(row(Camp=" "))
+    payload = bound(tmp_path).payload(row(Campaign=" "))
     assert "campaignId" not in payload
 
 
