@@ -5,16 +5,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
 from importer.config import Connection, Credentials, connection_from_env
+from importer.eloqua import Timeouts
 from importer.errors import ExitStatus, ImporterError
 from importer.pipeline import RunOptions, run_import
 
 PROG = "eloqua-import"
+MAX_CONCURRENCY = 64
 
 RUN_EXAMPLES = """\
 examples:
@@ -82,7 +85,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--delimiter", help="CSV delimiter, e.g. ';' (default: detect)")
     run.add_argument(
         "--concurrency",
-        type=_positive_int,
+        type=_concurrency,
         default=8,
         metavar="N",
         help="requests in flight (default 8)",
@@ -94,6 +97,32 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         "--sandbox",
         action="store_true",
         help="send to a built-in Eloqua-compatible sandbox instead of Eloqua",
+    )
+    run.add_argument(
+        "--ledger",
+        type=Path,
+        metavar="PATH",
+        help="idempotency ledger: what was already created (default: a per-user state file,"
+        " see the README; with --sandbox a temporary one)",
+    )
+    run.add_argument(
+        "--retry-uncertain",
+        action="store_true",
+        help="send again rows an earlier run left 'uncertain' (check in Eloqua first)",
+    )
+    run.add_argument(
+        "--allow-duplicates",
+        action="store_true",
+        help="DANGEROUS: send rows the ledger says were already created; Eloqua cannot"
+        " delete the duplicates this makes",
+    )
+    run.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=120.0,
+        metavar="S",
+        help="seconds to wait for Eloqua's answer to one request (default 120); a request"
+        " that times out after sending is reported 'uncertain', not resent",
     )
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
@@ -167,19 +196,29 @@ async def _run(args: argparse.Namespace, stdout: TextIO) -> int:
         mapping_path=args.mapping,
         results_path=args.results,
         errors_path=args.errors,
-        sheet=int(args.sheet) if args.sheet and args.sheet.isdigit() else args.sheet,
+        sheet=args.sheet,
         header_row=args.header_row,
         encoding=args.encoding,
         delimiter=args.delimiter,
         concurrency=args.concurrency,
         dry_run=args.dry_run,
         progress=not args.quiet and sys.stderr.isatty(),
+        ledger_path=args.ledger,
+        retry_uncertain=args.retry_uncertain,
+        allow_duplicates=args.allow_duplicates,
+        timeouts=Timeouts(read=args.timeout),
+        handle_signals=True,
     )
     if args.sandbox:
         from importer.sandbox.server import SandboxServer
 
-        async with SandboxServer() as server:
-            summary = await run_import(options, sandbox_connection(server.base_url))
+        # A fresh sandbox knows none of the activities in a real ledger, and must not add to
+        # it: unless --ledger is given, it gets a ledger of its own for this run.
+        with tempfile.TemporaryDirectory(prefix="eloqua-import-sandbox-") as scratch:
+            if options.ledger_path is None:
+                options.ledger_path = Path(scratch) / "ledger.sqlite3"
+            async with SandboxServer() as server:
+                summary = await run_import(options, sandbox_connection(server.base_url))
     else:
         connection = None if args.dry_run else connection_from_env()
         summary = await run_import(options, connection)
@@ -219,6 +258,25 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be 1 or more, not {value}")
+    return value
+
+
+def _concurrency(text: str) -> int:
+    value = _positive_int(text)
+    if value > MAX_CONCURRENCY:
+        raise argparse.ArgumentTypeError(
+            f"at most {MAX_CONCURRENCY}: more parallel requests only make Eloqua throttle"
+        )
+    return value
+
+
+def _positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be more than 0, not {value}")
     return value
 
 

@@ -83,10 +83,10 @@ class EloquaClient:
             return await _read(response)
 
 
-async def discover_base_url(
+async def discover_site(
     session: aiohttp.ClientSession, login_url: str, credentials: Credentials
-) -> str:
-    """Ask ``{login_url}/id`` which pod this company lives on.
+) -> tuple[str, str]:
+    """Ask ``{login_url}/id`` which pod this company lives on: (base URL, company name).
 
     Eloqua answers 200 with the JSON string "Not authenticated." for bad credentials.
     """
@@ -106,7 +106,10 @@ async def discover_base_url(
             f"{login_url}/id answered {answer.status} without a base URL; set ELOQUA_BASE_URL"
             " (e.g. https://secure.p03.eloqua.com) to skip discovery"
         ) from None
-    return check_url(str(base), f"the base URL from {login_url}/id")
+    site = answer.body.get("site") if isinstance(answer.body, dict) else None
+    company = str(site.get("name") or "") if isinstance(site, dict) else ""
+    base_url = check_url(str(base), f"the base URL from {login_url}/id")
+    return base_url, company or credentials.company
 
 
 def describe_error(response: ApiResponse) -> str:

@@ -1,26 +1,38 @@
-"""One import: loader -> mapping -> sender -> report, for one input file."""
+"""One import: loader -> mapping -> sender (with the ledger) -> report, for one input file."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import hashlib
 import json
+import signal
 import sys
 import time
 from collections.abc import Iterator
+from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiohttp
 from tqdm import tqdm
 
 from importer.config import Connection
-from importer.eloqua import ASSET_TYPES_PATH, EloquaClient, discover_base_url, open_session
+from importer.eloqua import (
+    ASSET_TYPES_PATH,
+    EloquaClient,
+    Timeouts,
+    discover_site,
+    open_session,
+)
 from importer.errors import AbortedError, AuthError, InputError, RowError
+from importer.ledger import Ledger, LedgerError, default_ledger_path
 from importer.loader import Row, Table, open_table
 from importer.mapping import Mapping, load_mapping
 from importer.report import ErrorsWriter, ResultsWriter, Summary, default_results_path
-from importer.sender import Outcome, RetryPolicy, Sender
+from importer.sender import Job, Outcome, RetryPolicy, Sender, SendOptions
 
 PREVIEW_ROWS = 3
 
@@ -39,6 +51,12 @@ class RunOptions:
     dry_run: bool = False
     progress: bool = False
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
+    ledger_path: Path | None = None  # None: the per-user default
+    retry_uncertain: bool = False
+    allow_duplicates: bool = False
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    stop_grace: float = 30.0
+    handle_signals: bool = False  # Ctrl-C / SIGTERM stop the run cleanly (the CLI sets it)
 
 
 async def run_import(options: RunOptions, connection: Connection | None) -> Summary:
@@ -59,18 +77,30 @@ async def run_import(options: RunOptions, connection: Connection | None) -> Summ
         if options.dry_run:
             return _Run(options, mapping, table).dry_run()
         assert connection is not None, "a real run needs a connection"
-        async with open_session(options.concurrency) as session:
-            client = await connect(session, connection)
-            return await _Run(options, mapping, table).send(client)
+        async with AsyncExitStack() as stack:
+            session = await stack.enter_async_context(
+                open_session(options.concurrency, options.timeouts)
+            )
+            client, site = await connect(session, connection)
+            ledger_path = options.ledger_path or default_ledger_path()
+            ledger = await stack.enter_async_context(Ledger(ledger_path, site))
+            return await _Run(options, mapping, table).send(client, ledger)
 
 
-async def connect(session: aiohttp.ClientSession, connection: Connection) -> EloquaClient:
-    """Resolve the base URL and check the credentials with one cheap read."""
+async def connect(
+    session: aiohttp.ClientSession, connection: Connection
+) -> tuple[EloquaClient, str]:
+    """Resolve the base URL, check the credentials with one cheap read, name the instance.
+
+    The name keys the ledger: the pod's host and the company (many companies share a pod).
+    """
+    credentials = connection.credentials
     try:
-        base_url = connection.base_url or await discover_base_url(
-            session, connection.login_url, connection.credentials
-        )
-        client = EloquaClient(session, base_url, connection.credentials)
+        if connection.base_url:
+            base_url, company = connection.base_url, credentials.company
+        else:
+            base_url, company = await discover_site(session, connection.login_url, credentials)
+        client = EloquaClient(session, base_url, credentials)
         answer = await client.get(ASSET_TYPES_PATH, params={"count": "1"})
     except (aiohttp.ClientError, TimeoutError) as exc:
         where = connection.base_url or connection.login_url
@@ -80,11 +110,12 @@ async def connect(session: aiohttp.ClientSession, connection: Connection) -> Elo
         ) from None
     if answer.status == 401:
         raise AuthError(
-            f"Eloqua did not accept the credentials for {connection.credentials.describe()} at"
+            f"Eloqua did not accept the credentials for {credentials.describe()} at"
             f" {base_url}. Check ELOQUA_COMPANY, ELOQUA_USERNAME and ELOQUA_PASSWORD (or"
             " ELOQUA_ACCESS_TOKEN). Nothing was sent."
         )
-    return client
+    site = f"{urlsplit(base_url).netloc.lower()}/{(company or 'token').casefold()}"
+    return client, site
 
 
 class _Run:
@@ -102,13 +133,16 @@ class _Run:
         errors_path = options.errors_path or default_results_path(
             options.input_path, prefix + "errors"
         )
-        _check_outputs(options.input_path, results_path, errors_path)
+        _check_outputs(options, results_path, errors_path)
         self.summary = Summary(
             input_path=options.input_path,
             results_path=results_path,
             dry_run=options.dry_run,
-            header_notes=list(getattr(table, "header_notes", [])),
+            header_notes=list(table.header_notes),
+            mapping_path=options.mapping_path,
+            header_row=options.header_row or mapping.source.header_row,
         )
+        # Both files are opened now, so an unwritable path fails before anything is sent.
         self.results = ResultsWriter(results_path, table.header)
         self.errors = ErrorsWriter(errors_path, table.header)
         self.seen: dict[bytes, int] = {}
@@ -119,37 +153,51 @@ class _Run:
 
     def dry_run(self) -> Summary:
         try:
-            for row, payload in self._payloads():
+            for job in self._jobs():
                 if len(self.summary.preview) < PREVIEW_ROWS:
-                    self.summary.preview.append((row.number, payload))
-                self.record(row, Outcome("valid"))
+                    self.summary.preview.append((job.key.number, job.payload))
+                self.record(job.key, Outcome("valid"))
         finally:
             self._close()
         return self.summary
 
-    async def send(self, client: EloquaClient) -> Summary:
+    async def send(self, client: EloquaClient, ledger: Ledger) -> Summary:
+        options = self.options
         sender: Sender[Row] = Sender(
             client,
             on_outcome=self.record,
-            concurrency=self.options.concurrency,
-            policy=self.options.retry_policy,
+            options=SendOptions(
+                concurrency=options.concurrency,
+                policy=options.retry_policy,
+                retry_uncertain=options.retry_uncertain,
+                allow_duplicates=options.allow_duplicates,
+                stop_grace=options.stop_grace,
+            ),
+            ledger=ledger,
         )
         try:
-            stats = await sender.run(self._payloads())
+            with _stop_on_signals(sender, options.handle_signals):
+                stats = await sender.run(self._jobs())
+            with contextlib.suppress(LedgerError):  # already reported as the stop reason
+                await ledger.flush()
         finally:
             self._close()
         self.summary.stopped_reason = stats.stopped_reason or self.summary.stopped_reason
+        self.summary.interrupted = stats.interrupted
+        self.summary.throttled = stats.throttled
+        self.summary.lowest_concurrency = stats.lowest_concurrency
+        self.summary.concurrency = options.concurrency
         return self.summary
 
-    def _payloads(self) -> Iterator[tuple[Row, dict[str, Any]]]:
+    def _jobs(self) -> Iterator[Job[Row]]:
         """Valid, first-seen payloads; invalid rows and repeats are recorded on the way.
 
-        A file that turns unreadable part-way (a bad byte deep in a CSV) ends the stream:
-        rows before it are still sent and reported, and the run ends as stopped.
+        A file that turns unreadable part-way ends the stream: rows before it are still sent
+        and reported, and the run ends as stopped.
         """
         sent = 0
         try:
-            for job in self._read_payloads():
+            for job in self._read_jobs():
                 sent += 1
                 yield job
         except InputError as exc:
@@ -157,7 +205,8 @@ class _Run:
                 raise  # nothing went to Eloqua: a plain input error, exit 2
             self.summary.stopped_reason = f"the file could not be read further: {exc}"
 
-    def _read_payloads(self) -> Iterator[tuple[Row, dict[str, Any]]]:
+    def _read_jobs(self) -> Iterator[Job[Row]]:
+        source = self.options.input_path.name
         for row in self.table.rows:
             try:
                 payload = self.mapping.payload(row)
@@ -168,14 +217,10 @@ class _Run:
             first = self.seen.setdefault(key, row.number)
             if first != row.number:
                 self.record(
-                    row,
-                    Outcome(
-                        "duplicate",
-                        error=f"same activity as row {first}; not sent again",
-                    ),
+                    row, Outcome("duplicate", error=f"same activity as row {first}; not sent again")
                 )
                 continue
-            yield row, payload
+            yield Job(row, payload, key, f"{source} row {row.number}")
 
     def record(self, row: Row, outcome: Outcome) -> None:
         self.results.write(
@@ -202,19 +247,55 @@ class _Run:
             self.summary.errors_path = self.errors.path
 
 
-def _check_outputs(input_path: Path, results_path: Path, errors_path: Path) -> None:
+class _stop_on_signals:
+    """Ctrl-C / SIGTERM: stop sending, let in-flight requests finish, report every row.
+
+    A second signal falls back to the default behaviour (stop at once).
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self, sender: Sender[Row], enabled: bool) -> None:
+        self.sender = sender
+        self.enabled = enabled and sys.platform != "win32"
+        self.loop: asyncio.AbstractEventLoop | None = None
+
+    def __enter__(self) -> None:
+        if self.enabled:
+            self.loop = asyncio.get_running_loop()
+            for sig in self.SIGNALS:
+                self.loop.add_signal_handler(sig, self._stop, sig)
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self.loop is not None:
+            for sig in self.SIGNALS:
+                self.loop.remove_signal_handler(sig)
+
+    def _stop(self, sig: signal.Signals) -> None:
+        assert self.loop is not None
+        for other in self.SIGNALS:
+            self.loop.remove_signal_handler(other)
+        name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+        print(
+            f"\n{name}: stopping. Waiting for the requests in flight, then writing the results"
+            " (press Ctrl-C again to quit at once).",
+            file=sys.stderr,
+        )
+        self.sender.stop(f"interrupted by {name}", interrupted=True)
+
+
+def _check_outputs(options: RunOptions, results_path: Path, errors_path: Path) -> None:
     if results_path.resolve() == errors_path.resolve():
         raise InputError(
             f"--results and --errors are both {results_path}; give them different names"
         )
+    inputs = {options.input_path.resolve(): "input", options.mapping_path.resolve(): "mapping"}
     for output in (results_path, errors_path):
-        if output.resolve() == input_path.resolve():
+        if output.resolve() in inputs:
             raise InputError(
-                f"{output} is the input file; choose another --results/--errors path so the"
-                " input is not overwritten"
+                f"{output} is the {inputs[output.resolve()]} file; choose another --results or"
+                " --errors path so it is not overwritten"
             )
-    # A stale errors file from an earlier run would list rows this run created.
-    errors_path.unlink(missing_ok=True)
 
 
 def fingerprint(payload: dict[str, Any]) -> bytes:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import shlex
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,28 +91,31 @@ class ResultsWriter(_CsvOut):
         )
 
 
-class ErrorsWriter:
+class ErrorsWriter(_CsvOut):
     """Rows not created, original header and cells + ``error`` and ``source_row``.
 
-    Opened lazily: the file only appears when some row was not created. Fix the cells and
-    import it again with the same mapping (the two extra columns are ignored by the mapping).
+    Opened at the start (so a bad path fails before anything is sent) and removed at the end
+    if no row needed it. Fix the cells and import it again with the same mapping (the two
+    extra columns are ignored by the mapping).
     """
 
     def __init__(self, path: Path, input_header: Sequence[str]) -> None:
-        self.path = path
-        self._header = [*input_header, "error", "source_row"]
-        self._out: _CsvOut | None = None
+        super().__init__(path, [*input_header, "error", "source_row"])
         self.count = 0
 
     def write(self, row: int, cells: Sequence[Any], error: str) -> None:
-        if self._out is None:
-            self._out = _CsvOut(self.path, self._header)
-        self._out._write([*(cell_text(cell) for cell in cells), _one_line(error), row])
+        self._write([*(cell_text(cell) for cell in cells), _one_line(error), row])
         self.count += 1
 
     def close(self) -> None:
-        if self._out is not None:
-            self._out.close()
+        super().close()
+        if not self.count:
+            # No row failed: a leftover file would list rows this run created.
+            self.path.unlink(missing_ok=True)
+
+
+def _quote(path: Path | None) -> str:
+    return shlex.quote(str(path))
 
 
 def _preview(payload: dict[str, Any]) -> str:
@@ -141,12 +145,20 @@ class Summary:
     header_notes: list[str] = field(default_factory=list)
     #: Dry run: the first payloads, so the user can check dates and mapped values.
     preview: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    mapping_path: Path | None = None
+    header_row: int = 1
+    interrupted: bool = False
+    throttled: int = 0  # 429/503 answers
+    concurrency: int = 0
+    lowest_concurrency: int = 0
 
     @property
     def rows(self) -> int:
         return sum(self.counts.values())
 
     def exit_status(self) -> ExitStatus:
+        if self.interrupted:
+            return ExitStatus.INTERRUPTED
         if self.stopped_reason:
             return ExitStatus.ABORTED
         if any(self.counts[status] for status in STATUSES if status not in SUCCESS_STATUSES):
@@ -164,18 +176,31 @@ class Summary:
         if self.blank_rows:
             lines.append(f"  blank rows skipped {self.blank_rows:>5}")
         lines.extend(f"  note: {note}" for note in self.header_notes)
+        if self.throttled:
+            lines.append(
+                f"  Eloqua throttled {self.throttled} requests (429/503); concurrency went down"
+                f" to {self.lowest_concurrency} of {self.concurrency} and grew back as it allowed"
+            )
         if self.dry_run and self.rows:
             lines.append("  Dry run: nothing was sent to Eloqua.")
         for number, payload in self.preview:
             lines.append(f"  row {number} would send: {_preview(payload)}")
         lines.append(f"Results: {self.results_path}")
         if self.errors_path is not None:
-            lines.append(
-                f"Rows not created: {self.errors_path} (fix them and import that file again)"
-            )
+            lines.append(f"Rows not created: {self.errors_path}")
+            lines.append(f"  Fix them there, then import them again: {self._reimport_command()}")
         if self.stopped_reason:
             lines.append(
-                f"Stopped early: {self.stopped_reason}. Rows marked 'failed' were not sent;"
-                " fix the cause and import them again."
+                f"Stopped early: {self.stopped_reason}. Rerun the same command to continue:"
+                " rows already created are not sent again."
             )
         return "\n".join(lines)
+
+    def _reimport_command(self) -> str:
+        command = (
+            f"eloqua-import run {_quote(self.errors_path)} --mapping {_quote(self.mapping_path)}"
+        )
+        # The errors file is a plain CSV with its header on row 1, whatever the input had.
+        if self.header_row != 1:
+            command += " --header-row 1"
+        return command

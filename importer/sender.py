@@ -1,4 +1,5 @@
-"""Send payloads to Eloqua concurrently, with one declared retry policy.
+"""Send payloads to Eloqua concurrently: one declared retry policy, adaptive concurrency, the
+idempotency ledger, a circuit breaker and a graceful stop.
 
 What may be retried is decided by whether the request could have reached Eloqua: a refused
 connection or an answer of 429/5xx means nothing was created, so sending again is safe. A
@@ -25,11 +26,14 @@ from tenacity import (
 )
 
 from importer.eloqua import ApiResponse, EloquaClient, describe_error
+from importer.ledger import Ledger, LedgerError
+from importer.throttle import THROTTLE_STATUSES, AdaptiveLimit
 
 #: Answers that mean "not created, try again later".
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
-#: Answers that mean "slow down": the backoff for these starts higher.
-THROTTLE_STATUSES = frozenset({429, 503})
+#: Rejections that say nothing about the row (wrong URL, missing permission): every row will
+#: get the same answer, so the circuit breaker counts them like failures.
+SYSTEMIC_REJECTIONS = frozenset({403, 404})
 #: Errors raised before the request left this machine: resending cannot duplicate.
 NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (
     aiohttp.ClientConnectorError,
@@ -72,7 +76,8 @@ class RetryPolicy:
         if outcome is not None and not outcome.failed:
             response: ApiResponse = outcome.result()
             if response.retry_after is not None:
-                return min(response.retry_after, self.max_retry_after)
+                # "Retry-After: 0" would mean hammering; wait at least the first backoff step.
+                return min(max(response.retry_after, self.initial_wait), self.max_retry_after)
             if response.status in THROTTLE_STATUSES:
                 return min(backoff * self.throttle_factor, self.max_wait * self.throttle_factor)
         return backoff
@@ -102,27 +107,47 @@ class Unauthorized(Exception):
     """Eloqua answered 401: the whole run must stop."""
 
 
-async def send_one(client: EloquaClient, payload: dict[str, Any], policy: RetryPolicy) -> Outcome:
+@dataclass
+class _Progress:
+    """How far one row got; tells a cancelled send apart from a possibly-created one."""
+
+    attempts: int = 0
+    on_the_wire: bool = False
+
+
+async def send_one(
+    client: EloquaClient,
+    payload: dict[str, Any],
+    policy: RetryPolicy,
+    limit: AdaptiveLimit | None = None,
+    progress: _Progress | None = None,
+) -> Outcome:
     """Create one activity, retrying what is safe to retry. Raises Unauthorized on 401."""
-    attempts = 0
+    progress = progress or _Progress()
+    limit = limit or AdaptiveLimit(1)
 
     async def attempt() -> ApiResponse:
-        nonlocal attempts
-        attempts += 1
-        return await client.create_activity(payload)
+        async with limit:
+            progress.attempts += 1
+            progress.on_the_wire = True
+            response = await client.create_activity(payload)
+            progress.on_the_wire = False
+            limit.observe(response.status)
+            return response
 
     try:
         response: ApiResponse = await policy.retrying()(attempt)
     except NOT_SENT_ERRORS as exc:
-        return Outcome("failed", attempts=attempts, error=f"could not connect to Eloqua: {exc}")
+        return Outcome(
+            "failed", attempts=progress.attempts, error=f"could not connect to Eloqua: {exc}"
+        )
     except UNCERTAIN_ERRORS as exc:
         reason = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
-        return Outcome(
-            "uncertain",
-            attempts=attempts,
-            error=f"sent, but no answer from Eloqua ({reason}); it may or may not have been"
-            " created, so it was not resent",
-        )
+        return _uncertain(progress.attempts, f"no answer from Eloqua ({reason})")
+    return _judge(response, progress.attempts)
+
+
+def _judge(response: ApiResponse, attempts: int) -> Outcome:
     if response.status == 401:
         raise Unauthorized(describe_error(response))
     if response.status in (200, 201) and isinstance(response.body, dict) and "id" in response.body:
@@ -146,43 +171,93 @@ async def send_one(client: EloquaClient, payload: dict[str, Any], policy: RetryP
     )
 
 
+def _uncertain(attempts: int, reason: str) -> Outcome:
+    return Outcome(
+        "uncertain",
+        attempts=attempts,
+        error=f"sent, but {reason}: it may or may not have been created, so it was not resent."
+        " Check in Eloqua, then rerun with --retry-uncertain to send it again if it is missing",
+    )
+
+
+@dataclass
+class Job(Generic[T]):
+    """One activity to send. ``key`` is the caller's handle (the row)."""
+
+    key: T
+    payload: dict[str, Any]
+    fingerprint: bytes = b""
+    source: str = ""
+
+
+@dataclass
+class SendOptions:
+    concurrency: int = 8
+    policy: RetryPolicy = field(default_factory=RetryPolicy)
+    retry_uncertain: bool = False
+    allow_duplicates: bool = False
+    #: Abort after this many rows in a row could not be created (None: 2 x concurrency, >= 10).
+    breaker_threshold: int | None = None
+    #: After a stop, how long in-flight requests may take before they are given up (uncertain).
+    stop_grace: float = 30.0
+
+
 @dataclass
 class SendStats:
     sent: int = 0
-    stopped_reason: str = ""
     unsent: int = 0
+    stopped_reason: str = ""
+    interrupted: bool = False
+    throttled: int = 0
+    lowest_concurrency: int = 0
 
 
-@dataclass
 class Sender(Generic[T]):
-    """Runs ``concurrency`` workers over a lazy stream of (key, payload) jobs.
+    """Runs ``concurrency`` workers over a lazy stream of jobs.
 
-    ``on_outcome`` is called once per job, as each completes. After a 401 (or :meth:`stop`),
-    nothing more is sent: the remaining jobs are still drained from the stream and reported
-    ``failed`` so every row is accounted for.
+    ``on_outcome`` is called exactly once per job, as each completes. After a stop (401,
+    circuit breaker, Ctrl-C) nothing more is sent: the remaining jobs are still drained from
+    the stream and reported ``failed`` so every row is accounted for.
     """
 
-    client: EloquaClient
-    on_outcome: Callable[[T, Outcome], None]
-    concurrency: int = 8
-    policy: RetryPolicy = field(default_factory=RetryPolicy)
-    stats: SendStats = field(default_factory=SendStats)
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    def __init__(
+        self,
+        client: EloquaClient,
+        on_outcome: Callable[[T, Outcome], None],
+        options: SendOptions | None = None,
+        ledger: Ledger | None = None,
+    ) -> None:
+        self.client = client
+        self.on_outcome = on_outcome
+        self.options = options or SendOptions()
+        self.ledger = ledger
+        self.limit = AdaptiveLimit(self.options.concurrency)
+        self.stats = SendStats(lowest_concurrency=self.options.concurrency)
+        self._stopping = asyncio.Event()
+        self._in_flight: set[asyncio.Task[Outcome]] = set()
+        self._failures_in_a_row = 0
+        threshold = self.options.breaker_threshold
+        self._breaker = threshold or max(10, 2 * self.options.concurrency)
 
-    def stop(self, reason: str) -> None:
-        if not self._stopping.is_set():
-            self.stats.stopped_reason = reason
-            self._stopping.set()
+    def stop(self, reason: str, *, interrupted: bool = False) -> None:
+        """Send nothing more; give in-flight requests ``stop_grace`` seconds to finish."""
+        if self._stopping.is_set():
+            return
+        self.stats.stopped_reason = reason
+        self.stats.interrupted = interrupted
+        self._stopping.set()
+        if interrupted:
+            asyncio.get_running_loop().call_later(self.options.stop_grace, self._give_up_in_flight)
 
-    async def run(self, jobs: Iterable[tuple[T, dict[str, Any]]]) -> SendStats:
-        queue: asyncio.Queue[tuple[T, dict[str, Any]] | None] = asyncio.Queue(
-            maxsize=self.concurrency * 2
-        )
-        workers = [asyncio.create_task(self._worker(queue)) for _ in range(self.concurrency)]
+    async def run(self, jobs: Iterable[Job[T]]) -> SendStats:
+        queue: asyncio.Queue[Job[T] | None] = asyncio.Queue(maxsize=self.options.concurrency * 2)
+        workers = [
+            asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)
+        ]
         try:
             for job in jobs:
                 if self._stopping.is_set():
-                    self._not_sent(job[0])
+                    self._not_sent(job)
                     continue
                 await queue.put(job)
                 # Let the workers run between rows, so a slow file does not starve them.
@@ -191,25 +266,111 @@ class Sender(Generic[T]):
             for _ in workers:
                 await queue.put(None)
             await asyncio.gather(*workers)
+        self.stats.throttled = self.limit.throttled
+        self.stats.lowest_concurrency = self.limit.lowest
         return self.stats
 
-    async def _worker(self, queue: asyncio.Queue[tuple[T, dict[str, Any]] | None]) -> None:
+    async def _worker(self, queue: asyncio.Queue[Job[T] | None]) -> None:
         while (job := await queue.get()) is not None:
-            key, payload = job
             if self._stopping.is_set():
-                self._not_sent(key)
+                self._not_sent(job)
                 continue
-            try:
-                outcome = await send_one(self.client, payload, self.policy)
-            except Unauthorized as exc:
-                self.stop(f"Eloqua refused the credentials ({exc})")
-                outcome = Outcome("failed", http_status=401, attempts=1, error=self._unsent_text())
-            self.stats.sent += 1
-            self.on_outcome(key, outcome)
+            outcome = await self._process(job)
+            self.on_outcome(job.key, outcome)
 
-    def _not_sent(self, key: T) -> None:
+    async def _process(self, job: Job[T]) -> Outcome:
+        if self.ledger is not None:
+            try:
+                claim = await self.ledger.claim(
+                    job.fingerprint,
+                    job.source,
+                    force=self.options.allow_duplicates,
+                    retry_uncertain=self.options.retry_uncertain,
+                )
+            except LedgerError as exc:
+                self.stop(str(exc))
+                return self._unsent_outcome()
+            if claim.decision != "send":
+                return _ledger_outcome(claim.decision, claim.activity_id, claim.source)
+            if self._stopping.is_set():  # stopped while the claim was being committed
+                self.ledger.not_created(job.fingerprint)
+                return self._unsent_outcome()
+        outcome = await self._send(job)
+        self.stats.sent += 1
+        self._watch_failures(outcome)
+        if self.ledger is not None:
+            if outcome.status == "created":
+                self.ledger.created(job.fingerprint, outcome.activity_id)
+            elif outcome.status in ("rejected", "failed"):
+                self.ledger.not_created(job.fingerprint)
+        return outcome
+
+    async def _send(self, job: Job[T]) -> Outcome:
+        progress = _Progress()
+        task = asyncio.create_task(
+            send_one(self.client, job.payload, self.options.policy, self.limit, progress)
+        )
+        self._in_flight.add(task)
+        try:
+            await asyncio.wait({task})
+        finally:
+            self._in_flight.discard(task)
+        if task.cancelled():
+            if progress.on_the_wire:
+                return _uncertain(progress.attempts, "the run stopped before Eloqua answered")
+            return self._unsent_outcome(progress.attempts)
+        try:
+            return task.result()
+        except Unauthorized:
+            self.stop("Eloqua answered 401: it no longer accepts the credentials")
+            return Outcome(
+                "failed", http_status=401, attempts=progress.attempts, error=self._unsent_text()
+            )
+
+    def _watch_failures(self, outcome: Outcome) -> None:
+        """The circuit breaker: many rows in a row that could not be created -> stop."""
+        systemic = outcome.status == "rejected" and outcome.http_status in SYSTEMIC_REJECTIONS
+        failing = outcome.status in ("failed", "uncertain") or systemic
+        if failing and not self._stopping.is_set():
+            self._failures_in_a_row += 1
+            if self._failures_in_a_row >= self._breaker:
+                self.stop(
+                    f"Eloqua kept failing: {self._failures_in_a_row} rows in a row could not be"
+                    f" created (last: {outcome.error})"
+                )
+        elif outcome.status in ("created", "rejected"):
+            self._failures_in_a_row = 0
+
+    def _give_up_in_flight(self) -> None:
+        for task in self._in_flight:
+            task.cancel()
+
+    def _not_sent(self, job: Job[T]) -> None:
         self.stats.unsent += 1
-        self.on_outcome(key, Outcome("failed", error=self._unsent_text()))
+        self.on_outcome(job.key, self._unsent_outcome())
+
+    def _unsent_outcome(self, attempts: int = 0) -> Outcome:
+        return Outcome("failed", attempts=attempts, error=self._unsent_text())
 
     def _unsent_text(self) -> str:
-        return f"not sent: the run stopped because {self.stats.stopped_reason}; safe to resend"
+        reason = self.stats.stopped_reason
+        return f"not sent: the run stopped ({reason}); rerun the same command to send it"
+
+
+def _ledger_outcome(decision: str, activity_id: str, source: str) -> Outcome:
+    where = f" ({source})" if source else ""
+    if decision == "already_created":
+        return Outcome(
+            "already_created",
+            activity_id=activity_id,
+            error=f"created by an earlier run{where}; not sent again",
+        )
+    if decision == "in_progress":
+        return Outcome(
+            "duplicate", error=f"another run is sending the same activity right now{where}"
+        )
+    return Outcome(
+        "uncertain",
+        error=f"an earlier run{where} sent it and got no answer: it may already exist in"
+        " Eloqua. Check there, then rerun with --retry-uncertain to send it again if missing",
+    )

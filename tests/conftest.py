@@ -154,3 +154,10 @@ def no_backoff(monkeypatch) -> FakeSleep:
     sleep = FakeSleep()
     monkeypatch.setattr("importer.sender.backoff_sleep", sleep)
     return sleep
+
+
+@pytest.fixture(autouse=True)
+def isolated(tmp_path, monkeypatch) -> None:
+    """Every test works in its own folder, with its own per-user state (the default ledger)."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))

@@ -6,7 +6,7 @@ import socket
 
 from importer.config import Credentials
 from importer.eloqua import EloquaClient, open_session
-from importer.sender import Outcome, RetryPolicy, Sender, send_one
+from importer.sender import Job, Outcome, RetryPolicy, Sender, SendOptions, send_one
 
 PAYLOAD = {
     "name": "Expo",
@@ -113,16 +113,15 @@ async def test_401_stops_the_run_and_reports_every_remaining_row(scripted, fake_
         sender: Sender[int] = Sender(
             EloquaClient(session, scripted.base_url, CREDENTIALS),
             on_outcome=outcomes.__setitem__,
-            concurrency=1,
-            policy=policy(fake_sleep),
+            options=SendOptions(concurrency=1, policy=policy(fake_sleep)),
         )
-        stats = await sender.run((n, PAYLOAD) for n in range(20))
+        stats = await sender.run(Job(n, PAYLOAD) for n in range(20))
     assert len(scripted.received) == 1
     assert sorted(outcomes) == list(range(20))
     assert {o.status for o in outcomes.values()} == {"failed"}
     assert outcomes[0].http_status == 401
     assert "credentials" in stats.stopped_reason
-    assert "safe to resend" in outcomes[19].error
+    assert "rerun the same command" in outcomes[19].error
 
 
 async def test_sender_reports_each_job_once_in_completion_order(scripted, fake_sleep):
@@ -132,10 +131,9 @@ async def test_sender_reports_each_job_once_in_completion_order(scripted, fake_s
         sender: Sender[int] = Sender(
             EloquaClient(session, scripted.base_url, CREDENTIALS),
             on_outcome=lambda key, outcome: outcomes.append((key, outcome.status)),
-            concurrency=4,
-            policy=policy(fake_sleep),
+            options=SendOptions(concurrency=4, policy=policy(fake_sleep)),
         )
-        await sender.run((n, {**PAYLOAD, "contactId": n}) for n in range(1, 31))
+        await sender.run(Job(n, {**PAYLOAD, "contactId": n}) for n in range(1, 31))
     assert sorted(outcomes) == [(n, "created") for n in range(1, 31)]
     assert sorted(p["contactId"] for p in scripted.received) == [1, *range(1, 31)]
 
@@ -143,3 +141,39 @@ async def test_sender_reports_each_job_once_in_completion_order(scripted, fake_s
 async def test_basic_auth_header_is_company_backslash_user():
     assert CREDENTIALS.authorization() == "Basic QWNtZVxhcGkudXNlcjpzM2NyZXQ="
     assert "s3cret" not in repr(CREDENTIALS)
+
+
+async def test_circuit_breaker_stops_a_run_that_keeps_failing(scripted, fake_sleep):
+    for _ in range(200):
+        scripted.then(503)
+    outcomes: dict[int, Outcome] = {}
+    async with open_session(2) as session:
+        sender: Sender[int] = Sender(
+            EloquaClient(session, scripted.base_url, CREDENTIALS),
+            on_outcome=outcomes.__setitem__,
+            options=SendOptions(
+                concurrency=2, policy=policy(fake_sleep, attempts=2), breaker_threshold=5
+            ),
+        )
+        stats = await sender.run(Job(n, PAYLOAD) for n in range(100))
+    assert "kept failing" in stats.stopped_reason
+    assert sorted(outcomes) == list(range(100))
+    assert {o.status for o in outcomes.values()} == {"failed"}
+    # Stopped after about 5 rows (+ the one in flight), not after trying all 100.
+    assert len(scripted.received) <= 2 * 6
+    assert "rerun the same command" in outcomes[99].error
+
+
+async def test_wrong_url_404s_trip_the_breaker_too(scripted, fake_sleep):
+    for _ in range(50):
+        scripted.then(404, "Not Found")
+    outcomes: dict[int, Outcome] = {}
+    async with open_session(1) as session:
+        sender: Sender[int] = Sender(
+            EloquaClient(session, scripted.base_url, CREDENTIALS),
+            on_outcome=outcomes.__setitem__,
+            options=SendOptions(concurrency=1, policy=policy(fake_sleep), breaker_threshold=3),
+        )
+        stats = await sender.run(Job(n, PAYLOAD) for n in range(50))
+    assert stats.stopped_reason and len(scripted.received) == 3
+    assert [outcomes[n].status for n in range(4)] == ["rejected"] * 3 + ["failed"]

@@ -1,0 +1,310 @@
+"""The idempotency ledger: which activities this machine has already sent to which Eloqua.
+
+Eloqua cannot update or delete an external activity, so a duplicate is permanent. Every
+activity is recorded in an embedded SQLite database, keyed by the Eloqua instance and a
+fingerprint of its canonical payload:
+
+- ``pending``   written and committed (fsync'd) *before* the request is sent;
+- ``created``   Eloqua answered with an id;
+- a row that was certainly not created (rejected, failed) is removed, so it may be sent again;
+- a ``pending`` row whose run is gone (crash, kill -9, timeout after sending) is *uncertain*:
+  it may exist in Eloqua, and it is only resent when the user asks (``--retry-uncertain``).
+
+Writes are group-committed: every claim and outcome that arrives while one commit is being
+written goes into the next one, so durability costs one fsync per batch, not per row.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import sqlite3
+import sys
+import time
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from importer.errors import AbortedError, ConfigError
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS activities (
+    site        TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    state       TEXT NOT NULL,          -- pending | created
+    activity_id TEXT,
+    run_id      TEXT NOT NULL,          -- the run that wrote it last
+    source      TEXT,                   -- file and row, to explain a duplicate
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (site, fingerprint)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id     TEXT PRIMARY KEY,
+    host       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    started_at REAL NOT NULL
+);
+"""
+
+
+class LedgerError(AbortedError):
+    """The ledger could not be written: sending must stop (exit 3)."""
+
+
+def default_ledger_path() -> Path:
+    """The per-user state directory (XDG on Linux, Library on macOS, LOCALAPPDATA on Windows)."""
+    if sys.platform == "win32":
+        root = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
+    elif sys.platform == "darwin":
+        root = Path.home() / "Library" / "Application Support"
+    else:
+        root = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    return root / "eloqua-import" / "ledger.sqlite3"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """What the ledger says about one activity before it is sent.
+
+    ``decision`` is ``send``, ``already_created``, ``uncertain`` or ``in_progress`` (another
+    live run is sending the same activity right now).
+    """
+
+    decision: str
+    activity_id: str = ""
+    source: str = ""
+
+
+@dataclass
+class _Op:
+    kind: str  # claim | created | forget
+    fingerprint: bytes
+    source: str = ""
+    activity_id: str = ""
+    force: bool = False
+    retry_uncertain: bool = False
+    future: asyncio.Future[Claim] | None = None
+
+
+class Ledger:
+    """One run's view of the ledger file. Use as ``async with Ledger(path, site) as ledger``."""
+
+    def __init__(self, path: Path, site: str) -> None:
+        self.path = path
+        self.site = site
+        self.run_id = uuid.uuid4().hex
+        self._ops: list[_Op] = []
+        self._wake = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._closing = False
+        self._db: sqlite3.Connection | None = None
+        self._failure: LedgerError | None = None
+        self.commits = 0
+
+    async def __aenter__(self) -> Ledger:
+        self._db = _connect(self.path)
+        with self._db:
+            self._db.execute(
+                "INSERT INTO runs VALUES (?, ?, ?, ?)",
+                (self.run_id, socket.gethostname(), os.getpid(), time.time()),
+            )
+        self._committer = asyncio.create_task(self._commit_loop())
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._closing = True
+        self._wake.set()
+        if self._committer is not None:
+            await self._committer
+        if self._db is not None:
+            self._db.close()
+
+    # --- the API the pipeline uses ---------------------------------------------------------
+
+    def lookup(self, fingerprint: bytes) -> Claim:
+        """Read-only: what a claim would decide (for dry runs)."""
+        assert self._db is not None
+        found = self._db.execute(
+            "SELECT state, activity_id, run_id, source FROM activities"
+            " WHERE site = ? AND fingerprint = ?",
+            (self.site, fingerprint),
+        ).fetchone()
+        return self._judge(found, retry_uncertain=False) or Claim("send")
+
+    async def claim(
+        self,
+        fingerprint: bytes,
+        source: str,
+        *,
+        force: bool = False,
+        retry_uncertain: bool = False,
+    ) -> Claim:
+        """Decide whether to send; if so, the ``pending`` record is durable when this returns.
+
+        ``force`` (--allow-duplicates) sends even if the ledger says it was created.
+        """
+        future: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
+        self._push(
+            _Op(
+                "claim",
+                fingerprint,
+                source,
+                force=force,
+                retry_uncertain=retry_uncertain,
+                future=future,
+            )
+        )
+        return await future
+
+    def created(self, fingerprint: bytes, activity_id: str) -> None:
+        """Eloqua created it (committed with the next batch, before the run ends)."""
+        self._push(_Op("created", fingerprint, activity_id=activity_id))
+
+    def not_created(self, fingerprint: bytes) -> None:
+        """Certainly not created (rejected, or failed before reaching Eloqua): may be resent."""
+        self._push(_Op("forget", fingerprint))
+
+    async def flush(self) -> None:
+        """Wait until everything recorded so far is committed."""
+        future: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
+        self._push(_Op("flush", b"", future=future))
+        await future
+
+    # --- group commit ----------------------------------------------------------------------
+
+    def _push(self, op: _Op) -> None:
+        if self._failure is not None:
+            self._fail([op])
+            return
+        if self._closing and op.kind != "flush":
+            raise RuntimeError("ledger is closed")
+        self._ops.append(op)
+        self._wake.set()
+
+    def _fail(self, ops: Iterable[_Op]) -> None:
+        for op in [*ops, *self._ops]:
+            if op.future is not None and not op.future.done():
+                op.future.set_exception(self._failure or LedgerError("ledger failed"))
+        self._ops = []
+
+    async def _commit_loop(self) -> None:
+        while True:
+            if not self._ops:
+                if self._closing:
+                    return
+                await self._wake.wait()
+                self._wake.clear()
+                continue
+            batch, self._ops = self._ops, []
+            try:
+                # The fsync happens off the event loop, so requests keep flowing meanwhile.
+                results = await asyncio.to_thread(self._commit, batch)
+            except (sqlite3.Error, OSError) as exc:
+                self._failure = LedgerError(
+                    f"cannot write the ledger {self.path}: {exc}. Nothing more is sent; free"
+                    " some disk space or choose another --ledger, then rerun the same command"
+                )
+                self._fail(batch)
+                return
+            for op, result in zip(batch, results, strict=True):
+                if op.future is not None and not op.future.done():
+                    op.future.set_result(result)
+
+    def _commit(self, batch: Iterable[_Op]) -> list[Claim]:
+        assert self._db is not None
+        results = []
+        now = time.time()
+        with self._db:  # one transaction: BEGIN IMMEDIATE ... COMMIT
+            self._db.execute("BEGIN IMMEDIATE")
+            for op in batch:
+                results.append(self._apply(op, now))
+        self.commits += 1
+        return results
+
+    def _apply(self, op: _Op, now: float) -> Claim:
+        assert self._db is not None
+        key = (self.site, op.fingerprint)
+        if op.kind == "created":
+            self._db.execute(
+                "UPDATE activities SET state = 'created', activity_id = ?, updated_at = ?"
+                " WHERE site = ? AND fingerprint = ?",
+                (op.activity_id, now, *key),
+            )
+        elif op.kind == "forget":
+            self._db.execute(
+                "DELETE FROM activities WHERE site = ? AND fingerprint = ? AND state = 'pending'"
+                " AND run_id = ?",
+                (*key, self.run_id),
+            )
+        elif op.kind == "claim":
+            return self._apply_claim(op, now)
+        return Claim("send")
+
+    def _apply_claim(self, op: _Op, now: float) -> Claim:
+        assert self._db is not None
+        found = self._db.execute(
+            "SELECT state, activity_id, run_id, source FROM activities"
+            " WHERE site = ? AND fingerprint = ?",
+            (self.site, op.fingerprint),
+        ).fetchone()
+        verdict = self._judge(found, retry_uncertain=op.retry_uncertain)
+        if verdict is not None and not (op.force and verdict.decision == "already_created"):
+            return verdict
+        self._db.execute(
+            "INSERT INTO activities VALUES (?, ?, 'pending', NULL, ?, ?, ?)"
+            " ON CONFLICT (site, fingerprint) DO UPDATE SET state = 'pending',"
+            " activity_id = NULL, run_id = excluded.run_id, source = excluded.source,"
+            " updated_at = excluded.updated_at",
+            (self.site, op.fingerprint, self.run_id, op.source, now),
+        )
+        return Claim("send")
+
+    def _judge(self, found: tuple | None, *, retry_uncertain: bool) -> Claim | None:
+        """None: nothing stands in the way of sending."""
+        if found is None:
+            return None
+        state, activity_id, run_id, source = found
+        if state == "created":
+            return Claim("already_created", activity_id or "", source or "")
+        if run_id == self.run_id or self._run_alive(run_id):
+            return Claim("in_progress", "", source or "")
+        return None if retry_uncertain else Claim("uncertain", "", source or "")
+
+    def _run_alive(self, run_id: str) -> bool:
+        assert self._db is not None
+        run = self._db.execute("SELECT host, pid FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if run is None or run[0] != socket.gethostname():
+            return False  # another machine: we cannot tell, and must not block forever
+        return _pid_alive(run[1])
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in _commit).
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
+        db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a commit is on disk before we send, even if the machine loses power.
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(SCHEMA)
+    except (OSError, sqlite3.Error) as exc:
+        raise ConfigError(
+            f"cannot open the ledger {path}: {exc}; choose another location with --ledger PATH"
+        ) from None
+    return db
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True

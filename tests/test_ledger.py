@@ -1,0 +1,127 @@
+"""The idempotency ledger: durable before sending, decisions on rerun, group commits."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import subprocess
+import sys
+
+from importer.ledger import Ledger, default_ledger_path
+
+SITE = "secure.p03.eloqua.com/acme"
+
+
+def rows(path):
+    with sqlite3.connect(path) as db:
+        return db.execute("SELECT fingerprint, state, activity_id FROM activities").fetchall()
+
+
+async def test_pending_is_committed_before_claim_returns(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        claim = await ledger.claim(b"fp-1", "a.csv row 2")
+        assert claim.decision == "send"
+        # Another connection (another process after a crash) already sees it.
+        assert rows(path) == [(b"fp-1", "pending", None)]
+
+
+async def test_created_activity_is_already_created_on_the_next_run(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        await ledger.claim(b"fp-1", "a.csv row 2")
+        ledger.created(b"fp-1", "100001")
+    async with Ledger(path, SITE) as ledger:
+        claim = await ledger.claim(b"fp-1", "b.csv row 9")
+    assert claim.decision == "already_created"
+    assert claim.activity_id == "100001" and claim.source == "a.csv row 2"
+
+
+async def test_same_payload_on_another_instance_is_independent(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        await ledger.claim(b"fp-1", "a.csv row 2")
+        ledger.created(b"fp-1", "100001")
+    async with Ledger(path, "secure.p03.eloqua.com/other-company") as ledger:
+        assert (await ledger.claim(b"fp-1", "a.csv row 2")).decision == "send"
+
+
+async def test_rows_certainly_not_created_may_be_sent_again(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        await ledger.claim(b"fp-1", "a.csv row 2")
+        ledger.not_created(b"fp-1")
+    assert rows(path) == []
+    async with Ledger(path, SITE) as ledger:
+        assert (await ledger.claim(b"fp-1", "a.csv row 2")).decision == "send"
+
+
+def test_pending_left_by_a_killed_run_is_uncertain_unless_asked(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    # A real process claims a row and is killed before it can record the answer.
+    script = (
+        "import asyncio, os, sys\n"
+        "from pathlib import Path\n"
+        "from importer.ledger import Ledger\n"
+        "async def main():\n"
+        f"    async with Ledger(Path({str(path)!r}), {SITE!r}) as ledger:\n"
+        "        await ledger.claim(b'fp-1', 'a.csv row 2')\n"
+        "        os._exit(9)\n"
+        "asyncio.run(main())\n"
+    )
+    assert subprocess.run([sys.executable, "-c", script], timeout=120).returncode == 9
+    assert rows(path) == [(b"fp-1", "pending", None)]
+
+    async def rerun(retry_uncertain: bool) -> str:
+        async with Ledger(path, SITE) as ledger:
+            assert ledger.lookup(b"fp-1").decision == "uncertain"
+            claim = await ledger.claim(b"fp-1", "a.csv row 2", retry_uncertain=retry_uncertain)
+            return claim.decision
+
+    assert asyncio.run(rerun(False)) == "uncertain"
+    assert asyncio.run(rerun(True)) == "send"
+
+
+async def test_row_being_sent_by_a_live_run_is_not_sent_twice(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as first, Ledger(path, SITE) as second:
+        assert (await first.claim(b"fp-1", "a.csv row 2")).decision == "send"
+        claim = await second.claim(b"fp-1", "copy.csv row 2", retry_uncertain=True)
+        assert claim.decision == "in_progress" and claim.source == "a.csv row 2"
+
+
+async def test_allow_duplicates_sends_again_and_keeps_the_newest_id(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        await ledger.claim(b"fp-1", "a.csv row 2")
+        ledger.created(b"fp-1", "100001")
+    async with Ledger(path, SITE) as ledger:
+        assert (await ledger.claim(b"fp-1", "a.csv row 2", force=True)).decision == "send"
+        ledger.created(b"fp-1", "100002")
+    assert rows(path) == [(b"fp-1", "created", "100002")]
+
+
+async def test_concurrent_claims_share_commits(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        claims = await asyncio.gather(
+            *(ledger.claim(f"fp-{n}".encode(), f"row {n}") for n in range(200))
+        )
+        assert {claim.decision for claim in claims} == {"send"}
+        assert ledger.commits < 200
+    assert len(rows(path)) == 200
+
+
+async def test_flush_commits_outcomes(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        await ledger.claim(b"fp-1", "row 2")
+        ledger.created(b"fp-1", "7")
+        await ledger.flush()
+        assert rows(path) == [(b"fp-1", "created", "7")]
+
+
+def test_default_location_is_the_per_user_state_directory(monkeypatch, tmp_path):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    if sys.platform.startswith("linux"):
+        assert default_ledger_path() == tmp_path / "eloqua-import" / "ledger.sqlite3"
