@@ -17,6 +17,7 @@ written goes into the next one, so durability costs one fsync per batch, not per
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
 import sqlite3
@@ -44,7 +45,8 @@ CREATE TABLE IF NOT EXISTS runs (
     run_id     TEXT PRIMARY KEY,
     host       TEXT NOT NULL,
     pid        INTEGER NOT NULL,
-    started_at REAL NOT NULL
+    started_at REAL NOT NULL,
+    ended_at   REAL                     -- NULL while running, or if it crashed
 );
 """
 
@@ -107,7 +109,7 @@ class Ledger:
         self._db = _connect(self.path)
         with self._db:
             self._db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?)",
+                "INSERT INTO runs VALUES (?, ?, ?, ?, NULL)",
                 (self.run_id, socket.gethostname(), os.getpid(), time.time()),
             )
         self._committer = asyncio.create_task(self._commit_loop())
@@ -119,6 +121,10 @@ class Ledger:
         if self._committer is not None:
             await self._committer
         if self._db is not None:
+            with contextlib.suppress(sqlite3.Error), self._db:
+                self._db.execute(
+                    "UPDATE runs SET ended_at = ? WHERE run_id = ?", (time.time(), self.run_id)
+                )
             self._db.close()
 
     # --- the API the pipeline uses ---------------------------------------------------------
@@ -274,9 +280,12 @@ class Ledger:
 
     def _run_alive(self, run_id: str) -> bool:
         assert self._db is not None
-        run = self._db.execute("SELECT host, pid FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        if run is None or run[0] != socket.gethostname():
-            return False  # another machine: we cannot tell, and must not block forever
+        run = self._db.execute(
+            "SELECT host, pid, ended_at FROM runs WHERE run_id = ?", (run_id,)
+        ).fetchone()
+        if run is None or run[2] is not None or run[0] != socket.gethostname():
+            # Ended, or on another machine: we cannot tell, and must not block forever.
+            return False
         return _pid_alive(run[1])
 
 
