@@ -11,18 +11,20 @@ import codecs
 import contextlib
 import csv
 import datetime
+import io
 import math
 import os
 import pathlib
 import zipfile
 import zlib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 from xml.etree.ElementTree import ParseError
 
 import openpyxl
 from openpyxl.utils.exceptions import InvalidFileException
+from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
 
 from importer.errors import InputError
 
@@ -33,13 +35,44 @@ if TYPE_CHECKING:
 Cell = str | int | float | bool | datetime.datetime | datetime.date | datetime.time
 """One cell value. ``""`` means blank; never ``None``, never NaN."""
 
-Record = tuple[int, Sequence[Cell]]  # (row number as Excel shows it, raw cells)
+
+class UncalculatedFormula(str):
+    """An XLSX cell holding a formula that was never calculated, so it has no value to read.
+
+    Files written by scripts (and some exporters) store formulas without the value Excel would
+    show. The loader cannot calculate them; it gives this blank-looking cell so that other
+    columns pass through as blank, while mapping.py refuses it in a column the mapping uses.
+    """
+
+    def __new__(cls) -> UncalculatedFormula:
+        return super().__new__(cls, "")
+
+    def __reduce__(self) -> str:
+        return "UNCALCULATED"  # copies and pickles stay the one sentinel
+
+    def __repr__(self) -> str:
+        return "UNCALCULATED"
+
+
+UNCALCULATED = UncalculatedFormula()
+
+# (row number as Excel shows it, raw cells, why the row is broken or None)
+Record = tuple[int, Sequence[Cell], str | None]
 
 ZIP_SIGNATURE = b"PK\x03\x04"
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003, and encrypted .xlsx
 EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xltx", ".xltm"}
 DELIMITERS = (",", ";", "\t", "|")  # in order of preference when counts tie
 SNIFF_BYTES = 64 * 1024
+# Python's csv refuses cells over 128 KiB; real exports carry long notes and HTML bodies. A
+# larger cell is almost always an unclosed quote swallowing the rest of the file.
+MAX_CELL_CHARS = 32 * 1024 * 1024
+# Bytes no text file contains (NUL aside, which broken exports do): control characters other
+# than tab, line breaks and form feed.
+_BINARY_BYTES = bytes([*range(1, 9), *range(14, 32), 127])
+BINARY_SHARE = 0.02  # more than this share of such bytes: not a text file
+
+csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL_CHARS))
 
 # openpyxl reports a damaged workbook through whatever its zip/XML layers raise.
 _CORRUPT_WORKBOOK = (
@@ -102,32 +135,74 @@ def open_table(
 
 
 def _detect_kind(file: pathlib.Path, shown: str) -> str:
-    """Decide by content first, because exports are often misnamed."""
-    head = _read_head(file, shown, 512)
-    suffix = file.suffix.lower()
+    """Decide by content, not by name, because exports are often misnamed."""
+    head = _read_head(file, shown, 4096)
     if not head:
         raise InputError(f"{shown} is empty: no header row found at row 1; export the data again")
     if head.startswith(ZIP_SIGNATURE):
         return "xlsx"
     if head.startswith(OLE_SIGNATURE):
-        if suffix in EXCEL_SUFFIXES:
-            # A real .xlsx is a zip; an OLE container with that name is an encrypted workbook.
-            raise InputError(
-                f"{shown} looks password-protected; open it in Excel, remove the password "
-                "(File > Info > Protect Workbook > Encrypt with Password) and save it again"
-            )
-        raise InputError(
-            f"{shown} is an old Excel 97-2003 .xls workbook; open it in Excel and Save As "
-            ".xlsx or CSV"
-        )
-    if suffix in EXCEL_SUFFIXES:
-        return "xlsx"
+        raise _ole_error(file, shown, head)
     if _looks_like_markup(head):
         raise InputError(
             f"{shown} is a web page or XML file, not a spreadsheet (some tools export HTML "
             "with an Excel name); open it in Excel and Save As .xlsx or CSV"
         )
+    if _looks_binary(head):
+        if file.suffix.lower() in EXCEL_SUFFIXES:
+            raise _corrupt(shown)
+        raise InputError(
+            f"{shown} is not a CSV or Excel file: it holds binary data, not text; export the "
+            "list again as CSV or .xlsx"
+        )
     return "csv"
+
+
+def _ole_error(file: pathlib.Path, shown: str, head: bytes) -> InputError:
+    """An OLE container is an Excel 97-2003 workbook or an encrypted (password) workbook."""
+    streams = _ole_first_directory(file, head)
+    encrypted = b"E\0n\0c\0r\0y\0p\0t\0" in streams
+    if encrypted or (not streams and file.suffix.lower() in EXCEL_SUFFIXES):
+        return InputError(
+            f"{shown} looks password-protected; open it in Excel, remove the password "
+            "(File > Info > Protect Workbook > Encrypt with Password) and save it again"
+        )
+    return InputError(
+        f"{shown} is an old Excel 97-2003 .xls workbook; open it in Excel and Save As .xlsx or CSV"
+    )
+
+
+def _ole_first_directory(file: pathlib.Path, head: bytes) -> bytes:
+    """The first directory sector of an OLE file (stream names in UTF-16), or b"" if unsure."""
+    if len(head) < 0x34:
+        return b""
+    shift = int.from_bytes(head[0x1E:0x20], "little")
+    sector = int.from_bytes(head[0x30:0x34], "little")
+    if shift not in (9, 12) or sector >= 0xFFFFFFFA:
+        return b""
+    with file.open("rb") as f:
+        f.seek((sector + 1) << shift)
+        return f.read(1 << shift)
+
+
+def _looks_binary(head: bytes) -> bool:
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)) or _utf16_without_bom(head):
+        return False
+    if not head.strip(b"\0"):
+        return True
+    odd = len(head) - len(head.translate(None, _BINARY_BYTES))
+    return odd > len(head) * BINARY_SHARE
+
+
+def _utf16_without_bom(head: bytes) -> str | None:
+    """UTF-16 text without a BOM: every other byte of ASCII text is a zero byte."""
+    half = len(head) // 2
+    even, odd = head[0::2].count(0), head[1::2].count(0)
+    if half >= 4 and odd > 0.6 * half and even < 0.1 * half:
+        return "utf-16-le"
+    if half >= 4 and even > 0.6 * half and odd < 0.1 * half:
+        return "utf-16-be"
+    return None
 
 
 def _looks_like_markup(head: bytes) -> bool:
@@ -160,7 +235,7 @@ def _is_blank(cell: Cell) -> bool:
 
 def _read_header(records: Iterator[Record], header_row: int, where: str) -> list[Cell]:
     """Consume records up to and including the header row; rows above it are ignored."""
-    for number, cells in records:
+    for number, cells, _ in records:
         if number == header_row:
             return list(cells)
     raise InputError(
@@ -197,27 +272,46 @@ def _name_columns(raw: Sequence[Cell], header_row: int, where: str) -> tuple[lis
     return header, notes
 
 
-def _fit_row(number: int, cells: Sequence[Cell], width: int) -> Row:
-    """Pad short rows; refuse (via Row.error) rows whose extra cells hold data."""
+def _fit_row(number: int, cells: Sequence[Cell], width: int, *, pad: bool) -> Row:
+    """Fit a row to the header; a row that cannot be matched to the columns gets Row.error.
+
+    XLSX does not store empty trailing cells, so short rows are padded. A short CSV row lost a
+    cell somewhere (a missing delimiter, a broken line), so its values may sit under the wrong
+    columns: it is refused rather than guessed at. Extra cells are fine while they are blank.
+    """
+    if len(cells) < width and not pad:
+        error = (
+            f"row has {_cells(len(cells))} but the header has {width} columns, so its values "
+            "cannot be matched to the columns; every row needs one cell (empty or not) per "
+            "column: check for a missing delimiter or a line break inside an unquoted cell"
+        )
+        return Row(number, [*cells, *[""] * (width - len(cells))], error)
     if len(cells) <= width:
         return Row(number, [*cells, *[""] * (width - len(cells))])
     error = None
     if not all(_is_blank(cell) for cell in cells[width:]):
         used = max(i for i, cell in enumerate(cells) if not _is_blank(cell)) + 1
         error = (
-            f"row has {used} cells but the header has {width} columns; quote values that "
+            f"row has {_cells(used)} but the header has {width} columns; quote values that "
             "contain the delimiter, or give the extra column a name in the header row"
         )
     return Row(number, list(cells[:width]), error)
 
 
+def _cells(count: int) -> str:
+    return "1 cell" if count == 1 else f"{count} cells"
+
+
 def _data_rows(table: Table, records: Iterator[Record]) -> Iterator[Row]:
     width = len(table.header)
-    for number, cells in records:
-        if all(_is_blank(cell) for cell in cells):
+    pad = table.kind == "xlsx"
+    for number, cells, broken in records:
+        if broken is None and all(_is_blank(cell) for cell in cells):
             table.blank_rows += 1
             continue
-        yield _fit_row(number, cells, width)
+        row = _fit_row(number, cells, width, pad=pad)
+        row.error = broken or row.error
+        yield row
 
 
 # --- CSV ---------------------------------------------------------------------------------------
@@ -252,6 +346,9 @@ def _detect_encoding(head: bytes, complete: bool) -> str:
         return "utf-8-sig"
     if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
         return "utf-16"
+    utf16 = _utf16_without_bom(head)
+    if utf16:
+        return utf16
     try:
         # Incremental, so a character cut in two by the prefix boundary is not an error.
         codecs.getincrementaldecoder("utf-8")().decode(head, final=complete)
@@ -306,7 +403,8 @@ def _open_csv(
     head = _read_head(file, shown, SNIFF_BYTES)
     chosen = encoding or _detect_encoding(head, complete=len(head) < SNIFF_BYTES)
     # A guessed UTF-8 degrades gracefully; an explicit or BOM-declared encoding must hold.
-    errors = _FALLBACK_ERRORS if encoding is None and chosen != "utf-16" else "strict"
+    strict = encoding is not None or chosen.startswith("utf-16")
+    errors = "strict" if strict else _FALLBACK_ERRORS
     try:
         sample = codecs.getincrementaldecoder(chosen)(errors="replace").decode(head)
     except LookupError:
@@ -322,27 +420,94 @@ def _open_csv(
         records = _csv_records(stream, sep, shown, chosen)
         raw = _read_header(records, header_row, shown)
         header, notes = _name_columns(raw, header_row, shown)
+        if file.suffix.lower() in EXCEL_SUFFIXES:
+            notes.insert(0, f"the file is named {file.suffix} but holds CSV text; read as CSV")
         table = Table(file, "csv", header, None, chosen, sep, iter(()), header_notes=notes)
         table.rows = _data_rows(table, records)
         yield table
 
 
+UNCLOSED_QUOTE = (
+    'this row opens a quote (") that is never closed, so the importer read the lines after it '
+    "as rows of their own; close or remove the quote (or re-export the file) and import this "
+    "row again"
+)
+
+
+class _LineTap:
+    """Lines of text, NUL bytes removed, remembering the lines of the current record."""
+
+    def __init__(self, stream: Iterable[str]) -> None:
+        self.stream = stream
+        self.lines: list[str] = []
+
+    def __iter__(self) -> Iterator[str]:
+        for line in self.stream:
+            self.lines.append(line)
+            # NUL bytes come from broken exports; dropping them beats refusing the whole file.
+            yield line.replace("\0", "")
+
+    def take(self) -> list[str]:
+        lines, self.lines = self.lines, []
+        return lines
+
+
 def _csv_records(stream: TextIO, delimiter: str, shown: str, encoding: str) -> Iterator[Record]:
-    # NUL bytes come from broken exports; dropping them beats refusing the whole file.
-    lines = (line.replace("\0", "") for line in stream)
-    number = 0
     try:
-        # Each record counts as one row, as in Excel, even if a quoted cell spans lines;
-        # a blank line is a record of its own, so row numbers still match Excel.
-        for number, record in enumerate(csv.reader(lines, delimiter=delimiter), start=1):
-            yield number, record
+        yield from _parse_lines(_LineTap(stream), delimiter, shown)
     except UnicodeDecodeError:
         raise _decode_error(shown, encoding) from None
+
+
+def _parse_lines(tap: _LineTap, delimiter: str, shown: str) -> Iterator[Record]:
+    """Each record counts as one row, as in Excel, even if a quoted cell spans lines; a blank
+    line is a record of its own, so row numbers still match Excel.
+
+    A quote never closed would swallow the rest of the file into one cell: that row is
+    reported as broken and the lines after it are read again as rows of their own.
+    """
+    number = 0
+    while True:
+        start = number + 1
+        try:
+            for number, cells in enumerate(csv.reader(tap, delimiter=delimiter), start):
+                lines = tap.take()
+                if len(lines) > 1 and _quote_left_open(lines, delimiter):
+                    yield number, _first_line_cells(lines[0], delimiter), UNCLOSED_QUOTE
+                    tap = _LineTap(lines[1:])
+                    break
+                yield number, cells, None
+            else:
+                return
+        except csv.Error as exc:
+            raise _csv_error(shown, number + 1, exc) from None
+
+
+def _first_line_cells(line: str, delimiter: str) -> list[str]:
+    return next(csv.reader([line.replace("\0", "").rstrip("\r\n")], delimiter=delimiter), [])
+
+
+def _quote_left_open(lines: list[str], delimiter: str) -> bool:
+    """Did this record end only because the file did, inside a quoted cell?"""
+    text = "".join(lines).replace("\0", "")
+    try:
+        for _ in csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, strict=True):
+            pass
     except csv.Error as exc:
-        raise InputError(
-            f"{shown}: row {number + 1} is not valid CSV ({exc}); check its quotes, "
+        return "end of data" in str(exc)
+    return False
+
+
+def _csv_error(shown: str, number: int, exc: csv.Error) -> InputError:
+    if "field larger than field limit" in str(exc):
+        return InputError(
+            f"{shown}: row {number} has a cell longer than {MAX_CELL_CHARS:,} characters, "
+            'which usually means a quote (") opened there is never closed; fix that quote, '
             "or re-export the file"
-        ) from None
+        )
+    return InputError(
+        f"{shown}: row {number} is not valid CSV ({exc}); check its quotes, or re-export the file"
+    )
 
 
 # --- XLSX --------------------------------------------------------------------------------------
@@ -372,12 +537,13 @@ def _xlsx_table(
     workbook: Workbook, file: pathlib.Path, shown: str, sheet: str | int | None, header_row: int
 ) -> Table:
     worksheet = _pick_sheet(workbook, sheet, shown)
-    # Some exporters write a wrong size into the sheet; trusting it would drop rows.
-    worksheet.reset_dimensions()
     where = f"{shown} (sheet {worksheet.title!r})"
     records = _xlsx_records(worksheet, shown)
     raw = _read_header(records, header_row, where)
     header, notes = _name_columns(raw, header_row, where)
+    if file.suffix.lower() not in EXCEL_SUFFIXES:
+        named = file.suffix or "without an extension"
+        notes.insert(0, f"the file is named {named} but is an Excel workbook; read as Excel")
     table = Table(file, "xlsx", header, worksheet.title, None, None, iter(()), header_notes=notes)
     table.rows = _data_rows(table, records)
     return table
@@ -406,14 +572,55 @@ def _pick_sheet(workbook: Workbook, sheet: str | int | None, shown: str) -> Read
     )
 
 
+class _FormulaAwareParser(WorkSheetParser):
+    """openpyxl's sheet parser, telling a formula without a saved value apart from a blank.
+
+    With data_only both read as None. Excel saves a formula whose result is "" as t="str" with
+    an empty <v>; a formula never calculated has no <v>, or an empty one of another type.
+    """
+
+    def parse_cell(self, element: Any) -> dict[str, Any]:
+        cell = super().parse_cell(element)
+        if cell["value"] is None and element.find(FORMULA_TAG) is not None:
+            saved = element.find(VALUE_TAG)
+            if saved is None or (not saved.text and element.get("t") != "str"):
+                cell["value"] = UNCALCULATED
+        return cell
+
+
 def _xlsx_records(worksheet: ReadOnlyWorksheet, shown: str) -> Iterator[Record]:
+    workbook = worksheet.parent
     try:
-        # openpyxl fills gaps between stored rows, so counting from 1 gives Excel's numbers.
-        rows = worksheet.iter_rows(min_row=1, values_only=True)
-        for number, values in enumerate(rows, start=1):
-            yield number, [_xlsx_cell(value) for value in values]
+        # What ReadOnlyWorksheet.iter_rows does, with the parser above: still one row at a time.
+        with worksheet._get_source() as source:
+            parser = _FormulaAwareParser(
+                source,
+                worksheet._shared_strings,
+                data_only=True,
+                epoch=workbook.epoch,
+                date_formats=workbook._date_formats,
+                timedelta_formats=workbook._timedelta_formats,
+            )
+            expected = 1
+            for number, cells in parser.parse():
+                # Rows Excel did not store are empty rows: count them so numbers match Excel.
+                for missing in range(expected, number):
+                    yield missing, [], None
+                expected = number + 1
+                yield number, _xlsx_values(cells), None
     except _CORRUPT_WORKBOOK:
         raise _corrupt(shown) from None
+
+
+def _xlsx_values(cells: list[dict[str, Any]]) -> list[Cell]:
+    """Parsed cells -> values by column; columns Excel did not store are blank."""
+    values: list[Cell] = []
+    for cell in cells:
+        column = cell["column"]
+        if column > len(values):
+            values.extend([""] * (column - len(values)))
+        values[column - 1] = _xlsx_cell(cell["value"])
+    return values
 
 
 def _xlsx_cell(value: object) -> Cell:
@@ -422,6 +629,6 @@ def _xlsx_cell(value: object) -> Cell:
     if isinstance(value, float):
         # Excel stores every number as a float; 2405.0 is the ID 2405.
         return int(value) if math.isfinite(value) and value.is_integer() else value
-    if isinstance(value, str | int | datetime.date | datetime.time):  # bool is an int
+    if isinstance(value, str | int | datetime.date | datetime.time):  # bool, UNCALCULATED too
         return value
     return str(value)  # e.g. timedelta for duration formats: keep what the user sees

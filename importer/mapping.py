@@ -20,7 +20,7 @@ import yaml
 
 from importer.dates import DateError, load_timezone, to_epoch_seconds
 from importer.errors import MappingError, RowError
-from importer.loader import Cell, Row
+from importer.loader import Cell, Row, UncalculatedFormula
 
 #: Eloqua's activity properties the mapping may set, in payload order.
 ACTIVITY_FIELDS = (
@@ -160,6 +160,22 @@ class Mapping:
 # --- loading -------------------------------------------------------------------------------
 
 
+class _MappingLoader(yaml.SafeLoader):
+    """YAML as users mean it: yes/no/on/off are words (map keys!) and dates stay text.
+
+    Only true/false are booleans, as in YAML 1.2.
+    """
+
+
+_MappingLoader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if not tag.endswith((":bool", ":timestamp"))]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_MappingLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
 def load_mapping(path: str | Path) -> Mapping:
     """Read and check a mapping file. Raises MappingError naming the problem and the fix."""
     path = Path(path)
@@ -170,7 +186,7 @@ def load_mapping(path: str | Path) -> Mapping:
     except (OSError, UnicodeDecodeError) as exc:
         raise MappingError(f"cannot read mapping file {path}: {exc}") from None
     try:
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=_MappingLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise MappingError(f"{path}: {_describe_yaml_error(exc)}") from None
     return parse_mapping(document, path)
@@ -185,7 +201,8 @@ def parse_mapping(document: Any, path: Path) -> Mapping:
             " 'activity:' section"
         )
     _check_keys(document, ("version", "source", "activity"), where, "the top level")
-    if document.get("version") != 1:
+    version = document.get("version")
+    if version != 1 or isinstance(version, bool):
         raise MappingError(
             f"{where}: 'version' must be 1 (found {document.get('version')!r}); add 'version: 1'"
             " as the first line"
@@ -226,8 +243,14 @@ def _parse_source(source: Any, where: str) -> SourceHints:
             f"{where}: source.header_row must be a row number (1 or more), not {header_row!r}"
         )
     sheet = source.get("sheet")
-    if sheet is not None and not isinstance(sheet, str | int):
+    if sheet is not None and (not isinstance(sheet, str | int) or isinstance(sheet, bool)):
         raise MappingError(f"{where}: source.sheet must be a sheet name or number")
+    for key in ("encoding", "delimiter"):
+        if source.get(key) is not None and not isinstance(source[key], str):
+            raise MappingError(
+                f"{where}: source.{key} must be text, e.g. {key}: "
+                + ('"cp1252"' if key == "encoding" else '";"')
+            )
     return SourceHints(
         sheet=sheet,
         header_row=header_row,
@@ -247,7 +270,7 @@ def _parse_field_values(raw: Any, where: str) -> list[FieldValueSpec]:
     result = []
     for position, item in enumerate(raw, start=1):
         label = f"fieldValues item {position}"
-        if not isinstance(item, dict) or "id" not in item:
+        if not isinstance(item, dict) or not _is_scalar(item.get("id")):
             raise MappingError(
                 f"{where}: {label} needs an 'id' (the Eloqua field id) and a column, template or"
                 ' value, e.g. - {id: "12", column: Booth}'
@@ -260,8 +283,11 @@ def _parse_field_values(raw: Any, where: str) -> list[FieldValueSpec]:
 
 def _parse_spec(name: str, raw: Any, where: str, *, allow_date: bool = True) -> ValueSpec:
     is_date = allow_date and name == "activityDate"
-    if isinstance(raw, bool) or raw is None:
-        raise MappingError(f"{where}: {name} must be a text, a number or a column mapping")
+    if isinstance(raw, bool) or raw is None or raw == "":
+        raise MappingError(
+            f"{where}: {name} must be a text, a number or a column mapping like"
+            " {column: Column Name}"
+        )
     if isinstance(raw, str | int | float):
         return _constant_or_template(name, raw, where)
     if not isinstance(raw, dict):
@@ -275,6 +301,12 @@ def _parse_spec(name: str, raw: Any, where: str, *, allow_date: bool = True) -> 
             f" (found {', '.join(sources) or 'none'})"
         )
     kind = sources[0]
+    for key in (kind, "default"):
+        if key in raw and not _is_scalar(raw[key]):
+            raise MappingError(
+                f"{where}: {name}: '{key}' must be a single text or number, not {raw[key]!r}"
+                " (quote text that contains ':', '{' or '#')"
+            )
     if kind == "template":
         spec = ValueSpec(name, "template", _parse_template(str(raw["template"]), name, where))
     elif kind == "column":
@@ -285,8 +317,8 @@ def _parse_spec(name: str, raw: Any, where: str, *, allow_date: bool = True) -> 
         spec = ValueSpec(name, "value", raw["value"])
     spec.value_map = _parse_value_map(raw.get("map"), name, where)
     spec.default = raw.get("default")
-    required = raw.get("required", True)
-    if not isinstance(required, bool):
+    required = _BOOLEAN_WORDS.get(str(raw.get("required", True)).casefold())
+    if required is None:
         raise MappingError(f"{where}: {name}: 'required' must be true or false")
     spec.required = required
     if is_date:
@@ -335,18 +367,30 @@ def _parse_value_map(raw: Any, name: str, where: str) -> dict[str, Any] | None:
         raise MappingError(f"{where}: {name}: 'map' must be a mapping like {{visited: Visited}}")
     folded: dict[str, Any] = {}
     for key, value in raw.items():
-        # YAML turns yes/no/on/off into booleans; users mean the words they typed.
-        text = _yaml_scalar_text(key).strip().casefold()
+        if not _is_scalar(key) or not _is_scalar(value):
+            shown = f"{key}: {value!r}" if _is_scalar(key) else repr(key)
+            raise MappingError(
+                f"{where}: {name}: 'map' entry {shown} needs a single text or number on both"
+                " sides, like  visited: Visited Booth"
+            )
+        text = _scalar_text(key).strip().casefold()
         if text in folded:
             raise MappingError(f"{where}: {name}: 'map' has the key {key!r} twice (case-blind)")
-        folded[text] = _yaml_scalar_text(value) if isinstance(value, bool) else value
+        folded[text] = _scalar_text(value) if isinstance(value, bool) else value
     return folded
 
 
-def _yaml_scalar_text(value: Any) -> str:
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    return str(value)
+_BOOLEAN_WORDS = {"true": True, "yes": True, "false": False, "no": False}
+
+
+def _is_scalar(value: Any) -> bool:
+    """A text, number or true/false: what a cell or a constant can be."""
+    return isinstance(value, str | int | float) and value != ""
+
+
+def _scalar_text(value: Any) -> str:
+    # true/false keys match the TRUE/FALSE of Excel boolean cells (see cell_text).
+    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _parse_formats(raw: Any, where: str) -> tuple[str, ...]:
@@ -417,11 +461,11 @@ def _raw_value(spec: ValueSpec, cells: list[Cell]) -> Any:
     if spec.kind == "value":
         return spec.source
     if spec.kind == "column":
-        return _strip(cells[spec.columns[spec.source]])
+        return _cell(spec, cells, spec.source)
     texts = []
     for part in spec.source:
         if isinstance(part, _Placeholder):
-            cell = _strip(cells[spec.columns[part.column]])
+            cell = _cell(spec, cells, part.column)
             if _is_blank(cell):
                 # A blank placeholder makes the whole value blank, not a half-empty text.
                 return ""
@@ -429,6 +473,19 @@ def _raw_value(spec: ValueSpec, cells: list[Cell]) -> Any:
         else:
             texts.append(part)
     return "".join(texts)
+
+
+def _cell(spec: ValueSpec, cells: list[Cell], column: str) -> Cell:
+    cell = cells[spec.columns[column]]
+    if isinstance(cell, UncalculatedFormula):
+        raise RowError(
+            f"{column}: the cell holds a formula that was never calculated, so it has no value"
+            " to import; open the file in Excel and save it (Excel then calculates the"
+            " formulas), and import it again",
+            column=column,
+            value=cell,
+        )
+    return _strip(cell)
 
 
 def _finish(spec: ValueSpec, value: Any) -> Any:

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import datetime
 import pathlib
+import shutil
 import tracemalloc
+import zipfile
+from collections.abc import Callable
 
 import openpyxl
 import pytest
 
 from importer.errors import InputError
-from importer.loader import Row, Table, open_table
+from importer.loader import UNCALCULATED, Row, Table, open_table
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
+BROKEN = FIXTURES / "broken"
 
 
 def write(path: pathlib.Path, data: bytes | str) -> pathlib.Path:
@@ -132,6 +136,13 @@ def test_unknown_encoding_name_is_an_input_error(tmp_path: pathlib.Path) -> None
         read_all(path, encoding="klingon")
 
 
+def test_utf16_without_bom_is_recognised(tmp_path: pathlib.Path) -> None:
+    data = "Email\tName\r\nz@example.com\tZoë\r\n".encode("utf-16-le")
+    table, rows = read_all(write(tmp_path / "u16.txt", data))
+    assert (table.encoding, table.delimiter) == ("utf-16-le", "\t")
+    assert rows == [Row(2, ["z@example.com", "Zoë"])]
+
+
 def test_nul_bytes_are_removed_instead_of_crashing() -> None:
     table, rows = read_all(FIXTURES / "null_byte.csv")
     assert rows == [Row(2, ["ana@example.com", "Ana"]), Row(4, ["bo@example.com", "Bo"])]
@@ -164,14 +175,45 @@ def test_header_on_row_3_ignores_a_ragged_preamble(tmp_path: pathlib.Path) -> No
     assert rows == [Row(4, ["a@x.com", "A"])]
 
 
-def test_short_rows_are_padded_and_long_rows_carry_an_error(tmp_path: pathlib.Path) -> None:
-    text = "A,B,C\n1\n1,2,3,,\n1,2,3,4,5\n"
+def test_short_csv_rows_are_invalid_and_long_rows_carry_an_error(tmp_path: pathlib.Path) -> None:
+    text = "A,B,C\n1\n1,2,3,,\n1,2,3,4,5\n1,2\n"
     _, rows = read_all(write(tmp_path / "r.csv", text))
-    assert rows[0] == Row(2, ["1", "", ""])
+    assert rows[0].cells == ["1", "", ""]  # padded, so the results file keeps its shape
+    assert rows[0].error is not None
+    assert rows[0].error.startswith("row has 1 cell but the header has 3 columns, so its values")
     assert rows[1] == Row(3, ["1", "2", "3"])  # extra blank cells are harmless
     assert rows[2].cells == ["1", "2", "3"]
     assert rows[2].error is not None
     assert rows[2].error.startswith("row has 5 cells but the header has 3 columns")
+    assert rows[3].error is not None and rows[3].error.startswith("row has 2 cells")
+
+
+def test_empty_trailing_header_columns_need_no_cells(tmp_path: pathlib.Path) -> None:
+    table, rows = read_all(write(tmp_path / "t.csv", "A,B,,,\n1,2\n3,4,,,\n"))
+    assert table.header == ["A", "B"]
+    assert rows == [Row(2, ["1", "2"]), Row(3, ["3", "4"])]
+
+
+def test_a_one_megabyte_cell_is_read(tmp_path: pathlib.Path) -> None:
+    note = "x" * 1_000_000
+    _, rows = read_all(write(tmp_path / "long.csv", f'Email,Note\na@x.com,"{note}"\nb@x.com,ok\n'))
+    assert rows == [Row(2, ["a@x.com", note]), Row(3, ["b@x.com", "ok"])]
+
+
+def test_unclosed_quote_breaks_one_row_and_the_rest_are_read_again(
+    tmp_path: pathlib.Path,
+) -> None:
+    text = 'Email,Note\na@x.com,"fine\nstill fine"\nb@x.com,"oops\nc@x.com,ok\nd@x.com,ok\n'
+    _, rows = read_all(write(tmp_path / "q.csv", text))
+    assert [(row.number, row.cells) for row in rows] == [
+        (2, ["a@x.com", "fine\nstill fine"]),
+        (3, ["b@x.com", "oops"]),
+        (4, ["c@x.com", "ok"]),
+        (5, ["d@x.com", "ok"]),
+    ]
+    assert rows[1].error is not None
+    assert rows[1].error.startswith('this row opens a quote (") that is never closed')
+    assert [row.error for row in rows if row.number != 3] == [None, None, None]
 
 
 def test_header_names_are_trimmed_deduplicated_and_blank_ones_named(
@@ -344,3 +386,100 @@ def test_empty_sheet_names_the_sheet(tmp_path: pathlib.Path) -> None:
     openpyxl.Workbook().save(path)
     with pytest.raises(InputError, match=r"blank\.xlsx \(sheet 'Sheet'\) is empty"):
         read_all(path)
+
+
+# --- XLSX: formulas, .xlsm, trailing blanks; content over file name ----------------------------
+
+
+def rewrite_member(path: pathlib.Path, member: str, edit: Callable[[str], str]) -> None:
+    """Edit one XML file inside a workbook, as Excel would have written it differently."""
+    with zipfile.ZipFile(path) as source:
+        items = {name: source.read(name) for name in source.namelist()}
+    items[member] = edit(items[member].decode("utf-8")).encode("utf-8")
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as target:
+        for name, data in items.items():
+            target.writestr(name, data)
+
+
+def formula_workbook(path: pathlib.Path) -> pathlib.Path:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Email", "Contact ID", "Label", "Score"])
+    sheet.append(["a@x.com", "=1000+1001", '=""', "=2*2"])
+    sheet.append(["b@x.com", 2002, "=A3", None])
+    sheet.append(["=A2", "=B2", None, None])  # a template row nobody filled in
+    workbook.save(path)
+    # Excel saves the calculated values next to the formulas; openpyxl saves none.
+    rewrite_member(
+        path,
+        "xl/worksheets/sheet1.xml",
+        lambda xml: xml.replace(
+            '<c r="B2"><f>1000+1001</f><v />', '<c r="B2"><f>1000+1001</f><v>2001</v>'
+        ).replace('<c r="C2"><f>""</f><v />', '<c r="C2" t="str"><f>""</f><v></v>'),
+    )
+    return path
+
+
+def test_formulas_give_their_saved_values_or_the_uncalculated_marker(
+    tmp_path: pathlib.Path,
+) -> None:
+    table, rows = read_all(formula_workbook(tmp_path / "f.xlsx"))
+    assert rows[0].cells == ["a@x.com", 2001, "", UNCALCULATED]
+    assert rows[0].cells[2] is not UNCALCULATED  # a formula whose value is "" is just blank
+    assert rows[0].cells[3] is UNCALCULATED
+    assert rows[1].cells[2] is UNCALCULATED
+    assert [row.number for row in rows] == [2, 3]
+    assert table.blank_rows == 1  # row 4 holds only formulas never calculated
+
+
+def test_xlsm_workbook_is_read(tmp_path: pathlib.Path) -> None:
+    path = make_workbook(tmp_path / "expo.xlsm")
+    macro_type = "application/vnd.ms-excel.sheet.macroEnabled.main+xml"
+    rewrite_member(
+        path,
+        "[Content_Types].xml",
+        lambda xml: xml.replace(
+            "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet.main+xml", macro_type
+        ),
+    )
+    assert macro_type.encode() in zipfile.ZipFile(path).read("[Content_Types].xml")
+    table, rows = read_all(path, sheet="Attendees", header_row=3)
+    assert (table.kind, [row.number for row in rows]) == ("xlsx", [4, 6])
+    assert table.header_notes == []
+
+
+def test_empty_trailing_rows_and_columns_are_ignored(tmp_path: pathlib.Path) -> None:
+    workbook = openpyxl.Workbook()
+    sheet = workbook.active
+    sheet.append(["Email", "Name", None, None])
+    sheet.append(["a@x.com", "A", None, None])
+    for row in range(3, 40):  # formatted but empty, as after deleting data in Excel
+        for column in range(1, 12):
+            sheet.cell(row=row, column=column).font = openpyxl.styles.Font(bold=True)
+    path = tmp_path / "t.xlsx"
+    workbook.save(path)
+    table, rows = read_all(path)
+    assert table.header == ["Email", "Name"]
+    assert rows == [Row(2, ["a@x.com", "A"])]
+    assert table.blank_rows == 37
+
+
+def test_csv_named_xlsx_is_read_as_csv_and_said_so(tmp_path: pathlib.Path) -> None:
+    table, rows = read_all(write(tmp_path / "export.xlsx", "Email;Name\na@x.com;A\n"))
+    assert (table.kind, table.delimiter, rows) == ("csv", ";", [Row(2, ["a@x.com", "A"])])
+    assert table.header_notes == ["the file is named .xlsx but holds CSV text; read as CSV"]
+
+
+def test_garbage_bytes_are_not_read_as_text(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "x.csv", bytes(range(256)) * 8)
+    with pytest.raises(InputError, match=r"x\.csv is not a CSV or Excel file: it holds binary"):
+        read_all(path)
+
+
+def test_ole_file_is_told_apart_by_its_streams_not_its_name(tmp_path: pathlib.Path) -> None:
+    locked = shutil.copy(BROKEN / "password_protected.xlsx", tmp_path / "locked.xls")
+    with pytest.raises(InputError, match=r"locked\.xls looks password-protected"):
+        read_all(pathlib.Path(locked))
+    old = shutil.copy(BROKEN / "old_excel.xls", tmp_path / "old.xlsx")
+    with pytest.raises(InputError, match=r"old\.xlsx is an old Excel 97-2003 \.xls workbook"):
+        read_all(pathlib.Path(old))

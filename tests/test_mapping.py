@@ -201,3 +201,45 @@ def test_structurally_broken_row_is_invalid(tmp_path):
 def test_missing_mapping_file_says_so(tmp_path):
     with pytest.raises(MappingError, match="not found"):
         load_mapping(tmp_path / "nope.yaml")
+
+
+@pytest.mark.parametrize(
+    ("replace", "by", "message"),
+    [
+        ("{visited: Visited Booth", "{visited: ", "'map' entry visited: None"),
+        ("{visited: Visited Booth", "{visited: [a, b]", "'map' entry visited: ['a', 'b']"),
+        ("{column: Event}", "{column: Event, default: [1, 2]}", "'default' must be a single"),
+        ('- {id: "12", column: Booth}', "- {id: , column: Booth}", "needs an 'id'"),
+        ("version: 1", "version: true", "'version' must be 1"),
+        ("activity:", "source: {encoding: 5}\nactivity:", "source.encoding must be text"),
+        ("activity:", "source: {sheet: true}\nactivity:", "source.sheet must be"),
+        ("{column: Event}", "{value: [x]}", "'value' must be a single"),
+    ],
+)
+def test_wrongly_typed_mapping_values_are_refused_when_loading(tmp_path, replace, by, message):
+    path = write_mapping(tmp_path, BASIC.replace(replace, by, 1))
+    with pytest.raises(MappingError) as error:
+        load_mapping(path)
+    assert message in str(error.value)
+
+
+def test_true_false_map_keys_match_excel_boolean_cells(tmp_path):
+    text = BASIC.replace(
+        "{visited: Visited Booth, demo: Viewed a Demo}", "{true: Attended, false: Registered}"
+    )
+    mapping = bound(tmp_path, text)
+    assert mapping.payload(row(Action=True))["activityType"] == "Attended"
+    assert mapping.payload(row(Action="FALSE"))["activityType"] == "Registered"
+
+
+def test_on_off_keys_and_unquoted_dates_are_words_not_yaml_types(tmp_path):
+    text = BASIC.replace(
+        "{visited: Visited Booth, demo: Viewed a Demo}", "{on: Visited Booth, off: Registered}"
+    ).replace("activityDate:\n    column: Scan Time\n", "activityDate:\n    value: 2026-03-14\n")
+    text = text.replace('    format: "%m/%d/%Y %H:%M"\n', "")
+    payload = bound(tmp_path, text).payload(row(Action="ON"))
+    assert payload["activityType"] == "Visited Booth"
+    # 2026-03-14 midnight in New York (EDT since 8 March) is 04:00 UTC.
+    assert payload["activityDate"] == str(
+        int(dt.datetime(2026, 3, 14, 4, 0, tzinfo=dt.UTC).timestamp())
+    )
