@@ -9,6 +9,7 @@ make the value unambiguous.
 from __future__ import annotations
 
 import calendar
+import contextlib
 import datetime
 import difflib
 import math
@@ -22,8 +23,10 @@ UTC = datetime.UTC
 
 EPOCH_SECONDS_MIN = 100_000_000  # 1973-03-03: smaller numbers are not plausible epoch times
 EPOCH_SECONDS_MAX = 10_000_000_000  # year 2286: larger ones are milliseconds or nonsense
+# Excel serial numbers are read as dates only from 1970 to 2173: a number like 2026 or 930 in a
+# date column is far more likely a year or a typo than a date in 1905 or 1902.
+EXCEL_SERIAL_MIN = 25_569  # 1970-01-01
 EXCEL_SERIAL_MAX = 100_000  # year 2173
-EXCEL_FAKE_LEAP_DAY = 60  # Excel's 1900-02-29, which never existed
 
 _DIGITS = re.compile(r"\d+")
 # d/m/y or m/d/y with any common separator, optionally followed by a time.
@@ -53,6 +56,10 @@ def to_epoch_seconds(value: Cell, *, formats: Sequence[str] = (), tz: datetime.t
     if isinstance(value, datetime.time):
         raise DateError(f"'{value.isoformat()}' is a time of day without a date")
     if isinstance(value, int | float):
+        if formats and math.isfinite(value) and float(value).is_integer():
+            # 20260314 typed into a cell Excel keeps as a number, with format "%Y%m%d".
+            with contextlib.suppress(DateError):
+                return _from_text(str(int(value)), formats, tz)
         return _from_number(value, tz)
     return _from_text(value, formats, tz)
 
@@ -114,29 +121,25 @@ def _from_number(value: float, tz: datetime.tzinfo) -> int:
         return math.floor(value)
     if EPOCH_SECONDS_MAX * 10 <= value < EPOCH_SECONDS_MAX * 10_000:
         raise DateError(_milliseconds_reason(f"{value:.0f}"))
-    if 1 <= value < EXCEL_SERIAL_MAX:
+    if EXCEL_SERIAL_MIN <= value < EXCEL_SERIAL_MAX:
         local = _excel_serial(value)
         return _epoch(_aware(local, tz, local.isoformat(sep=" ")))
     if 0 < value < 1:
         raise DateError(f"{value!r} is a time of day without a date")
+    shown = f"{value:g}" if isinstance(value, float) else str(value)
     raise DateError(
-        f"{value!r} is not a date: numbers are read as Excel dates (1 to 99999) or "
-        "epoch seconds (9-10 digits); format the cell as a date in Excel"
+        f"{shown} is not a date: numbers are read as Excel dates (1970 to 2173) or epoch"
+        " seconds (9-10 digits); format the cell as a date in Excel, or set format: for this"
+        ' column (e.g. "%Y%m%d" for 20260314)'
     )
 
 
 def _excel_serial(value: float) -> datetime.datetime:
-    """Excel's 1900 date system, including its pretend 29 February 1900."""
+    """Excel's 1900 date system (serials from 1970 on, past its fake 29 February 1900)."""
     day = math.floor(value)
-    if day == EXCEL_FAKE_LEAP_DAY:
-        raise DateError(
-            f"{value!r} is Excel's 29 February 1900, a day that never existed; fix the cell"
-        )
-    # Serials after the fake leap day are one day ahead of the real calendar.
-    start = datetime.datetime(1899, 12, 31 if day < EXCEL_FAKE_LEAP_DAY else 30)
     # Round the time of day: 12:30 is stored as 0.520833... and must not become 12:29:59.
     seconds = round((value - day) * 86_400)
-    return start + datetime.timedelta(days=day, seconds=seconds)
+    return datetime.datetime(1899, 12, 30) + datetime.timedelta(days=day, seconds=seconds)
 
 
 def _milliseconds_reason(digits: str) -> str:

@@ -416,6 +416,8 @@ def _open_csv(
         if delimiter
         else _sniff_delimiter(_header_line(sample.lstrip("\ufeff"), header_row))
     )
+    if strict:
+        _check_decodes(file, shown, chosen)
     with file.open("r", encoding=chosen, errors=errors, newline="") as stream:
         records = _csv_records(stream, sep, shown, chosen)
         raw = _read_header(records, header_row, shown)
@@ -425,6 +427,36 @@ def _open_csv(
         table = Table(file, "csv", header, None, chosen, sep, iter(()), header_notes=notes)
         table.rows = _data_rows(table, records)
         yield table
+
+
+def _check_decodes(file: pathlib.Path, shown: str, encoding: str) -> None:
+    """Decode the whole file once before any row is used.
+
+    A bad byte deep in the file would otherwise surface only when the reader reaches it (a
+    buffer early), after earlier rows were sent. A bounded-memory pass costs little.
+    """
+    decoder = codecs.getincrementaldecoder(encoding)()
+    line = 1
+    with file.open("rb") as raw:
+        while chunk := raw.read(1 << 18):
+            try:
+                text = decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                line += codecs.decode(chunk[: exc.start], encoding, "replace").count("\n")
+                bad = chunk[exc.start : exc.start + 1]
+                raise InputError(
+                    f"cannot read {shown} as {encoding}: line {line} has a byte ({bad!r}) that is"
+                    f" not {encoding}; try --encoding cp1252 (Windows) or utf-16, or re-export"
+                    " the file as UTF-8"
+                ) from None
+            line += text.count("\n")
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            raise InputError(
+                f"cannot read {shown} as {encoding}: the file ends in the middle of a character;"
+                " it may be truncated, re-export it"
+            ) from None
 
 
 UNCLOSED_QUOTE = (
@@ -555,16 +587,15 @@ def _pick_sheet(workbook: Workbook, sheet: str | int | None, shown: str) -> Read
         raise InputError(f"{shown} has no worksheets; re-export it with the data on a sheet")
     if sheet is None:
         return sheets[0]
-    by_name = {ws.title: ws for ws in sheets}
-    if isinstance(sheet, str):
-        if sheet in by_name:
-            return by_name[sheet]
-        folded = [ws for ws in sheets if ws.title.strip().casefold() == sheet.strip().casefold()]
-        if len(folded) == 1:
-            return folded[0]
-    index = int(sheet) if isinstance(sheet, int) or sheet.strip().isdecimal() else None
-    if index is not None and 1 <= index <= len(sheets):
-        return sheets[index - 1]
+    # A name first (sheets are often called "2024"), then a 1-based position.
+    wanted = str(sheet).strip().casefold()
+    named = [ws for ws in sheets if ws.title == str(sheet)] or [
+        ws for ws in sheets if ws.title.strip().casefold() == wanted
+    ]
+    if len(named) == 1:
+        return named[0]
+    if wanted.isdecimal() and 1 <= int(wanted) <= len(sheets):
+        return sheets[int(wanted) - 1]
     names = ", ".join(repr(ws.title) for ws in sheets)
     raise InputError(
         f"{shown} has no sheet {sheet!r}; its sheets are {names} "

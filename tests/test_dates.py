@@ -154,12 +154,16 @@ def test_excel_serial_dates_use_the_1900_system_and_the_zone() -> None:
     assert to_epoch_seconds(44259.604166666664, tz=NEW_YORK) == MARCH_4_1430_NEW_YORK
 
 
-def test_excel_serials_around_the_fake_1900_leap_day() -> None:
-    assert to_epoch_seconds(1) == epoch(1900, 1, 1)
-    assert to_epoch_seconds(59) == epoch(1900, 2, 28)
-    assert to_epoch_seconds(61) == epoch(1900, 3, 1)
-    with pytest.raises(DateError, match="29 February 1900"):
-        to_epoch_seconds(60)
+@pytest.mark.parametrize("number", [2026, 930, 1, 60])
+def test_small_numbers_are_not_taken_for_dates_around_1900(number: int) -> None:
+    with pytest.raises(DateError, match="not a date"):
+        to_epoch_seconds(number)
+
+
+def test_numbers_are_read_with_the_columns_format_first() -> None:
+    assert to_epoch_seconds(20210304, formats=["%Y%m%d"]) == epoch(2021, 3, 4)
+    # A real Excel serial still works in a column whose text cells have a format.
+    assert to_epoch_seconds(44259, formats=["%d/%m/%Y"]) == epoch(2021, 3, 4)
 
 
 @pytest.mark.parametrize("number", [0, 0.5, -3, 100_000, 99_999_999, 12_345_678_901, math.nan])
