@@ -70,8 +70,8 @@ def default_ledger_path() -> Path:
 class Claim:
     """What the ledger says about one activity before it is sent.
 
-    ``decision`` is ``send``, ``already_created``, ``uncertain`` or ``in_progress`` (another
-    live run is sending the same activity right now).
+    ``decision`` is ``send``, ``already_created``, ``uncertain``, ``in_progress`` (another
+    live run is sending the same activity right now) or ``duplicate`` (this run already has).
     """
 
     decision: str
@@ -272,9 +272,12 @@ class Ledger:
         if found is None:
             return None
         state, activity_id, run_id, source = found
+        if run_id == self.run_id:
+            # Two rows of this run became the same activity (e.g. two emails, one contact).
+            return Claim("duplicate", activity_id or "", source or "")
         if state == "created":
             return Claim("already_created", activity_id or "", source or "")
-        if run_id == self.run_id or self._run_alive(run_id):
+        if self._run_alive(run_id):
             return Claim("in_progress", "", source or "")
         return None if retry_uncertain else Claim("uncertain", "", source or "")
 

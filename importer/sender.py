@@ -226,9 +226,11 @@ class Sender(Generic[T]):
         on_outcome: Callable[[T, Outcome], None],
         options: SendOptions | None = None,
         ledger: Ledger | None = None,
+        prepare: Callable[[Job[T]], Awaitable[Outcome | None]] | None = None,
     ) -> None:
         self.client = client
         self.on_outcome = on_outcome
+        self.prepare = prepare
         self.options = options or SendOptions()
         self.ledger = ledger
         self.limit = AdaptiveLimit(self.options.concurrency)
@@ -279,6 +281,12 @@ class Sender(Generic[T]):
             self.on_outcome(job.key, outcome)
 
     async def _process(self, job: Job[T]) -> Outcome:
+        if self.prepare is not None:
+            # e.g. contact lookups: completes the payload, or says why the row cannot be sent.
+            refused = await self.prepare(job)
+            if refused is not None:
+                self._watch_failures(refused)
+                return refused
         if self.ledger is not None:
             try:
                 claim = await self.ledger.claim(
@@ -364,6 +372,10 @@ def _ledger_outcome(decision: str, activity_id: str, source: str) -> Outcome:
             "already_created",
             activity_id=activity_id,
             error=f"created by an earlier run{where}; not sent again",
+        )
+    if decision == "duplicate":
+        return Outcome(
+            "duplicate", error=f"same activity as {source or 'an earlier row'}; not sent"
         )
     if decision == "in_progress":
         return Outcome(
