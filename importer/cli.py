@@ -11,10 +11,11 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from importer.config import Connection, Credentials, connection_from_env
-from importer.eloqua import Timeouts
+from importer.config import Connection, Credentials, connection_from_env, has_credentials
+from importer.eloqua import Timeouts, open_session
 from importer.errors import ExitStatus, ImporterError
 from importer.pipeline import RunOptions, run_import
+from importer.preflight import check_report
 
 PROG = "eloqua-import"
 MAX_CONCURRENCY = 64
@@ -52,6 +53,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(commands)
+    _add_check(commands)
+    _add_watch(commands)
     _add_sandbox(commands)
     return parser
 
@@ -128,6 +131,111 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
 
 
+CHECK_EXAMPLES = """\
+examples:
+  export ELOQUA_COMPANY=Acme ELOQUA_USERNAME=api.user
+  read -rs ELOQUA_PASSWORD && export ELOQUA_PASSWORD
+  eloqua-import check
+
+  eloqua-import check --sandbox      # what the built-in sandbox has set up
+"""
+
+
+def _add_check(commands: argparse._SubParsersAction) -> None:
+    check = commands.add_parser(
+        "check",
+        help="check the credentials and list the asset and activity types",
+        description="Check the credentials (from the environment) and print the site, the"
+        " user, the base URL, and the external asset types with their activity types. The"
+        " first command to run against a new Eloqua instance.",
+        epilog=CHECK_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    check.add_argument("--sandbox", action="store_true", help="check the built-in sandbox")
+    check.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+
+
+def _add_watch(commands: argparse._SubParsersAction) -> None:
+    examples = """\
+examples:
+  # cron, every 5 minutes (an overlapping run never takes a file twice)
+  */5 * * * *  eloqua-import watch /srv/drops/expo --mapping /srv/drops/expo.yaml --once
+
+  # long-running (e.g. a systemd service); stops cleanly on SIGTERM
+  eloqua-import watch /srv/drops/expo --mapping /srv/drops/expo.yaml --log-format json
+
+Files go INBOX -> INBOX/processing/ -> INBOX/done/ (every row created, already created or
+duplicate) or INBOX/failed/ (anything else), each with <name>.results.csv beside it.
+Exit status with --once: 0 all went to done/, 1 some went to failed/, 2 usage or mapping
+problem, 3 stopped (Eloqua unreachable, credentials refused, outage), 130 interrupted.
+"""
+
+    def seconds(text: str) -> float:  # 0 allowed: files dropped by a rename are complete
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if value < 0:
+            raise argparse.ArgumentTypeError(f"must be 0 or more, not {value}")
+        return value
+
+    watch = commands.add_parser(
+        "watch",
+        help="import every file dropped into a folder",
+        description="Import each .csv/.xlsx/.xlsm file dropped into INBOX once it has stopped"
+        " changing, exactly once, then move it to done/ or failed/ with its results. Names"
+        " starting with '.' or '~$' are ignored: upload as .name.csv, then rename.",
+        epilog=examples,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    watch.add_argument("inbox", type=Path, metavar="INBOX", help="the folder files are dropped in")
+    watch.add_argument("--mapping", type=Path, required=True, help="the YAML mapping file")
+    watch.add_argument(
+        "--once", action="store_true", help="process what is there now, then exit (for cron)"
+    )
+    watch.add_argument(
+        "--interval",
+        type=_positive_float,
+        default=60.0,
+        metavar="S",
+        help="seconds between looks at the inbox (default 60)",
+    )
+    watch.add_argument(
+        "--settle",
+        type=seconds,
+        default=5.0,
+        metavar="S",
+        help="a file must keep its size and time for S seconds before it is taken (default 5)",
+    )
+    watch.add_argument(
+        "--log-format",
+        choices=("text", "json"),
+        default="text",
+        help="events on stderr as readable text (default) or one JSON object per line",
+    )
+    watch.add_argument(
+        "--ledger",
+        type=Path,
+        metavar="PATH",
+        help="idempotency ledger (default: the per-user state file, see the README)",
+    )
+    watch.add_argument(
+        "--concurrency",
+        type=_concurrency,
+        default=8,
+        metavar="N",
+        help="requests in flight (default 8)",
+    )
+    watch.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=120.0,
+        metavar="S",
+        help="seconds to wait for Eloqua's answer to one request (default 120)",
+    )
+    watch.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+
+
 def _add_sandbox(commands: argparse._SubParsersAction) -> None:
     sandbox = commands.add_parser(
         "sandbox",
@@ -170,6 +278,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     try:
         if args.command == "run":
             return asyncio.run(_run(args, stdout))
+        if args.command == "check":
+            return asyncio.run(_check(args, stdout))
+        if args.command == "watch":
+            return _watch(args)
         return _sandbox(args)
     except ImporterError as exc:
         if args.traceback:
@@ -220,10 +332,29 @@ async def _run(args: argparse.Namespace, stdout: TextIO) -> int:
             async with SandboxServer() as server:
                 summary = await run_import(options, sandbox_connection(server.base_url))
     else:
-        connection = None if args.dry_run else connection_from_env()
+        # A dry run without credentials still checks every row, offline.
+        offline = args.dry_run and not has_credentials()
+        connection = None if offline else connection_from_env()
         summary = await run_import(options, connection)
     print(summary.render(), file=stdout)
     return int(summary.exit_status())
+
+
+async def _check(args: argparse.Namespace, stdout: TextIO) -> int:
+    if args.sandbox:
+        from importer.sandbox.server import SandboxServer
+
+        async with SandboxServer() as server:
+            report = await _check_report(sandbox_connection(server.base_url))
+    else:
+        report = await _check_report(connection_from_env())
+    print(report, file=stdout)
+    return int(ExitStatus.OK)
+
+
+async def _check_report(connection: Connection) -> str:
+    async with open_session(1) as session:
+        return await check_report(session, connection)
 
 
 def sandbox_connection(base_url: str) -> Connection:
@@ -233,6 +364,30 @@ def sandbox_connection(base_url: str) -> Connection:
         server.SANDBOX_COMPANY, server.SANDBOX_USERNAME, server.SANDBOX_PASSWORD
     )
     return Connection(credentials=credentials, base_url=base_url, login_url=base_url)
+
+
+def _watch(args: argparse.Namespace) -> int:
+    from importer.watch import EventLog, WatchOptions, watch
+
+    log = EventLog(args.log_format)
+    options = WatchOptions(
+        inbox=args.inbox,
+        mapping_path=args.mapping,
+        once=args.once,
+        interval=args.interval,
+        settle=args.settle,
+        ledger_path=args.ledger,
+        concurrency=args.concurrency,
+        timeouts=Timeouts(read=args.timeout),
+        handle_signals=True,
+    )
+    try:
+        return int(asyncio.run(watch(options, connection_from_env(), log)))
+    except ImporterError as exc:
+        if args.log_format != "json":
+            raise
+        log("error", str(exc), level="error", error=str(exc), exit_status=int(exc.exit_status))
+        return int(exc.exit_status)
 
 
 def _sandbox(args: argparse.Namespace) -> int:

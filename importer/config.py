@@ -84,6 +84,13 @@ def connection_from_env(env: Mapping[str, str] | None = None) -> Connection:
     )
 
 
+def has_credentials(env: Mapping[str, str] | None = None) -> bool:
+    """Whether any ELOQUA_* credential is set (a dry run without them works offline)."""
+    env = os.environ if env is None else env
+    names = ("ELOQUA_ACCESS_TOKEN", "ELOQUA_COMPANY", "ELOQUA_USERNAME", "ELOQUA_PASSWORD")
+    return any(env.get(name, "").strip() for name in names)
+
+
 def check_url(url: str, what: str) -> str:
     """Return ``url`` without a trailing slash; refuse plain http except to loopback."""
     parts = urlsplit(url.strip())

@@ -18,6 +18,10 @@ from importer.errors import AuthError
 
 ACTIVITY_PATH = "/api/REST/2.0/data/activity"
 ASSET_TYPES_PATH = "/api/REST/2.0/assets/external/types"
+CONTACTS_PATH = "/api/REST/1.0/data/contacts"
+CONTACT_PATH = "/api/REST/1.0/data/contact"
+CAMPAIGNS_PATH = "/api/REST/2.0/assets/campaigns"
+PAGE_SIZE = 1000
 USER_AGENT = "eloqua-import/0.1 (+https://github.com/eloqua-import)"
 
 _REQUIREMENT_WORDS = {
@@ -82,6 +86,42 @@ class EloquaClient:
         ) as response:
             return await _read(response)
 
+    async def search_contacts(self, email: str) -> ApiResponse:
+        """Contacts whose email address is ``email`` (Eloqua's search is case-insensitive).
+
+        The value goes inside Eloqua's quotes as it is; the query string is URL-encoded, so
+        ``+`` and ``%`` in addresses arrive intact.
+        """
+        params = {"search": f"emailAddress='{email}'", "depth": "minimal", "count": "100"}
+        return await self.get(CONTACTS_PATH, params)
+
+    async def search_campaigns(self, name: str) -> ApiResponse:
+        params = {"search": f"name='{name}'", "depth": "minimal", "count": "100"}
+        return await self.get(CAMPAIGNS_PATH, params)
+
+    async def create_contact(self, fields: dict[str, str]) -> ApiResponse:
+        body = json.dumps(fields, ensure_ascii=False).encode("utf-8")
+        headers = {**self._headers, "Content-Type": "application/json; charset=utf-8"}
+        async with self.session.post(
+            self.base_url + CONTACT_PATH, data=body, headers=headers
+        ) as response:
+            return await _read(response)
+
+    async def list_all(self, path: str) -> ApiResponse:
+        """Every element of a paged list (asset types, ...), as one answer."""
+        elements: list[Any] = []
+        page = 1
+        while True:
+            answer = await self.get(path, {"page": str(page), "count": str(PAGE_SIZE)})
+            if answer.status != 200 or not isinstance(answer.body, dict):
+                return answer
+            batch = answer.body.get("elements") or []
+            elements.extend(batch)
+            total = answer.body.get("total")
+            if not batch or not isinstance(total, int) or len(elements) >= total:
+                return ApiResponse(200, {"elements": elements, "total": len(elements)})
+            page += 1
+
 
 async def discover_site(
     session: aiohttp.ClientSession, login_url: str, credentials: Credentials
@@ -90,6 +130,24 @@ async def discover_site(
 
     Eloqua answers 200 with the JSON string "Not authenticated." for bad credentials.
     """
+    identity = await fetch_identity(session, login_url, credentials)
+    try:
+        base = identity["urls"]["base"]
+    except (TypeError, KeyError):
+        raise AuthError(
+            f"{login_url}/id answered without a base URL; set ELOQUA_BASE_URL"
+            " (e.g. https://secure.p03.eloqua.com) to skip discovery"
+        ) from None
+    site = identity.get("site")
+    company = str(site.get("name") or "") if isinstance(site, dict) else ""
+    base_url = check_url(str(base), f"the base URL from {login_url}/id")
+    return base_url, company or credentials.company
+
+
+async def fetch_identity(
+    session: aiohttp.ClientSession, login_url: str, credentials: Credentials
+) -> dict[str, Any]:
+    """The /id answer: site, user and URLs. Raises AuthError for bad credentials."""
     headers = {"Authorization": credentials.authorization(), "Accept": "application/json"}
     async with session.get(login_url.rstrip("/") + "/id", headers=headers) as response:
         answer = await _read(response)
@@ -99,17 +157,9 @@ async def discover_site(
             " answered 'Not authenticated.'). Check ELOQUA_COMPANY, ELOQUA_USERNAME and"
             " ELOQUA_PASSWORD (or ELOQUA_ACCESS_TOKEN); nothing was sent."
         )
-    try:
-        base = answer.body["urls"]["base"]
-    except (TypeError, KeyError):
-        raise AuthError(
-            f"{login_url}/id answered {answer.status} without a base URL; set ELOQUA_BASE_URL"
-            " (e.g. https://secure.p03.eloqua.com) to skip discovery"
-        ) from None
-    site = answer.body.get("site") if isinstance(answer.body, dict) else None
-    company = str(site.get("name") or "") if isinstance(site, dict) else ""
-    base_url = check_url(str(base), f"the base URL from {login_url}/id")
-    return base_url, company or credentials.company
+    if not isinstance(answer.body, dict):
+        raise AuthError(f"{login_url}/id answered {answer.status} without the site's details")
+    return answer.body
 
 
 def describe_error(response: ApiResponse) -> str:

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
+import json
 import os
 import socket
 import sqlite3
@@ -27,6 +29,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from importer.errors import AbortedError, ConfigError
 
@@ -320,3 +323,22 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
+
+
+def fingerprint(payload: dict[str, Any]) -> bytes:
+    """A stable digest of the canonical payload: equal activities, equal fingerprints.
+
+    A value still to be looked up (an email) counts by its normalised key, so two rows with the
+    same email are the same activity before the lookup, too.
+    """
+    canonical = json.dumps(
+        payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_lookup_key
+    )
+    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=16).digest()
+
+
+def _lookup_key(value: Any) -> str:
+    cache_key = getattr(value, "cache_key", None)
+    if cache_key is None:
+        raise TypeError(f"cannot fingerprint {value!r}")
+    return "lookup:" + ":".join(cache_key)

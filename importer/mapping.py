@@ -40,6 +40,12 @@ SOURCE_KEYS = ("sheet", "header_row", "encoding", "delimiter")
 SPEC_SOURCES = ("column", "template", "value")
 SPEC_OPTIONS = ("map", "default", "required")
 DATE_OPTIONS = ("format", "timezone")
+#: Fields whose value may be looked up in Eloqua by name, and the lookup each allows.
+LOOKUPS = {"contactId": "contact", "campaignId": "campaign"}
+CONTACT_LOOKUP_OPTIONS = ("lookup", "create_missing", "on_multiple", "firstName", "lastName")
+ON_MULTIPLE = ("reject", "lowest_id")
+
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 
 _TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
 _INTEGER_TEXT = re.compile(r"[+-]?\d+(\.0*)?")
@@ -71,6 +77,12 @@ class ValueSpec:
     required: bool = True
     formats: tuple[str, ...] = ()
     timezone: dt.tzinfo = dt.UTC
+    #: "contact" or "campaign": the value is an email / a name, resolved to an id in Eloqua.
+    lookup: str | None = None
+    create_missing: bool = False
+    on_multiple: str = "reject"
+    #: firstName / lastName for contacts created by create_missing.
+    names: dict[str, ValueSpec] = field(default_factory=dict)
     # Filled in by Mapping.bind(): column name -> index in the row.
     columns: dict[str, int] = field(default_factory=dict)
 
@@ -80,6 +92,22 @@ class ValueSpec:
         if self.kind == "template":
             return [part.column for part in self.source if isinstance(part, _Placeholder)]
         return []
+
+
+@dataclass(frozen=True)
+class Lookup:
+    """A payload value Eloqua must supply: the id of the contact with this email, or of the
+    campaign with this name. ``key`` is trimmed; emails are compared case-insensitively."""
+
+    kind: str  # contact | campaign
+    key: str
+    create_missing: bool = False
+    on_multiple: str = "reject"
+    names: tuple[tuple[str, str], ...] = ()  # for a contact created by create_missing
+
+    @property
+    def cache_key(self) -> tuple[str, str]:
+        return (self.kind, self.key.casefold())
 
 
 @dataclass(frozen=True)
@@ -104,7 +132,12 @@ class Mapping:
     _bound: bool = False
 
     def specs(self) -> list[ValueSpec]:
-        return [*self.fields.values(), *(fv.spec for fv in self.field_values)]
+        top = [*self.fields.values(), *(fv.spec for fv in self.field_values)]
+        return [*top, *(named for spec in top for named in spec.names.values())]
+
+    @property
+    def has_lookups(self) -> bool:
+        return any(spec.lookup for spec in self.fields.values())
 
     def bind(self, header: Sequence[str], *, file: str = "the input file") -> None:
         """Resolve every column the mapping names against ``header``.
@@ -292,7 +325,12 @@ def _parse_spec(name: str, raw: Any, where: str, *, allow_date: bool = True) -> 
         return _constant_or_template(name, raw, where)
     if not isinstance(raw, dict):
         raise MappingError(f"{where}: {name} must be a text, a number or a column mapping")
+    lookup = LOOKUPS.get(name) if "lookup" in raw else None
     allowed = SPEC_SOURCES + SPEC_OPTIONS + (DATE_OPTIONS if is_date else ())
+    if lookup == "contact":
+        allowed += CONTACT_LOOKUP_OPTIONS
+    elif lookup == "campaign" or (name in LOOKUPS and "lookup" in raw):
+        allowed += ("lookup",)
     _check_keys(raw, allowed, where, name)
     sources = [key for key in SPEC_SOURCES if key in raw]
     if len(sources) != 1:
@@ -321,6 +359,8 @@ def _parse_spec(name: str, raw: Any, where: str, *, allow_date: bool = True) -> 
     if required is None:
         raise MappingError(f"{where}: {name}: 'required' must be true or false")
     spec.required = required
+    if lookup is not None:
+        _parse_lookup(spec, lookup, raw, where)
     if is_date:
         spec.formats = _parse_formats(raw.get("format"), where)
         if raw.get("timezone") is not None:
@@ -329,6 +369,33 @@ def _parse_spec(name: str, raw: Any, where: str, *, allow_date: bool = True) -> 
             except ValueError as exc:
                 raise MappingError(f"{where}: activityDate.timezone: {exc}") from None
     return spec
+
+
+def _parse_lookup(spec: ValueSpec, lookup: str, raw: dict[str, Any], where: str) -> None:
+    if raw["lookup"] != lookup:
+        raise MappingError(
+            f"{where}: {spec.field}: 'lookup' must be '{lookup}', e.g. "
+            + (
+                "contactId: {lookup: contact, column: Email}"
+                if lookup == "contact"
+                else "campaignId: {lookup: campaign, column: Campaign}"
+            )
+        )
+    spec.lookup = lookup
+    create = _BOOLEAN_WORDS.get(str(raw.get("create_missing", False)).casefold())
+    if create is None:
+        raise MappingError(f"{where}: {spec.field}: 'create_missing' must be true or false")
+    spec.create_missing = create
+    spec.on_multiple = str(raw.get("on_multiple", "reject"))
+    if spec.on_multiple not in ON_MULTIPLE:
+        raise MappingError(
+            f"{where}: {spec.field}: 'on_multiple' must be one of {', '.join(ON_MULTIPLE)}"
+        )
+    for key in ("firstName", "lastName"):
+        if raw.get(key) is not None:
+            named = _parse_spec(f"{spec.field}.{key}", raw[key], where, allow_date=False)
+            named.required = False
+            spec.names[key] = named
 
 
 def _constant_or_template(name: str, raw: str | int | float, where: str) -> ValueSpec:
@@ -448,13 +515,39 @@ def _evaluate(spec: ValueSpec, cells: list[Cell]) -> Any:
     raw = _raw_value(spec, cells)
     if _is_blank(raw):
         if spec.default is not None:
-            return _finish(spec, spec.default)
-        if spec.required:
+            raw = spec.default
+        elif spec.required:
             raise RowError(_blank_message(spec), column=_first_column(spec), value="")
-        return None
-    if spec.value_map is not None:
+        else:
+            return None
+    elif spec.value_map is not None:
         raw = _apply_map(spec, raw)
+    if spec.lookup is not None:
+        return _lookup(spec, raw, cells)
     return _finish(spec, raw)
+
+
+def _lookup(spec: ValueSpec, raw: Any, cells: list[Cell]) -> Any:
+    key = cell_text(raw).strip()
+    if spec.lookup == "campaign" and not isinstance(raw, str):
+        return _finish(spec, raw)  # already an id (e.g. a number in the column)
+    if spec.lookup == "contact" and not _EMAIL.fullmatch(key):
+        column = _first_column(spec)
+        raise RowError(
+            _with_column(
+                column,
+                f"{key!r} is not a valid email address, so no Eloqua contact can be found for"
+                " it; fix the cell",
+            ),
+            column=column,
+            value=raw,
+        )
+    names = tuple(
+        (name, text)
+        for name, named in spec.names.items()
+        if (text := _evaluate(named, cells)) is not None
+    )
+    return Lookup(spec.lookup or "", key, spec.create_missing, spec.on_multiple, names)
 
 
 def _raw_value(spec: ValueSpec, cells: list[Cell]) -> Any:

@@ -4,33 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
-import json
 import signal
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
-import aiohttp
 from tqdm import tqdm
 
 from importer.config import Connection
-from importer.eloqua import (
-    ASSET_TYPES_PATH,
-    EloquaClient,
-    Timeouts,
-    discover_site,
-    open_session,
-)
-from importer.errors import AbortedError, AuthError, InputError, RowError
-from importer.ledger import Ledger, LedgerError, default_ledger_path
+from importer.eloqua import EloquaClient, Timeouts, open_session
+from importer.errors import ConfigError, InputError, RowError
+from importer.ledger import Ledger, LedgerError, default_ledger_path, fingerprint
 from importer.loader import Row, Table, open_table
+from importer.lookup import LookupFailed, Resolver
 from importer.mapping import Mapping, load_mapping
+from importer.preflight import Catalog, check_campaign, check_constants, connect
 from importer.report import ErrorsWriter, ResultsWriter, Summary, default_results_path
 from importer.sender import Job, Outcome, RetryPolicy, Sender, SendOptions
 
@@ -62,7 +53,8 @@ class RunOptions:
 async def run_import(options: RunOptions, connection: Connection | None) -> Summary:
     """Import one file. Raises ImporterError subclasses for problems found before sending.
 
-    ``connection`` may be None only for a dry run.
+    ``connection`` may be None only for a dry run of a mapping without lookups: the rows are
+    then checked offline.
     """
     mapping = load_mapping(options.mapping_path)
     hints = mapping.source
@@ -74,57 +66,39 @@ async def run_import(options: RunOptions, connection: Connection | None) -> Summ
         delimiter=options.delimiter or hints.delimiter,
     ) as table:
         mapping.bind(table.header, file=str(options.input_path))
-        if options.dry_run:
-            return _Run(options, mapping, table).dry_run()
-        assert connection is not None, "a real run needs a connection"
+        if connection is None:
+            if mapping.has_lookups:
+                raise ConfigError(
+                    f"{options.mapping_path} looks up contacts or campaigns in Eloqua, so even"
+                    " a dry run needs credentials: set ELOQUA_COMPANY, ELOQUA_USERNAME and"
+                    " ELOQUA_PASSWORD (or ELOQUA_ACCESS_TOKEN), or add --sandbox"
+                )
+            assert options.dry_run, "a real run needs a connection"
+            return _Run(options, mapping, table, Catalog(None)).dry_run_offline()
         async with AsyncExitStack() as stack:
             session = await stack.enter_async_context(
                 open_session(options.concurrency, options.timeouts)
             )
-            client, site = await connect(session, connection)
+            client, site, catalog = await connect(session, connection)
+            check_constants(mapping, catalog)
+            resolver = None
+            if mapping.has_lookups:
+                resolver = Resolver(client, options.retry_policy, options.concurrency)
+                await check_campaign(mapping, resolver.id_of)
             ledger_path = options.ledger_path or default_ledger_path()
             ledger = await stack.enter_async_context(Ledger(ledger_path, site))
-            return await _Run(options, mapping, table).send(client, ledger)
-
-
-async def connect(
-    session: aiohttp.ClientSession, connection: Connection
-) -> tuple[EloquaClient, str]:
-    """Resolve the base URL, check the credentials with one cheap read, name the instance.
-
-    The name keys the ledger: the pod's host and the company (many companies share a pod).
-    """
-    credentials = connection.credentials
-    try:
-        if connection.base_url:
-            base_url, company = connection.base_url, credentials.company
-        else:
-            base_url, company = await discover_site(session, connection.login_url, credentials)
-        client = EloquaClient(session, base_url, credentials)
-        answer = await client.get(ASSET_TYPES_PATH, params={"count": "1"})
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        where = connection.base_url or connection.login_url
-        raise AbortedError(
-            f"could not reach Eloqua at {where} ({type(exc).__name__}: {exc}); check the URL"
-            " and your network, then run the same command again. Nothing was sent."
-        ) from None
-    if answer.status == 401:
-        raise AuthError(
-            f"Eloqua did not accept the credentials for {credentials.describe()} at"
-            f" {base_url}. Check ELOQUA_COMPANY, ELOQUA_USERNAME and ELOQUA_PASSWORD (or"
-            " ELOQUA_ACCESS_TOKEN). Nothing was sent."
-        )
-    site = f"{urlsplit(base_url).netloc.lower()}/{(company or 'token').casefold()}"
-    return client, site
+            run = _Run(options, mapping, table, catalog)
+            return await run.send(client, ledger, resolver)
 
 
 class _Run:
     """The state of one import: the writers, the counts and the in-file duplicate index."""
 
-    def __init__(self, options: RunOptions, mapping: Mapping, table: Table) -> None:
+    def __init__(self, options: RunOptions, mapping: Mapping, table: Table, catalog: Catalog):
         self.options = options
         self.mapping = mapping
         self.table = table
+        self.catalog = catalog
         # A dry run must not overwrite the results of a real run: it gets its own names.
         prefix = "dry-run." if options.dry_run else ""
         results_path = options.results_path or default_results_path(
@@ -151,17 +125,20 @@ class _Run:
             unit=" rows", file=sys.stderr, disable=not options.progress, dynamic_ncols=True
         )
 
-    def dry_run(self) -> Summary:
+    def dry_run_offline(self) -> Summary:
+        """A dry run without Eloqua: every row mapped and checked locally."""
         try:
             for job in self._jobs():
-                if len(self.summary.preview) < PREVIEW_ROWS:
-                    self.summary.preview.append((job.key.number, job.payload))
                 self.record(job.key, Outcome("valid"))
         finally:
             self._close()
+        self.summary.offline = True
         return self.summary
 
-    async def send(self, client: EloquaClient, ledger: Ledger) -> Summary:
+    async def send(
+        self, client: EloquaClient, ledger: Ledger, resolver: Resolver | None
+    ) -> Summary:
+        """Send every row (or, in a dry run, look up and consult the ledger only)."""
         options = self.options
         sender: Sender[Row] = Sender(
             client,
@@ -172,8 +149,10 @@ class _Run:
                 retry_uncertain=options.retry_uncertain,
                 allow_duplicates=options.allow_duplicates,
                 stop_grace=options.stop_grace,
+                dry_run=options.dry_run,
             ),
             ledger=ledger,
+            prepare=_resolving(resolver) if resolver is not None else None,
         )
         try:
             with _stop_on_signals(sender, options.handle_signals):
@@ -182,12 +161,15 @@ class _Run:
                 await ledger.flush()
         finally:
             self._close()
-        self.summary.stopped_reason = stats.stopped_reason or self.summary.stopped_reason
-        self.summary.interrupted = stats.interrupted
-        self.summary.throttled = stats.throttled
-        self.summary.lowest_concurrency = stats.lowest_concurrency
-        self.summary.concurrency = options.concurrency
-        return self.summary
+        summary = self.summary
+        summary.stopped_reason = stats.stopped_reason or summary.stopped_reason
+        summary.interrupted = stats.interrupted
+        summary.throttled = stats.throttled
+        summary.lowest_concurrency = stats.lowest_concurrency
+        summary.concurrency = options.concurrency
+        if resolver is not None:
+            summary.lookups = resolver.stats
+        return summary
 
     def _jobs(self) -> Iterator[Job[Row]]:
         """Valid, first-seen payloads; invalid rows and repeats are recorded on the way.
@@ -210,6 +192,7 @@ class _Run:
         for row in self.table.rows:
             try:
                 payload = self.mapping.payload(row)
+                self.catalog.check(payload)
             except RowError as exc:
                 self.record(row, Outcome("invalid", error=str(exc)))
                 continue
@@ -220,6 +203,8 @@ class _Run:
                     row, Outcome("duplicate", error=f"same activity as row {first}; not sent again")
                 )
                 continue
+            if self.options.dry_run and len(self.summary.preview) < PREVIEW_ROWS:
+                self.summary.preview.append((row.number, payload))
             yield Job(row, payload, key, f"{source} row {row.number}")
 
     def record(self, row: Row, outcome: Outcome) -> None:
@@ -298,7 +283,15 @@ def _check_outputs(options: RunOptions, results_path: Path, errors_path: Path) -
             )
 
 
-def fingerprint(payload: dict[str, Any]) -> bytes:
-    """A stable digest of the canonical payload: equal activities, equal fingerprints."""
-    canonical = json.dumps(payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=16).digest()
+def _resolving(resolver: Resolver) -> Callable[[Job[Row]], Awaitable[Outcome | None]]:
+    """The sender's prepare step: ids for the lookups, then the fingerprint of the result."""
+
+    async def prepare(job: Job[Row]) -> Outcome | None:
+        try:
+            job.payload = await resolver.resolve(job.payload)
+        except LookupFailed as exc:
+            return Outcome(exc.status, http_status=exc.http_status, error=str(exc))
+        job.fingerprint = fingerprint(job.payload)
+        return None
+
+    return prepare

@@ -123,7 +123,11 @@ def _preview(payload: dict[str, Any]) -> str:
     if "activityDate" in shown:
         when = dt.datetime.fromtimestamp(int(shown["activityDate"]), dt.UTC)
         shown["activityDate"] = f"{shown['activityDate']} (= {when:%Y-%m-%d %H:%M} UTC)"
-    return json.dumps(shown, ensure_ascii=False)
+    return json.dumps(shown, ensure_ascii=False, default=_shown_lookup)
+
+
+def _shown_lookup(value: Any) -> str:
+    return f"<the {value.kind} id for {value.key!r}>"
 
 
 def _one_line(text: str) -> str:
@@ -151,6 +155,8 @@ class Summary:
     throttled: int = 0  # 429/503 answers
     concurrency: int = 0
     lowest_concurrency: int = 0
+    offline: bool = False  # dry run without Eloqua: types, lookups and ledger not checked
+    lookups: Any = None  # lookup.LookupStats when the mapping looks things up
 
     @property
     def rows(self) -> int:
@@ -181,8 +187,23 @@ class Summary:
                 f"  Eloqua throttled {self.throttled} requests (429/503); concurrency went down"
                 f" to {self.lowest_concurrency} of {self.concurrency} and grew back as it allowed"
             )
+        if self.lookups is not None:
+            lines.append(
+                f"  Eloqua lookups: {self.lookups.contact_searches} contact searches,"
+                f" {self.lookups.campaign_searches} campaign searches"
+                + (
+                    f", {self.lookups.contacts_created} contacts created"
+                    if self.lookups.contacts_created
+                    else ""
+                )
+            )
         if self.dry_run and self.rows:
             lines.append("  Dry run: nothing was sent to Eloqua.")
+            if self.offline:
+                lines.append(
+                    "  Checked offline (no credentials): asset types, the ledger and Eloqua's own"
+                    " checks were not consulted."
+                )
         for number, payload in self.preview:
             lines.append(f"  row {number} would send: {_preview(payload)}")
         lines.append(f"Results: {self.results_path}")

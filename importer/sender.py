@@ -58,9 +58,11 @@ class RetryPolicy:
     #: None means :func:`backoff_sleep`, looked up at run time so tests can patch it.
     sleep: Callable[[float], Awaitable[None]] | None = None
 
-    def retrying(self) -> AsyncRetrying:
+    def retrying(self, *, idempotent: bool = False) -> AsyncRetrying:
+        """``idempotent`` (reads): any network error may be retried, not only unsent ones."""
+        errors = (aiohttp.ClientError, TimeoutError) if idempotent else NOT_SENT_ERRORS
         return AsyncRetrying(
-            retry=retry_if_result(_retryable) | retry_if_exception_type(NOT_SENT_ERRORS),
+            retry=retry_if_result(_retryable) | retry_if_exception_type(errors),
             wait=self._wait,
             stop=stop_after_attempt(self.max_attempts),
             sleep=self.sleep or backoff_sleep,
@@ -200,6 +202,8 @@ class SendOptions:
     breaker_threshold: int | None = None
     #: After a stop, how long in-flight requests may take before they are given up (uncertain).
     stop_grace: float = 30.0
+    #: Prepare (look up) and consult the ledger, but send nothing: rows come back "valid".
+    dry_run: bool = False
 
 
 @dataclass
@@ -287,6 +291,12 @@ class Sender(Generic[T]):
             if refused is not None:
                 self._watch_failures(refused)
                 return refused
+        if self.options.dry_run:
+            if self.ledger is not None:
+                claim = self.ledger.lookup(job.fingerprint)
+                if claim.decision != "send":
+                    return _ledger_outcome(claim.decision, claim.activity_id, claim.source)
+            return Outcome("valid")
         if self.ledger is not None:
             try:
                 claim = await self.ledger.claim(

@@ -4,7 +4,8 @@
 
 Writes ``samples/attendees.csv`` (trade-show booth scans, US dates, crossing the US daylight
 saving change of 8 March 2026) and ``samples/webinar.xlsx`` (a webinar report with a summary
-sheet first and the attendee table starting on row 3, crossing the UK change of 29 March 2026).
+sheet first and the attendee table starting on row 3, crossing the UK change of 29 March 2026)
+and ``samples/webinar-report.csv`` (a webinar platform's attendee report: emails only).
 Every row refers to a seeded sandbox contact with its real name and e-mail address, so both
 files import cleanly into ``eloqua-import run ... --sandbox``.
 """
@@ -186,9 +187,39 @@ def _rewrite_xlsx(path: Path, sheet_xml: str, float_rows: set[int]) -> None:
             target.writestr(zipfile.ZipInfo(name, date_time=(2026, 4, 2, 16, 0, 0)), payload)
 
 
+def write_webinar_report(path: Path) -> int:
+    """A Zoom-style attendee report: a preamble, then emails only (no contact ids), written
+    as people type them: mixed case, stray spaces. Some people joined twice."""
+    rng = random.Random(2026_04_16)
+    contacts = pick_contacts(rng, 40)
+    start = datetime(2026, 4, 16, 11, 0)
+    lines = [
+        ["Attendee Report"],
+        ["Topic", "Scaling Marketing Ops", "Webinar ID", "841 2207 5531"],
+        ["Actual Start Time", "Apr 16, 2026 11:00 AM", "Time Zone", "America/Chicago"],
+        [],
+        ["Attendee Details"],
+        ["User Name (Original Name)", "Email", "Join Time", "Leave Time", "Time in Session"],
+    ]
+    for index, (_, first, last, email) in enumerate(contacts):
+        joined = start + timedelta(minutes=rng.randint(-5, 20))
+        left = joined + timedelta(minutes=rng.randint(10, 60))
+        shown = email.upper() if index % 5 == 0 else email.title() if index % 7 == 0 else email
+        padded = f"  {shown} " if index % 3 == 0 else shown
+        for when, until in [(joined, left)] + ([(left, left)] if index % 9 == 0 else []):
+            lines.append([
+                f"{first} {last}", padded, when.strftime("%b %d, %Y %I:%M %p"),
+                until.strftime("%b %d, %Y %I:%M %p"), str(max((until - when).seconds // 60, 1)),
+            ])  # fmt: skip
+    with path.open("w", encoding="utf-8", newline="") as file:
+        csv.writer(file, lineterminator="\n").writerows(lines)
+    return len(lines) - 6
+
+
 def main() -> None:
     print(f"attendees.csv: {write_attendees(HERE / 'attendees.csv')} rows")
     print(f"webinar.xlsx: {write_webinar(HERE / 'webinar.xlsx')} rows")
+    print(f"webinar-report.csv: {write_webinar_report(HERE / 'webinar-report.csv')} rows")
 
 
 if __name__ == "__main__":

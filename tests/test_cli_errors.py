@@ -20,7 +20,7 @@ def run_cli(tmp_path: Path, *args: str) -> int:
     return main(["run", *args, "--results", str(tmp_path / "r.csv"), "--quiet"])
 
 
-@pytest.mark.parametrize("command", ["run", "sandbox"])
+@pytest.mark.parametrize("command", ["run", "check", "sandbox"])
 def test_every_command_has_help_with_examples(command, capsys):
     with pytest.raises(SystemExit) as done:
         build_parser().parse_args([command, "--help"])

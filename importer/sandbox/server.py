@@ -6,7 +6,9 @@ plus fault injection (latency, 500/429/503 answers, dropped connections) so retr
 of the package: nothing here imports the importer, and the importer never imports this.
 
 Extra endpoints for tests (no authentication): ``GET /sandbox/activities`` lists every created
-activity in creation order; ``GET /sandbox/stats`` gives request counts and in-flight figures.
+activity in creation order; ``GET /sandbox/stats`` gives request counts and in-flight figures
+(``mean_in_flight`` is time-weighted: the concurrency a client really achieved, whatever its
+wall clock says); ``POST /sandbox/reset-stats`` starts a new measurement window.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import functools
 import json
 import random
 import re
+import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -75,6 +78,11 @@ class SandboxState:
     request_counts: Counter[str] = field(default_factory=Counter)
     in_flight: int = 0
     max_in_flight: int = 0
+    # The measurement window: from the first API request after a reset to the last answer.
+    window_start: float | None = None
+    window_end: float | None = None
+    in_flight_seconds: float = 0.0  # integral of in_flight over time (request-seconds)
+    activities_at_reset: int = 0
     next_activity_id: int = seed.FIRST_ACTIVITY_ID
     next_contact_id: int = seed.FIRST_NEW_CONTACT_ID
 
@@ -93,12 +101,51 @@ class SandboxState:
     def activity(self, activity_id: str) -> dict[str, Any] | None:
         return next((a for a in self.activities if a["id"] == activity_id), None)
 
+    def request_started(self) -> None:
+        self._advance(time.monotonic())
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+
+    def request_ended(self) -> None:
+        self._advance(time.monotonic())
+        self.in_flight -= 1
+
+    def _advance(self, now: float) -> None:
+        """Add in_flight x the time since the last change to the in-flight integral."""
+        if self.window_start is None:
+            self.window_start = self.window_end = now
+        assert self.window_end is not None
+        self.in_flight_seconds += self.in_flight * (now - self.window_end)
+        self.window_end = now
+
+    @property
+    def mean_in_flight(self) -> float:
+        """Requests in flight, averaged over time across the window (0 before any request)."""
+        if self.window_start is None or self.window_end is None:
+            return 0.0
+        span = self.window_end - self.window_start
+        return self.in_flight_seconds / span if span > 0 else float(self.in_flight)
+
+    def reset_stats(self) -> None:
+        """Start a new measurement window; requests in flight now still count in the next one."""
+        self.request_counts.clear()
+        self.max_in_flight = self.in_flight
+        self.window_start = self.window_end = time.monotonic() if self.in_flight else None
+        self.in_flight_seconds = 0.0
+        self.activities_at_reset = len(self.activities)
+
     def stats(self) -> dict[str, Any]:
+        span = 0.0
+        if self.window_start is not None and self.window_end is not None:
+            span = self.window_end - self.window_start
         return {
             "requests": dict(self.request_counts),
             "activities": len(self.activities),
+            "activities_in_window": len(self.activities) - self.activities_at_reset,
             "in_flight": self.in_flight,
             "max_in_flight": self.max_in_flight,
+            "mean_in_flight": self.mean_in_flight,
+            "window_seconds": span,
         }
 
 
@@ -371,6 +418,12 @@ async def _stats(request: web.Request, _: re.Match[str]) -> web.Response:
     return _json_response(request.app[STATE_KEY].stats())
 
 
+async def _reset_stats(request: web.Request, _: re.Match[str]) -> web.Response:
+    state = request.app[STATE_KEY]
+    state.reset_stats()
+    return _json_response(state.stats())
+
+
 # --- routing ---------------------------------------------------------------------------------
 
 # (method, path pattern, kind counted in request_counts, handler, is an authenticated API)
@@ -385,6 +438,7 @@ _ROUTES: tuple[tuple[str, str, str, Handler, bool], ...] = (
     ("GET", r"/api/rest/2\.0/assets/external/types/?", "external_types", _list_asset_types, True),
     ("GET", r"/sandbox/activities/?", "sandbox_activities", _list_created, False),
     ("GET", r"/sandbox/stats/?", "sandbox_stats", _stats, False),
+    ("POST", r"/sandbox/reset-stats/?", "sandbox_reset", _reset_stats, False),
 )
 _COMPILED = tuple(
     (method, re.compile(pattern, re.IGNORECASE), kind, handler, api)
@@ -403,8 +457,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
     state.request_counts[kind] += 1
     if kind.startswith("sandbox_"):
         return await handler(request, match)
-    state.in_flight += 1
-    state.max_in_flight = max(state.max_in_flight, state.in_flight)
+    state.request_started()
     try:
         latency = request.app[CONFIG_KEY].latency
         if latency:
@@ -413,7 +466,7 @@ async def _dispatch(request: web.Request) -> web.StreamResponse:
             return _json_response(NOT_AUTHENTICATED, status=401)
         return await handler(request, match)
     finally:
-        state.in_flight -= 1
+        state.request_ended()
 
 
 def create_app(config: SandboxConfig | None = None) -> web.Application:

@@ -1,0 +1,156 @@
+"""Lookups: emails -> contact ids, campaign names -> campaign ids, each asked of Eloqua once.
+
+Attendee lists carry email addresses; Eloqua needs a contactId. Each distinct email (trimmed,
+compared case-insensitively) is searched once per run, however many rows carry it; concurrent
+rows with the same email wait for the same answer. Searches use the sender's retry policy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from importer.eloqua import ApiResponse, EloquaClient, describe_error
+from importer.mapping import Lookup
+from importer.sender import RetryPolicy, Unauthorized
+
+
+class LookupFailed(Exception):
+    """The row cannot be sent. ``status`` is ``rejected`` (Eloqua's data says no) or ``failed``
+    (Eloqua could not answer; a rerun may succeed)."""
+
+    def __init__(self, status: str, message: str, http_status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+        self.http_status = http_status
+
+
+@dataclass
+class LookupStats:
+    contact_searches: int = 0
+    campaign_searches: int = 0
+    contacts_created: int = 0
+
+
+class Resolver:
+    """Replaces the :class:`Lookup` values of payloads with the ids Eloqua has."""
+
+    def __init__(self, client: EloquaClient, policy: RetryPolicy, concurrency: int = 4) -> None:
+        self.client = client
+        self.policy = policy
+        self.stats = LookupStats()
+        self._answers: dict[tuple[str, str], asyncio.Future[int]] = {}
+        self._limit = asyncio.Semaphore(concurrency)
+
+    async def resolve(self, payload: dict[str, Any]) -> dict[str, Any]:
+        """A copy of ``payload`` with ids in place of lookups. Raises LookupFailed."""
+        resolved = dict(payload)
+        for name, value in payload.items():
+            if isinstance(value, Lookup):
+                resolved[name] = await self.id_of(value)
+        return resolved
+
+    async def id_of(self, lookup: Lookup) -> int:
+        """The id for one lookup; asks Eloqua only the first time a key is seen."""
+        answer = self._answers.get(lookup.cache_key)
+        if answer is None:
+            answer = asyncio.get_running_loop().create_future()
+            self._answers[lookup.cache_key] = answer
+            try:
+                answer.set_result(await self._ask(lookup))
+            except (LookupFailed, Unauthorized) as exc:
+                answer.set_exception(exc)
+            except BaseException:
+                # Cancelled (the run is stopping): let the next row with this key ask again.
+                del self._answers[lookup.cache_key]
+                answer.cancel()
+                raise
+        return await asyncio.shield(answer)
+
+    async def _ask(self, lookup: Lookup) -> int:
+        if lookup.kind == "campaign":
+            self.stats.campaign_searches += 1
+            found = await self._get(lambda: self.client.search_campaigns(lookup.key), lookup)
+            return _one(lookup, _matching(found, "name", lookup.key), "campaign named")
+        self.stats.contact_searches += 1
+        found = await self._get(lambda: self.client.search_contacts(lookup.key), lookup)
+        matches = _matching(found, "emailAddress", lookup.key)
+        if not matches and lookup.create_missing:
+            return await self._create_contact(lookup)
+        return _one(lookup, matches, "contact with email")
+
+    async def _create_contact(self, lookup: Lookup) -> int:
+        fields = {"emailAddress": lookup.key, **dict(lookup.names)}
+        answer = await self._call(lambda: self.client.create_contact(fields), lookup)
+        if answer.status in (200, 201) and isinstance(answer.body, dict) and "id" in answer.body:
+            self.stats.contacts_created += 1
+            return int(answer.body["id"])
+        if answer.status == 409:  # created meanwhile (or by a retried request): find it
+            found = await self._get(lambda: self.client.search_contacts(lookup.key), lookup)
+            return _one(lookup, _matching(found, "emailAddress", lookup.key), "contact with email")
+        raise LookupFailed(
+            "rejected",
+            f"could not create the contact {lookup.key!r}: {describe_error(answer)}",
+            answer.status,
+        )
+
+    async def _get(
+        self, request: Callable[[], Awaitable[ApiResponse]], lookup: Lookup
+    ) -> list[dict[str, Any]]:
+        answer = await self._call(request, lookup)
+        if answer.status == 200 and isinstance(answer.body, dict):
+            return [e for e in answer.body.get("elements") or [] if isinstance(e, dict)]
+        raise LookupFailed(
+            "rejected" if 400 <= answer.status < 500 and answer.status != 429 else "failed",
+            f"could not look up the {lookup.kind} {lookup.key!r}: {describe_error(answer)}",
+            answer.status,
+        )
+
+    async def _call(
+        self, request: Callable[[], Awaitable[ApiResponse]], lookup: Lookup
+    ) -> ApiResponse:
+        async def attempt() -> ApiResponse:  # tenacity awaits only coroutine functions
+            return await request()
+
+        async with self._limit:
+            try:
+                answer: ApiResponse = await self.policy.retrying(idempotent=True)(attempt)
+            except (aiohttp.ClientError, TimeoutError) as exc:  # after every retry
+                raise LookupFailed(
+                    "failed",
+                    f"could not look up the {lookup.kind} {lookup.key!r}: Eloqua did not answer"
+                    f" ({type(exc).__name__}); rerun the same command to try again",
+                ) from None
+        if answer.status == 401:
+            raise Unauthorized(describe_error(answer))
+        return answer
+
+
+def _matching(elements: list[dict[str, Any]], field: str, key: str) -> list[dict[str, Any]]:
+    # Eloqua's search is case-insensitive and treats * as a wildcard: keep exact matches only.
+    wanted = key.casefold()
+    return [e for e in elements if str(e.get(field, "")).strip().casefold() == wanted]
+
+
+def _one(lookup: Lookup, matches: list[dict[str, Any]], what: str) -> int:
+    ids = sorted(int(e["id"]) for e in matches if str(e.get("id", "")).isdigit())
+    if not ids:
+        fix = (
+            "check the address, create the contact in Eloqua, or set create_missing: true"
+            if lookup.kind == "contact"
+            else "check the name in Eloqua (Campaigns)"
+        )
+        raise LookupFailed("rejected", f"no Eloqua {what} {lookup.key!r}; {fix}")
+    if len(ids) > 1 and lookup.on_multiple != "lowest_id":
+        listed = ", ".join(map(str, ids[:10]))
+        hint = " (or set on_multiple: lowest_id in the mapping)" if lookup.kind == "contact" else ""
+        raise LookupFailed(
+            "rejected",
+            f"{len(ids)} Eloqua {what.split()[0]}s match {lookup.key!r} (ids {listed}); merge"
+            f" or rename them in Eloqua{hint}",
+        )
+    return ids[0]

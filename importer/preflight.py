@@ -1,0 +1,186 @@
+"""Before the first row is sent: reach Eloqua, check the credentials, and check that what the
+mapping names (asset types, activity types, a constant campaign) exists there.
+
+Finding out now costs a few reads; finding out from thousands of rejected rows costs an hour
+and a results file full of the same error.
+"""
+
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import urlsplit
+
+import aiohttp
+
+from importer.config import Connection
+from importer.eloqua import (
+    ASSET_TYPES_PATH,
+    EloquaClient,
+    discover_site,
+    fetch_identity,
+)
+from importer.errors import AbortedError, AuthError, MappingError, RowError
+from importer.mapping import Lookup, Mapping
+
+
+@dataclass
+class Catalog:
+    """The external asset types set up in Eloqua, with their activity types.
+
+    ``types`` is None when Eloqua would not list them (the checks are then left to Eloqua).
+    """
+
+    types: dict[str, list[str]] | None = None
+    _folded: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._folded = {name.casefold(): name for name in self.types or {}}
+
+    def check(self, payload: dict[str, Any]) -> None:
+        """Row-level check of column-driven types; fixes the case to Eloqua's spelling.
+
+        Raises RowError naming the valid choices.
+        """
+        if self.types is None:
+            return
+        asset = self._folded.get(str(payload["assetType"]).casefold())
+        if asset is None:
+            raise RowError(
+                f"assetType {payload['assetType']!r} is not set up in Eloqua; the external asset"
+                f" types are: {', '.join(self.types)}",
+                value=payload["assetType"],
+            )
+        payload["assetType"] = asset
+        allowed = {name.casefold(): name for name in self.types[asset]}
+        activity = allowed.get(str(payload["activityType"]).casefold())
+        if activity is None:
+            raise RowError(
+                f"activityType {payload['activityType']!r} is not set up for the asset type"
+                f" {asset!r}; its activity types are: {', '.join(self.types[asset])}",
+                value=payload["activityType"],
+            )
+        payload["activityType"] = activity
+
+    def describe(self) -> str:
+        if self.types is None:
+            return "  (Eloqua did not list the external asset types)"
+        if not self.types:
+            return "  (none: set them up in Eloqua under Settings > Assets > External Assets)"
+        return "\n".join(
+            f"  {asset}: {', '.join(activities) or '(no activity types)'}"
+            for asset, activities in self.types.items()
+        )
+
+
+async def connect(
+    session: aiohttp.ClientSession, connection: Connection
+) -> tuple[EloquaClient, str, Catalog]:
+    """Resolve the base URL, check the credentials, read the asset types; name the instance.
+
+    The name keys the ledger: the pod's host and the company (many companies share a pod).
+    """
+    credentials = connection.credentials
+    try:
+        if connection.base_url:
+            base_url, company = connection.base_url, credentials.company
+        else:
+            base_url, company = await discover_site(session, connection.login_url, credentials)
+        client = EloquaClient(session, base_url, credentials)
+        answer = await client.list_all(ASSET_TYPES_PATH)
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        where = connection.base_url or connection.login_url
+        raise AbortedError(
+            f"could not reach Eloqua at {where} ({type(exc).__name__}: {exc}); check the URL"
+            " and your network, then run the same command again. Nothing was sent."
+        ) from None
+    if answer.status == 401:
+        raise AuthError(
+            f"Eloqua did not accept the credentials for {credentials.describe()} at"
+            f" {base_url}. Check ELOQUA_COMPANY, ELOQUA_USERNAME and ELOQUA_PASSWORD (or"
+            " ELOQUA_ACCESS_TOKEN). Nothing was sent."
+        )
+    site = f"{urlsplit(base_url).netloc.lower()}/{(company or 'token').casefold()}"
+    return client, site, _catalog(answer.status, answer.body)
+
+
+def _catalog(status: int, body: Any) -> Catalog:
+    if status != 200 or not isinstance(body, dict):
+        return Catalog(None)
+    types: dict[str, list[str]] = {}
+    for element in body.get("elements") or []:
+        if isinstance(element, dict) and element.get("name"):
+            activities = element.get("activityTypes") or []
+            types[str(element["name"])] = [
+                str(a["name"]) for a in activities if isinstance(a, dict) and a.get("name")
+            ]
+    return Catalog(types)
+
+
+def check_constants(mapping: Mapping, catalog: Catalog) -> None:
+    """Constant asset/activity types that are not set up: exit 2 before anything is sent."""
+    if catalog.types is None:
+        return
+    asset_spec = mapping.fields["assetType"]
+    activity_spec = mapping.fields["activityType"]
+    if asset_spec.kind != "value":
+        return
+    asset = str(asset_spec.source)
+    known = {name.casefold(): name for name in catalog.types}
+    if asset.casefold() not in known:
+        raise MappingError(
+            f"{mapping.path}: assetType {asset!r} is not set up in Eloqua{_closest(asset, known)}."
+            f" The external asset types there:\n{catalog.describe()}\nFix the mapping, or set the"
+            " asset type up in Eloqua (Settings > Assets > External Assets). Nothing was sent."
+        )
+    if activity_spec.kind == "value" and activity_spec.value_map is None:
+        activities = catalog.types[known[asset.casefold()]]
+        activity = str(activity_spec.source)
+        if activity.casefold() not in {a.casefold() for a in activities}:
+            raise MappingError(
+                f"{mapping.path}: activityType {activity!r} is not set up for the asset type"
+                f" {known[asset.casefold()]!r}; its activity types are:"
+                f" {', '.join(activities) or '(none)'}. Nothing was sent."
+            )
+
+
+async def check_campaign(mapping: Mapping, resolve: Any) -> None:
+    """A constant campaign looked up by name must exist before anything is sent."""
+    spec = mapping.fields.get("campaignId")
+    if spec is None or spec.lookup != "campaign" or spec.kind != "value":
+        return
+    from importer.lookup import LookupFailed
+
+    try:
+        await resolve(Lookup("campaign", str(spec.source).strip()))
+    except LookupFailed as exc:
+        raise MappingError(f"{mapping.path}: campaignId: {exc}. Nothing was sent.") from None
+
+
+async def check_report(session: aiohttp.ClientSession, connection: Connection) -> str:
+    """What ``eloqua-import check`` prints: who we are, where, and what is set up."""
+    client, _, catalog = await connect(session, connection)
+    lines = []
+    try:
+        identity = await fetch_identity(session, connection.login_url, connection.credentials)
+    except (aiohttp.ClientError, TimeoutError, AuthError):
+        identity = {}
+    site, user = identity.get("site") or {}, identity.get("user") or {}
+    lines.append("Credentials: accepted")
+    if not identity:
+        lines.append(f"Site:        (unknown: {connection.login_url}/id did not answer)")
+    if site:
+        lines.append(f"Site:        {site.get('name', '?')} (id {site.get('id', '?')})")
+    if user:
+        shown = user.get("displayName") or user.get("username") or "?"
+        lines.append(f"User:        {shown} ({user.get('username', '?')})")
+    lines.append(f"Base URL:    {client.base_url}")
+    lines.append("External asset types and their activity types:")
+    lines.append(catalog.describe())
+    return "\n".join(lines)
+
+
+def _closest(name: str, known: dict[str, str]) -> str:
+    close = difflib.get_close_matches(name.casefold(), list(known), n=1)
+    return f" (did you mean {known[close[0]]!r}?)" if close else ""

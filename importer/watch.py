@@ -1,0 +1,558 @@
+"""The inbox loop: import every file dropped into a folder, once, and file it away.
+
+Layout (created on start)::
+
+    INBOX/              drop *.csv, *.xlsx, *.xlsm here (names starting with "." or "~$" are
+                        ignored, so "upload as .name.csv, then rename" is a safe way to drop)
+    INBOX/processing/   files being imported; each has <name>.lock, flock'ed while it is worked on
+    INBOX/done/         every row created, already_created or duplicate; results beside the file
+    INBOX/failed/       anything else; results, errors file or <name>.error.txt beside the file
+
+Why it is safe to run twice at once (a cron job firing while the last one still works):
+
+- A file is picked up only when its size, mtime and inode did not change across two looks.
+- ``os.rename`` into processing/ is the claim: of two watchers racing for one file exactly one
+  rename succeeds, the other gets FileNotFoundError and skips it. The per-file lock is taken
+  *before* the rename, so no other watcher ever sees the file in processing/ unlocked.
+- A file in processing/ whose lock nobody holds was left by a crash (or a clean stop): the next
+  pass imports it again, and the ledger turns the rows already created into already_created.
+- Names in processing/, done/ and failed/ are chosen under one short inbox-wide lock
+  (processing/.watch.lock), so an earlier file of the same name is never overwritten.
+
+Locks are POSIX ``flock``: run the watchers of one inbox on one machine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import fcntl
+import json
+import os
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from importer.config import Connection
+from importer.eloqua import Timeouts
+from importer.errors import (
+    AbortedError,
+    AuthError,
+    ConfigError,
+    ExitStatus,
+    InputError,
+    MappingError,
+)
+from importer.mapping import load_mapping
+from importer.pipeline import RunOptions, run_import
+from importer.report import STATUSES, Summary
+
+SUFFIXES = frozenset({".csv", ".xlsx", ".xlsm"})
+RESULTS = ".results.csv"
+ERRORS = ".errors.csv"
+NOTE = ".error.txt"
+PART = ".part"  # results being written in processing/; not a data suffix, so never picked up
+LOCK = ".lock"
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass
+class WatchOptions:
+    inbox: Path
+    mapping_path: Path
+    once: bool = False
+    interval: float = 60.0  # seconds between passes (long-running mode)
+    settle: float = 5.0  # a file must stay unchanged this long before it is picked up
+    ledger_path: Path | None = None  # None: the per-user default
+    concurrency: int = 8
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    handle_signals: bool = False  # SIGTERM / SIGINT stop cleanly (the CLI sets it)
+
+
+class EventLog:
+    """One line per event on stderr: readable text, or one JSON object (``fmt="json"``).
+
+    Messages come from the importer's own exceptions, which never carry credentials.
+    """
+
+    def __init__(self, fmt: str = "text", stream: TextIO | None = None) -> None:
+        if fmt not in ("text", "json"):
+            raise ValueError(f"log format must be text or json, not {fmt!r}")
+        self.fmt = fmt
+        self.stream = stream
+
+    def __call__(self, event: str, message: str, *, level: str = "info", **fields: Any) -> None:
+        now = dt.datetime.now(dt.UTC)
+        if self.fmt == "json":
+            record = {
+                "time": now.isoformat(timespec="seconds").replace("+00:00", "Z"),
+                "level": level,
+                "event": event,
+                "message": message,
+                **fields,
+            }
+            line = json.dumps(record, ensure_ascii=False, default=str)
+        else:
+            stamp = now.astimezone().strftime("%Y-%m-%d %H:%M:%S")
+            line = f"{stamp} {'ERROR ' if level == 'error' else ''}{message}"
+        stream = self.stream or sys.stderr
+        stream.write(line + "\n")
+        stream.flush()
+
+
+# --- the folders -------------------------------------------------------------------------------
+
+
+@dataclass
+class Claimed:
+    """A file in processing/ whose lock this process holds."""
+
+    path: Path
+    lock_path: Path
+    lock_fd: int
+    picked_up_as: str  # its name in the inbox (for a resumed file: its name in processing/)
+
+    @property
+    def results_part(self) -> Path:
+        return self.path.with_name(self.path.name + RESULTS + PART)
+
+    @property
+    def errors_part(self) -> Path:
+        return self.path.with_name(self.path.name + ERRORS + PART)
+
+    def release(self) -> None:
+        # Unlink before unlocking: a process that opened the old lock file finds, once it gets
+        # the lock, that the path no longer names it, and backs off (see _try_lock).
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self.lock_path)
+        os.close(self.lock_fd)
+
+
+class Inbox:
+    def __init__(self, root: Path, now: Callable[[], dt.datetime]) -> None:
+        self.root = root
+        self.processing = root / "processing"
+        self.done = root / "done"
+        self.failed = root / "failed"
+        self.now = now
+
+    def prepare(self) -> None:
+        if not self.root.is_dir():
+            raise ConfigError(f"inbox folder {self.root} not found; create it or fix the path")
+        try:
+            for folder in (self.processing, self.done, self.failed):
+                folder.mkdir(exist_ok=True)
+        except OSError as exc:
+            raise ConfigError(
+                f"cannot create {exc.filename}: {exc.strerror}; check the inbox permissions"
+            ) from None
+
+    def look(self, folder: Path | None = None) -> dict[str, tuple[int, int, int]]:
+        """Data files in the folder: name -> (size, mtime_ns, inode)."""
+        found = {}
+        with os.scandir(folder or self.root) as entries:
+            for entry in entries:
+                if not is_data_file(entry.name):
+                    continue
+                with contextlib.suppress(FileNotFoundError):  # claimed meanwhile
+                    if entry.is_file():
+                        st = entry.stat()
+                        found[entry.name] = (st.st_size, st.st_mtime_ns, st.st_ino)
+        return found
+
+    def claim(self, name: str) -> Claimed | None:
+        """Move INBOX/name into processing/, locked. None: another watcher took it first."""
+        with self._naming():
+            for target in self._candidates(name):
+                if any(
+                    (self.processing / (target + extra)).exists()
+                    for extra in ("", RESULTS + PART, ERRORS + PART)
+                ):
+                    continue
+                claimed = self._lock(target, name)
+                if claimed is None:
+                    continue
+                try:
+                    os.rename(self.root / name, claimed.path)
+                except FileNotFoundError:
+                    claimed.release()
+                    return None
+                return claimed
+        raise AssertionError("unreachable: the candidate names never run out")
+
+    def leftovers(self) -> list[str]:
+        return sorted(self.look(self.processing))
+
+    def resume(self, name: str) -> Claimed | None:
+        """Lock a file left in processing/. None: a live watcher holds it, or just filed it."""
+        claimed = self._lock(name, name)
+        if claimed is not None and not claimed.path.exists():
+            claimed.release()
+            return None
+        return claimed
+
+    def file_away(self, claimed: Claimed, folder: Path, note: str = "") -> dict[str, Path]:
+        """Move the file and its results into done/ or failed/ under a name not yet used there."""
+        name = claimed.path.name
+        with self._naming():
+            target = next(
+                t
+                for t in self._candidates(name)
+                if not any((folder / (t + extra)).exists() for extra in ("", RESULTS, ERRORS, NOTE))
+            )
+            placed = {}
+            # The data file moves last: while it is in processing/, the job is not finished.
+            for part, extra in ((claimed.results_part, RESULTS), (claimed.errors_part, ERRORS)):
+                if part.exists():
+                    os.rename(part, folder / (target + extra))
+                    placed[extra] = folder / (target + extra)
+            if note:
+                (folder / (target + NOTE)).write_text(note + "\n", encoding="utf-8")
+                placed[NOTE] = folder / (target + NOTE)
+            os.rename(claimed.path, folder / target)
+            placed[""] = folder / target
+        return placed
+
+    def _candidates(self, name: str) -> Iterator[str]:
+        """``name``, then ``stem.YYYYmmdd-HHMMSS.ext``, then with ``-2``, ``-3``..."""
+        yield name
+        stem, ext = os.path.splitext(name)
+        stamp = self.now().strftime("%Y%m%d-%H%M%S")
+        yield f"{stem}.{stamp}{ext}"
+        n = 2
+        while True:
+            yield f"{stem}.{stamp}-{n}{ext}"
+            n += 1
+
+    @contextlib.contextmanager
+    def _naming(self) -> Iterator[None]:
+        """Inbox-wide lock around choosing a free name and renaming into it (held briefly)."""
+        fd = os.open(self.processing / ".watch.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def _lock(self, target: str, picked_up_as: str) -> Claimed | None:
+        lock_path = self.processing / (target + LOCK)
+        fd = _try_lock(lock_path)
+        if fd is None:
+            return None
+        return Claimed(self.processing / target, lock_path, fd, picked_up_as)
+
+
+def is_data_file(name: str) -> bool:
+    return not name.startswith((".", "~$")) and os.path.splitext(name)[1].lower() in SUFFIXES
+
+
+def _try_lock(path: Path) -> int | None:
+    """An exclusive, non-blocking flock on ``path`` (created if missing), or None if held."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        # The holder may have removed the file between our open and our lock.
+        if os.path.samestat(os.fstat(fd), os.stat(path)):
+            return fd
+    except (BlockingIOError, FileNotFoundError):
+        pass
+    os.close(fd)
+    return None
+
+
+# --- the loop ----------------------------------------------------------------------------------
+
+
+class _Halt(Exception):
+    """Stop this pass: a problem that is not the file's (Eloqua, credentials, ledger)."""
+
+    def __init__(self, status: ExitStatus) -> None:
+        self.status = status
+
+
+@dataclass
+class _Tally:
+    done: int = 0
+    failed: int = 0
+    halted: ExitStatus | None = None
+
+
+class Watcher:
+    """Runs passes over the inbox: finish leftovers in processing/, then take stable new files.
+
+    ``sleep`` replaces every wait (the settle time and the interval); tests pass one that
+    does not wait. ``now`` gives the time used in names that would otherwise clash.
+    """
+
+    def __init__(
+        self,
+        options: WatchOptions,
+        connection: Connection,
+        log: EventLog | None = None,
+        *,
+        sleep: Sleep | None = None,
+        now: Callable[[], dt.datetime] | None = None,
+    ) -> None:
+        self.options = options
+        self.connection = connection
+        self.log = log or EventLog()
+        self.inbox = Inbox(options.inbox, now or (lambda: dt.datetime.now().astimezone()))
+        self._sleep = sleep or self._wait
+        self._stop: asyncio.Event | None = None
+        self._stop_reason = ""
+        self._signal_loop: asyncio.AbstractEventLoop | None = None
+        self._last_look: dict[str, tuple[int, int, int]] = {}
+
+    async def run(self) -> ExitStatus:
+        """``--once``: 0 all went to done/, 1 some to failed/, 3 stopped (Eloqua, ledger),
+        130 stopped by a signal. Long-running: runs until SIGTERM/SIGINT, then returns 0."""
+        self._stop = asyncio.Event()
+        self.inbox.prepare()
+        load_mapping(self.options.mapping_path)  # a broken mapping stops us before any move
+        mode = "once" if self.options.once else f"every {self.options.interval:g}s"
+        self.log(
+            "watch_started",
+            f"watching {self.options.inbox} ({mode}) with mapping {self.options.mapping_path}",
+            inbox=str(self.options.inbox),
+            mapping=str(self.options.mapping_path),
+            once=self.options.once,
+        )
+        with self._signals():
+            while True:
+                tally = await self.run_pass()
+                if self.options.once or self.stopping:
+                    break
+                await self._sleep(self.options.interval)
+                if self.stopping:
+                    break
+        status = self._status(tally)
+        self.log(
+            "watch_stopped",
+            f"stopped ({self._stop_reason or 'pass finished'}), exit status {int(status)}",
+            reason=self._stop_reason or "pass finished",
+            exit_status=int(status),
+        )
+        return status
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop is not None and self._stop.is_set()
+
+    def _status(self, tally: _Tally) -> ExitStatus:
+        if self.stopping:
+            return ExitStatus.INTERRUPTED if self.options.once else ExitStatus.OK
+        if tally.halted is not None:
+            return tally.halted
+        return ExitStatus.ROWS_NOT_CREATED if tally.failed else ExitStatus.OK
+
+    async def run_pass(self) -> _Tally:
+        tally = _Tally()
+        try:
+            load_mapping(self.options.mapping_path)
+        except MappingError as exc:  # edited while we run: wait for a fix, move nothing
+            self.log("error", f"mapping: {exc}; no file taken", level="error", error=str(exc))
+            tally.halted = ExitStatus.USAGE
+            return tally
+        try:
+            for name in self.inbox.leftovers():
+                if self.stopping:
+                    return tally
+                claimed = self.inbox.resume(name)
+                if claimed is not None:
+                    self.log(
+                        "file_resumed",
+                        f"resuming processing/{name} (left by an earlier run)",
+                        file=name,
+                    )
+                    await self._process(claimed, tally)
+            for name in await self._stable_files():
+                if self.stopping:
+                    return tally
+                claimed = self.inbox.claim(name)
+                if claimed is None:
+                    self.log("file_skipped", f"{name}: taken by another watcher", file=name)
+                    continue
+                self.log(
+                    "file_picked_up",
+                    f"picked up {name}",
+                    file=name,
+                    processing=str(claimed.path),
+                )
+                await self._process(claimed, tally)
+        except _Halt as halt:
+            tally.halted = halt.status
+        return tally
+
+    async def _stable_files(self) -> list[str]:
+        """Names unchanged across two looks, oldest first. A file that was already there,
+        unchanged, at the previous pass needs no second look."""
+        first = self.inbox.look()
+        if any(self._last_look.get(name) != stat for name, stat in first.items()):
+            await self._sleep(self.options.settle)
+            second = self.inbox.look()
+        else:
+            second = first
+        self._last_look = second
+        ready = sorted(
+            (name for name, stat in second.items() if first.get(name) == stat),
+            key=lambda name: (second[name][1], name),
+        )
+        for name in sorted(second.keys() - set(ready)):
+            self.log("file_waiting", f"{name}: still changing, left for the next look", file=name)
+        return ready
+
+    async def _process(self, claimed: Claimed, tally: _Tally) -> None:
+        """Import one claimed file and file it away; the lock is held until it has moved."""
+        name = claimed.picked_up_as
+        try:
+            outcome = await self._import(claimed)
+            if isinstance(outcome, str):
+                self._failed(claimed, outcome, tally)
+                return
+            if outcome.interrupted:
+                self._request_stop("interrupted by a signal")
+                self.log(
+                    "file_interrupted",
+                    f"{name}: interrupted; left in processing/, the next run finishes it",
+                    file=name,
+                    counts=_counts(outcome),
+                )
+                return
+            ok = outcome.exit_status() == ExitStatus.OK
+            folder = self.inbox.done if ok else self.inbox.failed
+            self._finished(name, folder, self.inbox.file_away(claimed, folder), outcome, tally)
+        finally:
+            claimed.release()
+        if outcome.stopped_reason:  # e.g. an outage: leave the other files for the next pass
+            raise _Halt(outcome.exit_status())
+
+    async def _import(self, claimed: Claimed) -> Summary | str:
+        """The summary, or why the file itself cannot be imported. Raises _Halt for problems
+        that are not the file's: it then stays in processing/ for the next run."""
+        for part in (claimed.results_part, claimed.errors_part):
+            part.unlink(missing_ok=True)  # from an interrupted attempt
+        options = RunOptions(
+            input_path=claimed.path,
+            mapping_path=self.options.mapping_path,
+            results_path=claimed.results_part,
+            errors_path=claimed.errors_part,
+            concurrency=self.options.concurrency,
+            ledger_path=self.options.ledger_path,
+            timeouts=self.options.timeouts,
+            handle_signals=self.options.handle_signals,
+        )
+        try:
+            return await run_import(options, self.connection)
+        except (InputError, MappingError) as exc:  # unreadable, wrong columns: nothing sent
+            return str(exc)
+        except (AuthError, AbortedError, ConfigError) as exc:
+            self.log(
+                "error",
+                f"{claimed.picked_up_as}: {exc} The file stays in processing/ and is tried"
+                " again on the next run.",
+                level="error",
+                file=claimed.picked_up_as,
+                error=str(exc),
+            )
+            raise _Halt(exc.exit_status) from None
+        except Exception as exc:  # a bug: file it as failed rather than retry it forever
+            return f"unexpected error: {type(exc).__name__}: {exc}"
+        finally:
+            self._reinstall_signals()  # the pipeline removes its own handlers on the way out
+
+    def _finished(
+        self, name: str, folder: Path, placed: dict[str, Path], summary: Summary, tally: _Tally
+    ) -> None:
+        ok = folder == self.inbox.done
+        if ok:
+            tally.done += 1
+        else:
+            tally.failed += 1
+        counts = _counts(summary)
+        shown = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no rows"
+        message = f"{name} -> {folder.name}/{placed[''].name}: {shown}"
+        if summary.stopped_reason:
+            message += f"; stopped early: {summary.stopped_reason}"
+        self.log(
+            "file_finished",
+            message,
+            level="info" if ok else "error",
+            file=name,
+            destination=folder.name,
+            path=str(placed[""]),
+            results=str(placed[RESULTS]) if RESULTS in placed else None,
+            errors=str(placed[ERRORS]) if ERRORS in placed else None,
+            rows=summary.rows,
+            counts=counts,
+            exit_status=int(summary.exit_status()),
+            stopped_reason=summary.stopped_reason or None,
+        )
+
+    def _failed(self, claimed: Claimed, error: str, tally: _Tally) -> None:
+        tally.failed += 1
+        placed = self.inbox.file_away(claimed, self.inbox.failed, note=error)
+        name = claimed.picked_up_as
+        self.log(
+            "file_failed",
+            f"{name} -> failed/{placed[''].name}: {error}",
+            level="error",
+            file=name,
+            destination="failed",
+            path=str(placed[""]),
+            note=str(placed[NOTE]),
+            error=error,
+        )
+
+    # --- stopping ------------------------------------------------------------------------------
+
+    async def _wait(self, seconds: float) -> None:
+        assert self._stop is not None
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stop.wait(), seconds)
+
+    def _request_stop(self, reason: str) -> None:
+        if self._stop is not None and not self._stop.is_set():
+            self._stop_reason = reason
+            self._stop.set()
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        self._request_stop(f"{sig.name} received")
+        self.log("stopping", f"{sig.name}: stopping after the current step", signal=sig.name)
+
+    @contextlib.contextmanager
+    def _signals(self) -> Iterator[None]:
+        if self.options.handle_signals and sys.platform != "win32":
+            self._signal_loop = asyncio.get_running_loop()
+            self._reinstall_signals()
+        try:
+            yield
+        finally:
+            if self._signal_loop is not None:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    self._signal_loop.remove_signal_handler(sig)
+
+    def _reinstall_signals(self) -> None:
+        # Not after a stop: a second signal then quits at once, as in the pipeline.
+        if self._signal_loop is not None and not self.stopping:
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                self._signal_loop.add_signal_handler(sig, self._on_signal, sig)
+
+
+def _counts(summary: Summary) -> dict[str, int]:
+    return {status: summary.counts[status] for status in STATUSES if summary.counts[status]}
+
+
+async def watch(
+    options: WatchOptions,
+    connection: Connection,
+    log: EventLog | None = None,
+    *,
+    sleep: Sleep | None = None,
+) -> ExitStatus:
+    """Watch ``options.inbox`` (see the module docstring); return the exit status."""
+    return await Watcher(options, connection, log, sleep=sleep).run()
