@@ -131,9 +131,10 @@ class Resolver:
 
 
 def _matching(elements: list[dict[str, Any]], field: str, key: str) -> list[dict[str, Any]]:
-    # Eloqua's search is case-insensitive and treats * as a wildcard: keep exact matches only.
+    # Eloqua's search is case-insensitive and treats * as a wildcard: keep exact matches only
+    # (an element that does not show the field is taken on the search's word).
     wanted = key.casefold()
-    return [e for e in elements if str(e.get(field, "")).strip().casefold() == wanted]
+    return [e for e in elements if field not in e or str(e[field]).strip().casefold() == wanted]
 
 
 def _one(lookup: Lookup, matches: list[dict[str, Any]], what: str) -> int:

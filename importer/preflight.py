@@ -53,6 +53,8 @@ class Catalog:
                 value=payload["assetType"],
             )
         payload["assetType"] = asset
+        if not self.types[asset]:
+            return  # Eloqua listed no activity types for it: leave the check to Eloqua
         allowed = {name.casefold(): name for name in self.types[asset]}
         activity = allowed.get(str(payload["activityType"]).casefold())
         if activity is None:
@@ -113,9 +115,13 @@ def _catalog(status: int, body: Any) -> Catalog:
         if isinstance(element, dict) and element.get("name"):
             activities = element.get("activityTypes") or []
             types[str(element["name"])] = [
-                str(a["name"]) for a in activities if isinstance(a, dict) and a.get("name")
+                str(a.get("name") if isinstance(a, dict) else a)
+                for a in activities
+                if (a.get("name") if isinstance(a, dict) else a)
             ]
-    return Catalog(types)
+    # An empty list tells nothing usable (an instance without types accepts no activity at
+    # all): leave the checks to Eloqua's answers rather than refuse every row.
+    return Catalog(types or None)
 
 
 def check_constants(mapping: Mapping, catalog: Catalog) -> None:
@@ -134,8 +140,8 @@ def check_constants(mapping: Mapping, catalog: Catalog) -> None:
             f" The external asset types there:\n{catalog.describe()}\nFix the mapping, or set the"
             " asset type up in Eloqua (Settings > Assets > External Assets). Nothing was sent."
         )
-    if activity_spec.kind == "value" and activity_spec.value_map is None:
-        activities = catalog.types[known[asset.casefold()]]
+    activities = catalog.types[known[asset.casefold()]]
+    if activities and activity_spec.kind == "value" and activity_spec.value_map is None:
         activity = str(activity_spec.source)
         if activity.casefold() not in {a.casefold() for a in activities}:
             raise MappingError(
