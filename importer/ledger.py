@@ -19,7 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import itertools
 import json
+import operator
 import os
 import socket
 import sqlite3
@@ -82,7 +84,10 @@ class Claim:
     source: str = ""
 
 
-@dataclass
+_SELECT_CHUNK = 500  # fingerprints per SELECT ... IN (...): under SQLite's parameter limit
+
+
+@dataclass(slots=True)
 class _Op:
     kind: str  # claim | created | forget
     fingerprint: bytes
@@ -221,54 +226,75 @@ class Ledger:
                 if op.future is not None and not op.future.done():
                     op.future.set_result(result)
 
-    def _commit(self, batch: Iterable[_Op]) -> list[Claim]:
+    def _commit(self, batch: list[_Op]) -> list[Claim]:
+        """One transaction for the batch; consecutive ops of one kind share their statements.
+
+        Per-row statements would hold the GIL for most of their time, competing with the
+        event loop; a few ``executemany`` calls per batch keep the Python part small.
+        """
         assert self._db is not None
-        results = []
+        results: list[Claim] = []
         now = time.time()
         with self._db:  # one transaction: BEGIN IMMEDIATE ... COMMIT
             self._db.execute("BEGIN IMMEDIATE")
-            for op in batch:
-                results.append(self._apply(op, now))
+            for kind, group in itertools.groupby(batch, key=operator.attrgetter("kind")):
+                ops = list(group)
+                if kind == "claim":
+                    results.extend(self._apply_claims(ops, now))
+                    continue
+                if kind == "created":
+                    self._db.executemany(
+                        "UPDATE activities SET state = 'created', activity_id = ?,"
+                        " updated_at = ? WHERE site = ? AND fingerprint = ?",
+                        [(op.activity_id, now, self.site, op.fingerprint) for op in ops],
+                    )
+                elif kind == "forget":
+                    self._db.executemany(
+                        "DELETE FROM activities WHERE site = ? AND fingerprint = ?"
+                        " AND state = 'pending' AND run_id = ?",
+                        [(self.site, op.fingerprint, self.run_id) for op in ops],
+                    )
+                results.extend(Claim("send") for _ in ops)
         self.commits += 1
         return results
 
-    def _apply(self, op: _Op, now: float) -> Claim:
+    def _apply_claims(self, ops: list[_Op], now: float) -> list[Claim]:
+        """Decide claims in order; a claim sees the ones before it in the same group."""
         assert self._db is not None
-        key = (self.site, op.fingerprint)
-        if op.kind == "created":
-            self._db.execute(
-                "UPDATE activities SET state = 'created', activity_id = ?, updated_at = ?"
-                " WHERE site = ? AND fingerprint = ?",
-                (op.activity_id, now, *key),
-            )
-        elif op.kind == "forget":
-            self._db.execute(
-                "DELETE FROM activities WHERE site = ? AND fingerprint = ? AND state = 'pending'"
-                " AND run_id = ?",
-                (*key, self.run_id),
-            )
-        elif op.kind == "claim":
-            return self._apply_claim(op, now)
-        return Claim("send")
-
-    def _apply_claim(self, op: _Op, now: float) -> Claim:
-        assert self._db is not None
-        found = self._db.execute(
-            "SELECT state, activity_id, run_id, source FROM activities"
-            " WHERE site = ? AND fingerprint = ?",
-            (self.site, op.fingerprint),
-        ).fetchone()
-        verdict = self._judge(found, retry_uncertain=op.retry_uncertain)
-        if verdict is not None and not (op.force and verdict.decision == "already_created"):
-            return verdict
-        self._db.execute(
+        found = self._find({op.fingerprint for op in ops})
+        verdicts = []
+        pending = []
+        for op in ops:
+            verdict = self._judge(found.get(op.fingerprint), retry_uncertain=op.retry_uncertain)
+            if verdict is not None and not (op.force and verdict.decision == "already_created"):
+                verdicts.append(verdict)
+                continue
+            found[op.fingerprint] = ("pending", None, self.run_id, op.source)
+            pending.append((self.site, op.fingerprint, self.run_id, op.source, now))
+            verdicts.append(Claim("send"))
+        self._db.executemany(
             "INSERT INTO activities VALUES (?, ?, 'pending', NULL, ?, ?, ?)"
             " ON CONFLICT (site, fingerprint) DO UPDATE SET state = 'pending',"
             " activity_id = NULL, run_id = excluded.run_id, source = excluded.source,"
             " updated_at = excluded.updated_at",
-            (self.site, op.fingerprint, self.run_id, op.source, now),
+            pending,
         )
-        return Claim("send")
+        return verdicts
+
+    def _find(self, fingerprints: set[bytes]) -> dict[bytes, tuple]:
+        """fingerprint -> (state, activity_id, run_id, source) for those already recorded."""
+        assert self._db is not None
+        found: dict[bytes, tuple] = {}
+        keys = list(fingerprints)
+        for start in range(0, len(keys), _SELECT_CHUNK):
+            chunk = keys[start : start + _SELECT_CHUNK]
+            rows = self._db.execute(
+                "SELECT fingerprint, state, activity_id, run_id, source FROM activities"
+                f" WHERE site = ? AND fingerprint IN ({', '.join('?' * len(chunk))})",
+                (self.site, *chunk),
+            )
+            found.update((row[0], row[1:]) for row in rows)
+        return found
 
     def _judge(self, found: tuple | None, *, retry_uncertain: bool) -> Claim | None:
         """None: nothing stands in the way of sending."""
@@ -300,7 +326,7 @@ def _connect(path: Path) -> sqlite3.Connection:
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in _commit).
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
-        db.execute("PRAGMA journal_mode=WAL")
+        _use_wal(db)
         # FULL: a commit is on disk before we send, even if the machine loses power.
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(SCHEMA)
@@ -309,6 +335,19 @@ def _connect(path: Path) -> sqlite3.Connection:
             f"cannot open the ledger {path}: {exc}; choose another location with --ledger PATH"
         ) from None
     return db
+
+
+def _use_wal(db: sqlite3.Connection, attempts: int = 50) -> None:
+    """Switch to WAL. SQLite answers "database is locked" at once (no busy wait) when another
+    process is creating the same new ledger at that moment, so try again for a few seconds."""
+    for attempt in range(attempts):
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
 
 
 def _pid_alive(pid: int) -> bool:
@@ -331,9 +370,7 @@ def fingerprint(payload: dict[str, Any]) -> bytes:
     A value still to be looked up (an email) counts by its normalised key, so two rows with the
     same email are the same activity before the lookup, too.
     """
-    canonical = json.dumps(
-        payload, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_lookup_key
-    )
+    canonical = _CANONICAL.encode(payload)
     return hashlib.blake2b(canonical.encode("utf-8"), digest_size=16).digest()
 
 
@@ -342,3 +379,10 @@ def _lookup_key(value: Any) -> str:
     if cache_key is None:
         raise TypeError(f"cannot fingerprint {value!r}")
     return "lookup:" + ":".join(cache_key)
+
+
+# One encoder for every row: json.dumps with options builds a new one per call. Changing
+# these options would change every fingerprint, and so what earlier runs' ledgers recognise.
+_CANONICAL = json.JSONEncoder(
+    sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_lookup_key
+)

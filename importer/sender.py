@@ -138,7 +138,7 @@ async def send_one(
             return response
 
     try:
-        response: ApiResponse = await policy.retrying()(attempt)
+        response: ApiResponse = await _first_then_policy(attempt, policy)
     except NOT_SENT_ERRORS as exc:
         return Outcome(
             "failed", attempts=progress.attempts, error=f"could not connect to Eloqua: {exc}"
@@ -147,6 +147,35 @@ async def send_one(
         reason = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
         return _uncertain(progress.attempts, f"no answer from Eloqua ({reason})")
     return _judge(response, progress.attempts)
+
+
+async def _first_then_policy(
+    attempt: Callable[[], Awaitable[ApiResponse]], policy: RetryPolicy
+) -> ApiResponse:
+    """``attempt`` under ``policy``, without tenacity's cost for the common case.
+
+    Almost every row is answered for good at its first attempt, and tenacity's bookkeeping
+    costs about as much CPU as the request itself. So the first attempt runs directly; only
+    when its answer is retryable, or it raised, does the policy take over, replaying that first
+    result as its own attempt 1 so that waits and the attempt limit are exactly the policy's.
+    """
+    try:
+        first: ApiResponse | BaseException = await attempt()
+    except Exception as exc:
+        first = exc
+    if isinstance(first, ApiResponse) and not _retryable(first):
+        return first
+    replay = [first]
+
+    async def replay_then_attempt() -> ApiResponse:
+        if replay:
+            earlier = replay.pop()
+            if isinstance(earlier, BaseException):
+                raise earlier
+            return earlier
+        return await attempt()
+
+    return await policy.retrying()(replay_then_attempt)
 
 
 def _judge(response: ApiResponse, attempts: int) -> Outcome:
@@ -265,9 +294,12 @@ class Sender(Generic[T]):
                 if self._stopping.is_set():
                     self._not_sent(job)
                     continue
+                # Let idle workers start on this row now, so a slow file does not starve
+                # them; while they are busy, the producer runs on until the queue is full.
+                hungry = queue.empty()
                 await queue.put(job)
-                # Let the workers run between rows, so a slow file does not starve them.
-                await asyncio.sleep(0)
+                if hungry:
+                    await asyncio.sleep(0)
         finally:
             for _ in workers:
                 await queue.put(None)
@@ -330,7 +362,13 @@ class Sender(Generic[T]):
         )
         self._in_flight.add(task)
         try:
-            await asyncio.wait({task})
+            await task
+        except asyncio.CancelledError:
+            current = asyncio.current_task()
+            if not task.cancelled() or (current is not None and current.cancelling()):
+                raise  # this worker is being cancelled, not only the request given up
+        except Exception:
+            pass  # task.result() below raises it again
         finally:
             self._in_flight.discard(task)
         if task.cancelled():

@@ -47,6 +47,8 @@ from importer.errors import (
     InputError,
     MappingError,
 )
+from importer.ledger import _connect as open_ledger_db
+from importer.ledger import default_ledger_path
 from importer.mapping import load_mapping
 from importer.pipeline import RunOptions, run_import
 from importer.report import STATUSES, Summary
@@ -167,7 +169,7 @@ class Inbox:
 
     def claim(self, name: str) -> Claimed | None:
         """Move INBOX/name into processing/, locked. None: another watcher took it first."""
-        with self._naming():
+        with self.exclusive():
             for target in self._candidates(name):
                 if any(
                     (self.processing / (target + extra)).exists()
@@ -179,9 +181,12 @@ class Inbox:
                     continue
                 try:
                     os.rename(self.root / name, claimed.path)
-                except FileNotFoundError:
+                except FileNotFoundError:  # the rename is the claim: another watcher won
                     claimed.release()
                     return None
+                except OSError:
+                    claimed.release()
+                    raise
                 return claimed
         raise AssertionError("unreachable: the candidate names never run out")
 
@@ -199,7 +204,7 @@ class Inbox:
     def file_away(self, claimed: Claimed, folder: Path, note: str = "") -> dict[str, Path]:
         """Move the file and its results into done/ or failed/ under a name not yet used there."""
         name = claimed.path.name
-        with self._naming():
+        with self.exclusive():
             target = next(
                 t
                 for t in self._candidates(name)
@@ -230,8 +235,8 @@ class Inbox:
             n += 1
 
     @contextlib.contextmanager
-    def _naming(self) -> Iterator[None]:
-        """Inbox-wide lock around choosing a free name and renaming into it (held briefly)."""
+    def exclusive(self) -> Iterator[None]:
+        """The inbox-wide lock, held briefly: around choosing a free name and renaming into it."""
         fd = os.open(self.processing / ".watch.lock", os.O_RDWR | os.O_CREAT, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
@@ -314,6 +319,7 @@ class Watcher:
         self._stop = asyncio.Event()
         self.inbox.prepare()
         load_mapping(self.options.mapping_path)  # a broken mapping stops us before any move
+        self._open_ledger()
         mode = "once" if self.options.once else f"every {self.options.interval:g}s"
         self.log(
             "watch_started",
@@ -331,13 +337,22 @@ class Watcher:
                 if self.stopping:
                     break
         status = self._status(tally)
+        reason = self._stop_reason or "every file handled"
         self.log(
             "watch_stopped",
-            f"stopped ({self._stop_reason or 'pass finished'}), exit status {int(status)}",
-            reason=self._stop_reason or "pass finished",
+            f"stopped: {reason}; exit status {int(status)}",
+            reason=reason,
             exit_status=int(status),
         )
         return status
+
+    def _open_ledger(self) -> None:
+        """An unusable ledger stops us before any move. Done under the inbox lock because two
+        processes creating a new ledger at the same moment can get "database is locked" from
+        SQLite, which does not wait while a new database switches to WAL (ledger.py should
+        retry that; until then, watchers of one inbox create it one at a time)."""
+        with self.inbox.exclusive():
+            open_ledger_db(self.options.ledger_path or default_ledger_path()).close()
 
     @property
     def stopping(self) -> bool:

@@ -1,0 +1,401 @@
+"""`eloqua-import watch`: dropped files are imported once, then filed in done/ or failed/.
+
+Against the real sandbox. No test waits on the clock: `--settle 0` (files are complete when
+dropped), or an injected sleep that plays the part of a writer or of time passing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import datetime as dt
+import fcntl
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from importer.cli import main
+from importer.config import connection_from_env
+from importer.errors import ExitStatus
+from importer.watch import EventLog, Inbox, Watcher, WatchOptions
+
+ROOT = Path(__file__).resolve().parent.parent
+MAPPING = (Path(__file__).parent / "fixtures" / "booth_scans.yaml").read_text(encoding="utf-8")
+HEADER = "First Name,Contact ID,Event,Action,Scan Time,Booth,Campaign"
+
+
+def scans(path: Path, count: int, first: int = 0, action: str = "visited") -> Path:
+    """Booth scans numbered first..first+count-1: different numbers, different activities."""
+    lines = [HEADER] + [
+        f"P{n},{2001 + n % 120},Spring Expo,{action},"
+        f"03/{10 + n // 600:02d}/2026 {8 + n // 60 % 10:02d}:{n % 60:02d},B{n % 30},37"
+        for n in range(first, first + count)
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def statuses(path: Path) -> Counter:
+    with path.open(encoding="utf-8-sig", newline="") as file:
+        return Counter(line["status"] for line in csv.DictReader(file))
+
+
+def created_twice(sandbox) -> list:
+    keys = Counter((a["contactId"], a["activityDate"]) for a in sandbox.state.activities)
+    return [key for key, n in keys.items() if n > 1]
+
+
+def listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def events(text: str) -> list[dict]:
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
+
+
+@pytest.fixture
+def mapping(tmp_path: Path) -> Path:
+    path = tmp_path / "map.yaml"
+    path.write_text(MAPPING, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    path = tmp_path / "inbox"
+    path.mkdir()
+    return path
+
+
+def watch_once(inbox: Path, mapping: Path, *args: str) -> int:
+    return main(
+        [
+            "watch",
+            str(inbox),
+            "--mapping",
+            str(mapping),
+            "--once",
+            "--settle",
+            "0",
+            "--ledger",
+            str(inbox.parent / "ledger.sqlite3"),
+            *args,
+        ]
+    )
+
+
+def watcher(inbox: Path, mapping: Path, sleep, *, once: bool = True) -> Watcher:
+    options = WatchOptions(
+        inbox=inbox, mapping_path=mapping, once=once, ledger_path=inbox.parent / "ledger.sqlite3"
+    )
+    return Watcher(options, connection_from_env(), EventLog("json"), sleep=sleep)
+
+
+async def no_wait(seconds: float) -> None:
+    pass
+
+
+# --- where files end up -----------------------------------------------------------------------
+
+
+def test_clean_file_goes_to_done_and_file_with_invalid_rows_to_failed(inbox, mapping, sandbox):
+    scans(inbox / "clean.csv", 10)
+    bad = scans(inbox / "bad.csv", 5, first=100)
+    bad.write_text(
+        bad.read_text() + "Ann,2003,Spring Expo,danced,03/09/2026 10:00,B12,\n", encoding="utf-8"
+    )
+
+    assert watch_once(inbox, mapping) == 1
+
+    assert listing(inbox) == ["done", "failed", "processing"]
+    assert listing(inbox / "processing") == []
+    assert listing(inbox / "done") == ["clean.csv", "clean.csv.results.csv"]
+    assert statuses(inbox / "done" / "clean.csv.results.csv") == {"created": 10}
+    assert listing(inbox / "failed") == ["bad.csv", "bad.csv.errors.csv", "bad.csv.results.csv"]
+    assert statuses(inbox / "failed" / "bad.csv.results.csv") == {"created": 5, "invalid": 1}
+    assert "danced" in (inbox / "failed" / "bad.csv.errors.csv").read_text(encoding="utf-8-sig")
+    assert len(sandbox.state.activities) == 15
+
+
+def test_nothing_to_do_exits_0(inbox, mapping, sandbox):
+    assert watch_once(inbox, mapping) == 0
+    assert listing(inbox) == ["done", "failed", "processing"]
+
+
+def test_redropped_file_creates_nothing_twice_and_overwrites_nothing(inbox, mapping, sandbox):
+    data = scans(inbox / "monday.csv", 12).read_bytes()
+    assert watch_once(inbox, mapping) == 0
+    first_results = (inbox / "done" / "monday.csv.results.csv").read_bytes()
+
+    (inbox / "monday.csv").write_bytes(data)  # the same name again
+    (inbox / "monday (1).csv").write_bytes(data)  # and a copy
+    assert watch_once(inbox, mapping) == 0
+
+    done = listing(inbox / "done")
+    assert len(done) == 6 and "monday (1).csv" in done and "monday.csv" in done
+    again = next(n for n in done if n.startswith("monday.2") and n.endswith(".csv.results.csv"))
+    assert statuses(inbox / "done" / again) == {"already_created": 12}
+    assert statuses(inbox / "done" / "monday (1).csv.results.csv") == {"already_created": 12}
+    assert (inbox / "done" / "monday.csv.results.csv").read_bytes() == first_results
+    assert len(sandbox.state.activities) == 12
+
+
+def test_unreadable_file_goes_to_failed_with_a_message(inbox, mapping, sandbox, capsys):
+    (inbox / "broken.xlsx").write_bytes(b"PK\x03\x04 this is not really a workbook")
+    scans(inbox / "ok.csv", 3)
+
+    assert watch_once(inbox, mapping) == 1
+
+    assert listing(inbox / "failed") == ["broken.xlsx", "broken.xlsx.error.txt"]
+    note = (inbox / "failed" / "broken.xlsx.error.txt").read_text(encoding="utf-8")
+    assert "broken.xlsx" in note
+    assert "broken.xlsx -> failed/broken.xlsx" in capsys.readouterr().err
+    assert listing(inbox / "done") == ["ok.csv", "ok.csv.results.csv"]
+
+
+def test_file_without_the_mapped_columns_goes_to_failed(inbox, mapping, sandbox):
+    (inbox / "other.csv").write_text("Email,When\na@b.com,2026-03-01\n", encoding="utf-8")
+    assert watch_once(inbox, mapping) == 1
+    note = (inbox / "failed" / "other.csv.error.txt").read_text(encoding="utf-8")
+    assert "Contact ID" in note
+    assert sandbox.state.activities == []
+
+
+def test_other_files_are_left_in_the_inbox(inbox, mapping, sandbox):
+    for name in ("notes.txt", ".upload.csv", "~$book.xlsx"):
+        (inbox / name).write_text("x", encoding="utf-8")
+    assert watch_once(inbox, mapping) == 0
+    assert listing(inbox) == ["done", "failed", "notes.txt", "processing", "~$book.xlsx"]
+    assert (inbox / ".upload.csv").exists()
+
+
+# --- stability --------------------------------------------------------------------------------
+
+
+def test_file_still_being_written_is_not_picked_up(inbox, mapping, sandbox):
+    growing = scans(inbox / "growing.csv", 5)
+
+    async def writer_appends(seconds: float) -> None:  # the settle wait: the writer goes on
+        with growing.open("a", encoding="utf-8") as file:
+            file.write("P9,2050,Spring Expo,visited,03/10/2026 08:09,B1,37\n")
+
+    log = watcher(inbox, mapping, writer_appends)
+    assert asyncio.run(log.run()) == ExitStatus.OK
+    assert growing.exists() and listing(inbox / "done") == []
+    assert sandbox.state.activities == []
+
+    # Once it stops changing across two looks, it is taken.
+    assert asyncio.run(watcher(inbox, mapping, no_wait).run()) == ExitStatus.OK
+    assert statuses(inbox / "done" / "growing.csv.results.csv") == {"created": 6}
+
+
+def test_long_running_mode_takes_later_drops_and_stops_cleanly(inbox, mapping, sandbox):
+    waits: list[float] = []
+    watch = None
+
+    async def time_passes(seconds: float) -> None:
+        waits.append(seconds)
+        intervals = waits.count(60.0)
+        if seconds == 60.0 and intervals == 1:
+            scans(inbox / "later.csv", 4)  # dropped while we wait
+        if intervals == 3:
+            watch._request_stop("test")
+
+    watch = watcher(inbox, mapping, time_passes, once=False)
+    assert asyncio.run(watch.run()) == ExitStatus.OK
+    assert statuses(inbox / "done" / "later.csv.results.csv") == {"created": 4}
+    # A file seen unchanged at the previous pass needs no second settle wait.
+    assert waits == [60.0, 5.0, 60.0, 60.0]
+
+
+# --- overlapping runs and crashes -------------------------------------------------------------
+
+
+def test_claim_is_won_by_exactly_one_watcher(inbox, mapping):
+    scans(inbox / "a.csv", 1)
+    first, second = (Inbox(inbox, now=dt.datetime.now) for _ in range(2))
+    first.prepare()
+    claimed = first.claim("a.csv")
+    assert claimed is not None
+    assert second.claim("a.csv") is None  # the file is gone: FileNotFoundError, skipped
+    assert second.resume("a.csv") is None  # and its lock is held
+    claimed.release()
+    assert second.resume("a.csv") is not None  # the holder died: it may be finished
+
+
+def test_file_left_in_processing_by_a_crash_is_finished_on_next_start(
+    inbox, mapping, sandbox, tmp_path
+):
+    # A crashed run had created the first 4 rows, then died with the file in processing/.
+    assert (
+        main(
+            [
+                "run",
+                str(scans(tmp_path / "part.csv", 4)),
+                "--mapping",
+                str(mapping),
+                "--quiet",
+                "--ledger",
+                str(tmp_path / "ledger.sqlite3"),
+            ]
+        )
+        == 0
+    )
+    (inbox / "processing").mkdir()
+    scans(inbox / "processing" / "big.csv", 10)
+
+    assert watch_once(inbox, mapping) == 0
+
+    assert statuses(inbox / "done" / "big.csv.results.csv") == {
+        "already_created": 4,
+        "created": 6,
+    }
+    assert listing(inbox / "processing") == []
+    assert len(sandbox.state.activities) == 10 and not created_twice(sandbox)
+
+
+def test_file_a_live_watcher_is_importing_is_left_alone(inbox, mapping, sandbox):
+    (inbox / "processing").mkdir()
+    scans(inbox / "processing" / "busy.csv", 3)
+    fd = os.open(inbox / "processing" / "busy.csv.lock", os.O_RDWR | os.O_CREAT)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # as a live watcher holds it
+        assert watch_once(inbox, mapping) == 0
+        assert listing(inbox / "processing") == ["busy.csv", "busy.csv.lock"]
+        assert sandbox.state.activities == []
+    finally:
+        os.close(fd)
+
+
+def child_env() -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT)}
+
+
+def start_watch(tmp_path: Path, inbox: Path, *args: str) -> subprocess.Popen:
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "importer",
+            "watch",
+            str(inbox),
+            "--mapping",
+            str(tmp_path / "map.yaml"),
+            "--ledger",
+            str(tmp_path / "ledger.sqlite3"),
+            "--settle",
+            "0",
+            "--log-format",
+            "json",
+            *args,
+        ],
+        env=child_env(),
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def test_overlapping_once_runs_import_every_file_exactly_once(
+    tmp_path, inbox, mapping, sandbox_factory
+):
+    sandbox = sandbox_factory(latency=0.005)
+    names = []
+    for n in range(6):
+        names.append(scans(inbox / f"drop{n}.csv", 15, first=15 * n).name)
+    data = (inbox / "drop0.csv").read_bytes()
+    for copy in ("drop0 (1).csv", "drop0 (2).csv"):  # re-dropped copies of the same file
+        (inbox / copy).write_bytes(data)
+        names.append(copy)
+
+    procs = [start_watch(tmp_path, inbox, "--once") for _ in range(2)]
+    logs = []
+    for proc in procs:
+        _, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err
+        logs += events(err)
+
+    taken = Counter(e["file"] for e in logs if e["event"] in ("file_picked_up", "file_resumed"))
+    assert taken == Counter(names), "every file taken exactly once"
+    finished = [e for e in logs if e["event"] == "file_finished"]
+    assert sorted(e["file"] for e in finished) == sorted(names)
+    assert {e["destination"] for e in finished} == {"done"}
+    assert listing(inbox) == ["done", "failed", "processing"]
+    assert listing(inbox / "processing") == []
+    assert sorted(n for n in listing(inbox / "done") if not n.endswith(".results.csv")) == sorted(
+        names
+    )
+    assert len(sandbox.state.activities) == 90 and not created_twice(sandbox)
+
+
+def test_json_log_lines_parse_and_carry_the_counts(inbox, mapping, sandbox, capsys):
+    scans(inbox / "a.csv", 7)
+    assert watch_once(inbox, mapping, "--log-format", "json") == 0
+    logged = events(capsys.readouterr().err)  # every line is JSON
+    assert [e["event"] for e in logged] == [
+        "watch_started",
+        "file_picked_up",
+        "file_finished",
+        "watch_stopped",
+    ]
+    finished = logged[2]
+    assert finished["file"] == "a.csv" and finished["destination"] == "done"
+    assert finished["counts"] == {"created": 7} and finished["rows"] == 7
+    assert finished["results"] == str(inbox / "done" / "a.csv.results.csv")
+    assert all({"time", "level", "message"} <= e.keys() for e in logged)
+
+
+def test_refused_credentials_leave_the_file_for_the_next_run(
+    inbox, mapping, sandbox, monkeypatch, capsys
+):
+    scans(inbox / "a.csv", 3)
+    monkeypatch.setenv("ELOQUA_PASSWORD", "hunter2-not-it")
+    assert watch_once(inbox, mapping, "--log-format", "json") == 3
+    err = capsys.readouterr().err
+    assert "hunter2" not in err
+    assert any(e["level"] == "error" and "credentials" in e["message"] for e in events(err))
+    assert listing(inbox / "processing") == ["a.csv"]
+    assert sandbox.state.activities == []
+
+    monkeypatch.setenv("ELOQUA_PASSWORD", "sandbox")
+    assert watch_once(inbox, mapping) == 0
+    assert statuses(inbox / "done" / "a.csv.results.csv") == {"created": 3}
+
+
+def test_sigterm_stops_a_long_running_watch_and_the_next_start_finishes_the_file(
+    tmp_path, inbox, mapping, sandbox_factory
+):
+    sandbox = sandbox_factory(latency=0.01)
+    scans(inbox / "big.csv", 160)
+    proc = start_watch(tmp_path, inbox, "--interval", "3600")
+    deadline = time.monotonic() + 300  # generous: this machine's timers wake late
+    while len(sandbox.state.activities) < 20 and proc.poll() is None:
+        assert time.monotonic() < deadline, "the import made no progress"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    assert "file_interrupted" in {e.get("event") for e in events(_json_lines(err))}
+    # Left in processing/ with its partial results, unlocked.
+    assert [n for n in listing(inbox / "processing") if not n.endswith(".part")] == ["big.csv"]
+    assert len(sandbox.state.activities) < 160
+
+    proc = start_watch(tmp_path, inbox, "--once")
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 0, err
+    results = statuses(inbox / "done" / "big.csv.results.csv")
+    assert results["created"] + results["already_created"] == 160
+    assert len(sandbox.state.activities) == 160 and not created_twice(sandbox)
+
+
+def _json_lines(err: str) -> str:
+    # The pipeline's own "SIGTERM: stopping..." notice is plain text.
+    return "\n".join(line for line in err.splitlines() if line.startswith("{"))
