@@ -321,6 +321,11 @@ class Ledger:
         return _pid_alive(run[1])
 
 
+def check_ledger(path: Path) -> None:
+    """Open (creating if need be) the ledger at ``path``; ConfigError if it is unusable."""
+    _connect(path).close()
+
+
 def _connect(path: Path) -> sqlite3.Connection:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -47,8 +47,7 @@ from importer.errors import (
     InputError,
     MappingError,
 )
-from importer.ledger import _connect as open_ledger_db
-from importer.ledger import default_ledger_path
+from importer.ledger import check_ledger, default_ledger_path
 from importer.mapping import load_mapping
 from importer.pipeline import RunOptions, run_import
 from importer.report import STATUSES, Summary
@@ -347,12 +346,8 @@ class Watcher:
         return status
 
     def _open_ledger(self) -> None:
-        """An unusable ledger stops us before any move. Done under the inbox lock because two
-        processes creating a new ledger at the same moment can get "database is locked" from
-        SQLite, which does not wait while a new database switches to WAL (ledger.py should
-        retry that; until then, watchers of one inbox create it one at a time)."""
-        with self.inbox.exclusive():
-            open_ledger_db(self.options.ledger_path or default_ledger_path()).close()
+        """An unusable ledger stops us before any file moves."""
+        check_ledger(self.options.ledger_path or default_ledger_path())
 
     @property
     def stopping(self) -> bool:
