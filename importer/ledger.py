@@ -369,6 +369,76 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
+class FirstSeen:
+    """The row that first had each fingerprint (in-file duplicates), in bounded memory.
+
+    A dict of every fingerprint costs about 120 bytes a row (120 MB per million rows). Here the
+    most recent ``in_memory`` fingerprints stay in a dict; older ones move to a private
+    temporary SQLite database on disk (removed on close) with a bounded page cache, behind a
+    fixed-size Bloom filter so that a new fingerprint rarely costs a disk lookup.
+    """
+
+    BLOOM_BITS = 1 << 27  # 16 MiB: under 1% false positives up to about 10 million rows
+
+    def __init__(self, in_memory: int = 100_000, cache_kib: int = 16_384) -> None:
+        self._recent: dict[bytes, int] = {}
+        self._in_memory = in_memory
+        self._cache_kib = cache_kib
+        self._db: sqlite3.Connection | None = None
+        self._bloom = bytearray()
+
+    def first(self, fingerprint: bytes, row: int) -> int:
+        """The row that first had ``fingerprint``: ``row`` itself when it is new."""
+        first = self._recent.get(fingerprint)
+        if first is not None:
+            return first
+        if self._db is not None and self._maybe_spilled(fingerprint):
+            found = self._db.execute(
+                "SELECT row FROM seen WHERE fingerprint = ?", (fingerprint,)
+            ).fetchone()
+            if found is not None:
+                return found[0]
+        self._recent[fingerprint] = row
+        if len(self._recent) >= self._in_memory:
+            self._spill()
+        return row
+
+    def _spill(self) -> None:
+        if self._db is None:
+            self._db = sqlite3.connect("", isolation_level=None)  # "": a private temp file
+            self._db.execute(f"PRAGMA cache_size = -{self._cache_kib}")
+            self._db.execute(
+                "CREATE TABLE seen (fingerprint BLOB PRIMARY KEY, row INTEGER) WITHOUT ROWID"
+            )
+            self._bloom = bytearray(self.BLOOM_BITS // 8)
+        self._db.execute("BEGIN")
+        self._db.executemany("INSERT INTO seen VALUES (?, ?)", self._recent.items())
+        self._db.execute("COMMIT")
+        bloom = self._bloom
+        for fingerprint in self._recent:
+            for bit in self._bits(fingerprint):
+                bloom[bit >> 3] |= 1 << (bit & 7)
+        self._recent = {}
+
+    def _maybe_spilled(self, fingerprint: bytes) -> bool:
+        bloom = self._bloom
+        return all(bloom[bit >> 3] & (1 << (bit & 7)) for bit in self._bits(fingerprint))
+
+    def _bits(self, fingerprint: bytes) -> tuple[int, int, int]:
+        # A fingerprint is a hash already: three slices of it are three independent positions.
+        mask = self.BLOOM_BITS - 1
+        return (
+            int.from_bytes(fingerprint[0:4]) & mask,
+            int.from_bytes(fingerprint[4:8]) & mask,
+            int.from_bytes(fingerprint[8:12]) & mask,
+        )
+
+    def close(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+
 def fingerprint(payload: dict[str, Any]) -> bytes:
     """A stable digest of the canonical payload: equal activities, equal fingerprints.
 

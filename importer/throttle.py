@@ -26,11 +26,21 @@ class AdaptiveLimit:
         self.throttled = 0  # 429/503 answers seen
         self._answers_since_cut = maximum
         self._changed = asyncio.Condition()
+        self._waiting = 0  # tasks queued for a slot
 
     async def __aenter__(self) -> AdaptiveLimit:
-        async with self._changed:
-            await self._changed.wait_for(lambda: self.in_use < int(self.limit))
+        # The common case, a free slot and nobody queued, needs no lock: the event loop runs
+        # one task at a time, and the Condition costs as much as a small request.
+        if self._waiting == 0 and self.in_use < int(self.limit):
             self.in_use += 1
+            return self
+        self._waiting += 1
+        try:
+            async with self._changed:
+                await self._changed.wait_for(lambda: self.in_use < int(self.limit))
+                self.in_use += 1
+        finally:
+            self._waiting -= 1
         return self
 
     async def __aexit__(
@@ -39,9 +49,10 @@ class AdaptiveLimit:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        async with self._changed:
-            self.in_use -= 1
-            self._changed.notify_all()
+        self.in_use -= 1
+        if self._waiting:
+            async with self._changed:
+                self._changed.notify_all()
 
     def observe(self, status: int) -> None:
         """Adjust the limit to one answer from Eloqua."""

@@ -7,7 +7,7 @@ import sqlite3
 import subprocess
 import sys
 
-from importer.ledger import Ledger, default_ledger_path
+from importer.ledger import FirstSeen, Ledger, default_ledger_path
 
 SITE = "secure.p03.eloqua.com/acme"
 
@@ -125,3 +125,48 @@ def test_default_location_is_the_per_user_state_directory(monkeypatch, tmp_path)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
     if sys.platform.startswith("linux"):
         assert default_ledger_path() == tmp_path / "eloqua-import" / "ledger.sqlite3"
+
+
+async def test_claims_in_one_commit_see_each_other_and_earlier_runs(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        await ledger.claim(b"old", "a.csv row 2")
+        ledger.created(b"old", "100001")
+    async with Ledger(path, SITE) as ledger:
+        # Gathered claims land in one batch: decided in order, as if one at a time.
+        claims = await asyncio.gather(
+            ledger.claim(b"new", "b.csv row 2"),
+            ledger.claim(b"old", "b.csv row 3"),
+            ledger.claim(b"new", "b.csv row 4"),
+        )
+        assert ledger.commits == 1
+    assert [claim.decision for claim in claims] == ["send", "already_created", "duplicate"]
+    assert claims[2].source == "b.csv row 2"
+    assert sorted(rows(path)) == [(b"new", "pending", None), (b"old", "created", "100001")]
+
+
+async def test_outcomes_of_many_rows_commit_together(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        fingerprints = [f"fp-{n}".encode() for n in range(1200)]  # more than one SELECT chunk
+        await asyncio.gather(*(ledger.claim(fp, "row") for fp in fingerprints))
+        for n, fp in enumerate(fingerprints):
+            if n % 2:
+                ledger.created(fp, str(n))
+            else:
+                ledger.not_created(fp)
+        await ledger.flush()
+        assert ledger.commits <= 4
+    assert len(rows(path)) == 600
+    assert {state for _, state, _ in rows(path)} == {"created"}
+
+
+def test_first_seen_finds_repeats_in_memory_and_after_spilling_to_disk():
+    seen = FirstSeen(in_memory=10)
+    try:
+        firsts = [seen.first(f"fp-{n % 25}".encode(), n + 2) for n in range(100)]
+    finally:
+        seen.close()
+    # Rows 2..26 are new; every later row repeats the row 25 rows before its first copy.
+    assert firsts[:25] == list(range(2, 27))
+    assert firsts[25:] == [2 + n % 25 for n in range(25, 100)]

@@ -506,3 +506,41 @@ def test_sheet_named_with_digits_is_found_by_name_before_position(
         with open_table(path, sheet=sheet) as table:
             assert table.sheet == "2024", sheet
             assert [row.cells for row in table.rows] == [["a@example.com"]]
+
+
+# --- row estimate for progress bars -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("a,b\n1,2\n3,4\n", 2),
+        ("a,b\r\n1,2\r\n3,4", 2),  # no line break after the last row
+        ("a,b\n", 0),
+    ],
+)
+def test_csv_row_estimate_counts_line_breaks(tmp_path: pathlib.Path, text, expected) -> None:
+    path = write(tmp_path / "rows.csv", text)
+    with open_table(path) as table:
+        assert table.estimated_rows == expected
+
+
+def test_row_estimate_skips_the_rows_above_the_header(tmp_path: pathlib.Path) -> None:
+    path = write(tmp_path / "report.csv", "Report\n\nEmail,Score\na@x.com,1\nb@x.com,2\n")
+    with open_table(path, header_row=3) as table:
+        assert table.estimated_rows == 2
+        assert len(list(table.rows)) == 2
+
+
+def test_row_estimate_reads_utf16_line_breaks(tmp_path: pathlib.Path) -> None:
+    text = "Email\tScore\r\n" + "".join(f"n{n}@x.com\t{n}\r\n" for n in range(300))
+    path = write(tmp_path / "unicode.txt", text.encode("utf-16"))
+    with open_table(path) as table:
+        assert table.estimated_rows == 300
+
+
+def test_xlsx_row_estimate_uses_the_sheets_dimension(tmp_path: pathlib.Path) -> None:
+    path = make_workbook(tmp_path / "book.xlsx")
+    with open_table(path, sheet="Attendees", header_row=3) as table:
+        # Rows 4-9 as Excel declares them, trailing formatting-only rows included.
+        assert table.estimated_rows is not None and 2 <= table.estimated_rows <= 6

@@ -440,3 +440,22 @@ async def test_concurrent_requests_are_counted_in_flight() -> None:
         )
         assert [status for status, _, _ in results] == [201] * 4
         assert srv.state.max_in_flight >= 2 and srv.state.in_flight == 0
+
+
+async def test_mean_in_flight_is_time_weighted_and_reset_starts_a_new_window() -> None:
+    async with SandboxServer(SandboxConfig(latency=0.05)) as srv:
+        await asyncio.gather(
+            *(call(srv.base_url, "POST", ACTIVITY, json=activity()) for _ in range(4))
+        )
+        stats = srv.state.stats()
+        # Four requests overlapping for most of the window: well above one on average.
+        assert 1.0 < stats["mean_in_flight"] <= 4.0
+        assert stats["activities_in_window"] == 4 and stats["window_seconds"] > 0
+        status, _, reset = await call(srv.base_url, "POST", "/sandbox/reset-stats")
+        assert status == 200
+        assert reset["mean_in_flight"] == 0.0 and reset["activities_in_window"] == 0
+        await call(srv.base_url, "POST", ACTIVITY, json=activity())
+        status, _, stats = await call(srv.base_url, "GET", "/sandbox/stats")
+        assert stats["activities_in_window"] == 1 and stats["activities"] == 5
+        assert 0.0 < stats["mean_in_flight"] <= 1.0
+        assert stats["requests"] == {"activity_post": 1, "sandbox_stats": 1}

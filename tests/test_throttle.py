@@ -67,3 +67,26 @@ async def test_in_flight_requests_never_exceed_the_current_limit():
     gate.set()
     await asyncio.gather(*tasks)
     assert peak == 3 and limit.in_use == 0
+
+
+async def test_a_request_waiting_for_a_slot_gets_the_next_one_freed():
+    limit = AdaptiveLimit(1)
+    order = []
+    first_in = asyncio.Event()
+    release = asyncio.Event()
+
+    async def request(name):
+        async with limit:
+            order.append(name)
+            first_in.set()
+            await release.wait()
+
+    first = asyncio.create_task(request("first"))
+    await first_in.wait()
+    second = asyncio.create_task(request("second"))
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert order == ["first"] and limit.in_use == 1
+    release.set()
+    await asyncio.gather(first, second)
+    assert order == ["first", "second"] and limit.in_use == 0
