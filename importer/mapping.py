@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 import difflib
+import functools
 import re
+from collections.abc import Callable, Sequence
 from collections.abc import Mapping as AnyMapping
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,8 +84,9 @@ class ValueSpec:
     on_multiple: str = "reject"
     #: firstName / lastName for contacts created by create_missing.
     names: dict[str, ValueSpec] = field(default_factory=dict)
-    # Filled in by Mapping.bind(): column name -> index in the row.
+    # Filled in by Mapping.bind(): column name -> index in the row, and the compiled evaluator.
     columns: dict[str, int] = field(default_factory=dict)
+    evaluate: Callable[[list[Cell]], Any] | None = None
 
     def column_names(self) -> list[str]:
         if self.kind == "column":
@@ -165,6 +167,11 @@ class Mapping:
                 + "\nFix the column names in the mapping (or use --header-row if the column"
                 " names are not on row 1)."
             )
+        for spec in self.specs():
+            try:
+                spec.evaluate = _compile(spec)
+            except RowError as exc:
+                raise MappingError(f"{self.path}: {spec.field}: {exc}") from None
         self._bound = True
 
     def payload(self, row: Row) -> dict[str, Any]:
@@ -173,21 +180,22 @@ class Mapping:
             raise RuntimeError("Mapping.bind() must be called before payload()")
         if row.error:
             raise RowError(row.error)
+        cells = row.cells
         payload: dict[str, Any] = {}
         for name, spec in self.fields.items():
-            value = _evaluate(spec, row.cells)
+            value = spec.evaluate(cells)  # type: ignore[misc]
             if value is not None:
                 payload[name] = value
         if "name" not in payload:
-            payload["name"] = payload["assetName"]
+            payload = {"name": payload["assetName"], **payload}
         values = []
         for field_value in self.field_values:
-            value = _evaluate(field_value.spec, row.cells)
+            value = field_value.spec.evaluate(cells)  # type: ignore[misc]
             if value is not None:
                 values.append({"type": "FieldValue", "id": field_value.id, "value": value})
         if values:
             payload["fieldValues"] = values
-        return {key: payload[key] for key in ACTIVITY_FIELDS if key in payload}
+        return payload
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -508,6 +516,104 @@ def _missing_column_message(field_name: str, column: str, header: Sequence[str])
 
 
 # --- evaluating ------------------------------------------------------------------------------
+#
+# _evaluate() is the reference: every case, every message. _compile() builds, once per field,
+# a function that handles the common cases (a text cell, a mapped word, a template of text
+# cells) directly and hands everything else to _evaluate(), so large files map fast.
+
+_MISSING = object()
+DATE_CACHE_SIZE = 4096  # exports repeat timestamps (a scan per minute): parse each once
+
+
+def _compile(spec: ValueSpec) -> Callable[[list[Cell]], Any]:
+    slow = functools.partial(_evaluate, spec)
+    if spec.lookup is not None or spec.default is not None:
+        return slow
+    if spec.kind == "value":
+        constant = _evaluate(spec, [])  # a bad constant is a mapping error, found at bind
+        return lambda cells: constant
+    finish = _finisher(spec)
+    if spec.kind == "template":
+        return _compile_template(spec, finish, slow) if spec.value_map is None else slow
+    index = spec.columns[spec.source]
+    value_map = spec.value_map
+    if value_map is not None:
+
+        def mapped(cells: list[Cell]) -> Any:
+            cell = cells[index]
+            if cell.__class__ is str:
+                found = value_map.get(cell.strip().casefold(), _MISSING)
+                if found is not _MISSING:
+                    return finish(found)
+            return slow(cells)
+
+        return mapped
+
+    def column(cells: list[Cell]) -> Any:
+        cell = cells[index]
+        if cell.__class__ is str:
+            cell = cell.strip()
+            if cell:
+                return finish(cell)
+        return slow(cells)
+
+    return column
+
+
+def _compile_template(
+    spec: ValueSpec, finish: Callable[[Any], Any], slow: Callable[[list[Cell]], Any]
+) -> Callable[[list[Cell]], Any]:
+    parts = [
+        (spec.columns[part.column], "") if isinstance(part, _Placeholder) else (-1, part)
+        for part in spec.source
+    ]
+
+    def template(cells: list[Cell]) -> Any:
+        texts = []
+        for index, text in parts:
+            if index < 0:
+                texts.append(text)
+                continue
+            cell = cells[index]
+            if cell.__class__ is not str:
+                return slow(cells)
+            cell = cell.strip()
+            if not cell:
+                return slow(cells)
+            texts.append(cell)
+        return finish("".join(texts))
+
+    return template
+
+
+def _finisher(spec: ValueSpec) -> Callable[[Any], Any]:
+    """``_finish`` for one field, with shortcuts for text and a cache for dates."""
+    if spec.field == "activityDate":
+        cache: dict[Any, str] = {}
+
+        def date(value: Any) -> str:
+            found = cache.get(value)
+            if found is None:
+                found = _finish(spec, value)
+                if len(cache) >= DATE_CACHE_SIZE:
+                    cache.clear()
+                cache[value] = found
+            return found
+
+        return date
+    if spec.field in INTEGER_FIELDS:
+
+        def whole(value: Any) -> int:
+            if value.__class__ is str and value.isascii() and value.isdigit() and value[0] != "0":
+                return int(value)
+            return _finish(spec, value)
+
+        return whole
+
+    def text(value: Any) -> str:
+        return value if value.__class__ is str else _finish(spec, value)
+
+    return text
 
 
 def _evaluate(spec: ValueSpec, cells: list[Cell]) -> Any:

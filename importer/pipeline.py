@@ -17,7 +17,7 @@ from tqdm import tqdm
 from importer.config import Connection
 from importer.eloqua import EloquaClient, Timeouts, open_session
 from importer.errors import ConfigError, InputError, RowError
-from importer.ledger import Ledger, LedgerError, default_ledger_path, fingerprint
+from importer.ledger import FirstSeen, Ledger, LedgerError, default_ledger_path, fingerprint
 from importer.loader import Row, Table, open_table
 from importer.lookup import LookupFailed, Resolver
 from importer.mapping import Mapping, load_mapping
@@ -119,10 +119,16 @@ class _Run:
         # Both files are opened now, so an unwritable path fails before anything is sent.
         self.results = ResultsWriter(results_path, table.header)
         self.errors = ErrorsWriter(errors_path, table.header)
-        self.seen: dict[bytes, int] = {}
+        # In-file duplicates, in bounded memory however long the file.
+        self.seen = FirstSeen()
         self.started = time.monotonic()
+        # The total (for the ETA) costs a quick pass over the file: only when a bar is shown.
         self.progress = tqdm(
-            unit=" rows", file=sys.stderr, disable=not options.progress, dynamic_ncols=True
+            total=table.estimated_rows if options.progress else None,
+            unit=" rows",
+            file=sys.stderr,
+            disable=not options.progress,
+            dynamic_ncols=True,
         )
 
     def dry_run_offline(self) -> Summary:
@@ -197,7 +203,7 @@ class _Run:
                 self.record(row, Outcome("invalid", error=str(exc)))
                 continue
             key = fingerprint(payload)
-            first = self.seen.setdefault(key, row.number)
+            first = self.seen.first(key, row.number)
             if first != row.number:
                 self.record(
                     row, Outcome("duplicate", error=f"same activity as row {first}; not sent again")
@@ -223,7 +229,12 @@ class _Run:
         self.progress.update()
 
     def _close(self) -> None:
+        if self.progress.total and self.progress.n != self.progress.total:
+            # The estimate counts blank lines too: end the bar at 100%.
+            self.progress.total = self.progress.n
+            self.progress.refresh()
         self.progress.close()
+        self.seen.close()
         self.results.close()
         self.errors.close()
         self.summary.blank_rows = self.table.blank_rows

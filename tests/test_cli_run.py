@@ -341,3 +341,20 @@ def test_webinar_workbook_sample_sends_london_times_and_whole_ids(tmp_path, sand
         assert sent is not None
         assert {key: sent[key] for key in expected[number]} == expected[number]
         assert sent["assetType"] == "Webinar" and sent["campaignId"] == 38
+
+
+def test_progress_bar_counts_to_the_rows_of_the_file(tmp_path, attendees, capsys):
+    import asyncio
+
+    from importer.pipeline import RunOptions, run_import
+
+    data, mapping = attendees
+    options = RunOptions(
+        input_path=data, mapping_path=mapping, dry_run=True, progress=True,
+        results_path=tmp_path / "r.csv",
+    )  # fmt: skip
+    summary = asyncio.run(run_import(options, None))
+    assert summary.rows == 5
+    bar = capsys.readouterr().err
+    # 7 lines counted up front (a blank one among them), 5 rows: the bar still ends at 100%.
+    assert "5/5" in bar and "100%" in bar
