@@ -30,7 +30,7 @@ examples:
 
   # the real thing (credentials come from the environment, never the command line)
   export ELOQUA_COMPANY=Acme ELOQUA_USERNAME=api.user
-  read -s ELOQUA_PASSWORD && export ELOQUA_PASSWORD
+  read -rs ELOQUA_PASSWORD && export ELOQUA_PASSWORD
   eloqua-import run attendees.xlsx --mapping mappings/webinar.yaml --results out.csv
 """
 
@@ -87,26 +87,12 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument("--encoding", help="CSV text encoding, e.g. utf-8, cp1252 (default: detect)")
     run.add_argument("--delimiter", help="CSV delimiter, e.g. ';' (default: detect)")
     run.add_argument(
-        "--concurrency",
-        type=_concurrency,
-        default=8,
-        metavar="N",
-        help="requests in flight (default 8)",
-    )
-    run.add_argument(
         "--dry-run", action="store_true", help="read, map and check every row; send nothing"
     )
     run.add_argument(
         "--sandbox",
         action="store_true",
         help="send to a built-in Eloqua-compatible sandbox instead of Eloqua",
-    )
-    run.add_argument(
-        "--ledger",
-        type=Path,
-        metavar="PATH",
-        help="idempotency ledger: what was already created (default: a per-user state file,"
-        " see the README; with --sandbox a temporary one)",
     )
     run.add_argument(
         "--retry-uncertain",
@@ -119,7 +105,27 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         help="DANGEROUS: send rows the ledger says were already created; Eloqua cannot"
         " delete the duplicates this makes",
     )
-    run.add_argument(
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    _add_sending_options(run)
+
+
+def _add_sending_options(parser: argparse.ArgumentParser) -> None:
+    """Options shared by the commands that send: run and watch."""
+    parser.add_argument(
+        "--concurrency",
+        type=_concurrency,
+        default=8,
+        metavar="N",
+        help="requests in flight, at most 64 (default 8; fewer while Eloqua throttles)",
+    )
+    parser.add_argument(
+        "--ledger",
+        type=Path,
+        metavar="PATH",
+        help="idempotency ledger: what was already created (default: a per-user state file,"
+        " see the README; with run --sandbox a temporary one)",
+    )
+    parser.add_argument(
         "--timeout",
         type=_positive_float,
         default=120.0,
@@ -127,8 +133,7 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
         help="seconds to wait for Eloqua's answer to one request (default 120); a request"
         " that times out after sending is reported 'uncertain', not resent",
     )
-    run.add_argument("--quiet", action="store_true", help="no progress bar")
-    run.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+    parser.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
 
 
 CHECK_EXAMPLES = """\
@@ -213,27 +218,7 @@ problem, 3 stopped (Eloqua unreachable, credentials refused, outage), 130 interr
         default="text",
         help="events on stderr as readable text (default) or one JSON object per line",
     )
-    watch.add_argument(
-        "--ledger",
-        type=Path,
-        metavar="PATH",
-        help="idempotency ledger (default: the per-user state file, see the README)",
-    )
-    watch.add_argument(
-        "--concurrency",
-        type=_concurrency,
-        default=8,
-        metavar="N",
-        help="requests in flight (default 8)",
-    )
-    watch.add_argument(
-        "--timeout",
-        type=_positive_float,
-        default=120.0,
-        metavar="S",
-        help="seconds to wait for Eloqua's answer to one request (default 120)",
-    )
-    watch.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+    _add_sending_options(watch)
 
 
 def _add_sandbox(commands: argparse._SubParsersAction) -> None:
