@@ -44,6 +44,8 @@ CREATE TABLE IF NOT EXISTS activities (
     run_id      TEXT NOT NULL,          -- the run that wrote it last
     source      TEXT,                   -- file and row, to explain a duplicate
     updated_at  REAL NOT NULL,
+    prior_state TEXT,                   -- what a deliberate resend (--allow-duplicates,
+    prior_id    TEXT,                   --   --retry-uncertain) replaced, restored if it fails
     PRIMARY KEY (site, fingerprint)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS runs (
@@ -51,8 +53,9 @@ CREATE TABLE IF NOT EXISTS runs (
     host       TEXT NOT NULL,
     pid        INTEGER NOT NULL,
     started_at REAL NOT NULL,
-    ended_at   REAL                     -- NULL while running, or if it crashed
-);
+    ended_at   REAL,                    -- NULL while running, or if it crashed
+    pid_start  TEXT                     -- the process's start time, so a reused pid is not
+);                                      --   taken for a crashed run that is still alive
 """
 
 
@@ -115,11 +118,25 @@ class Ledger:
 
     async def __aenter__(self) -> Ledger:
         self._db = _connect(self.path)
-        with self._db:
-            self._db.execute(
-                "INSERT INTO runs VALUES (?, ?, ?, ?, NULL)",
-                (self.run_id, socket.gethostname(), os.getpid(), time.time()),
-            )
+        try:
+            with self._db:
+                self._db.execute(
+                    "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, ?)",
+                    (
+                        self.run_id,
+                        socket.gethostname(),
+                        os.getpid(),
+                        time.time(),
+                        _process_start(os.getpid()),
+                    ),
+                )
+        except sqlite3.Error as exc:
+            self._db.close()
+            raise LedgerError(
+                f"cannot write the ledger {self.path}: {exc}; free some disk space or choose"
+                " another location with --ledger PATH. Nothing was sent."
+            ) from None
+        _OPEN_RUNS.add(self.run_id)
         self._committer = asyncio.create_task(self._commit_loop())
         return self
 
@@ -128,6 +145,7 @@ class Ledger:
         self._wake.set()
         if self._committer is not None:
             await self._committer
+        _OPEN_RUNS.discard(self.run_id)
         if self._db is not None:
             with contextlib.suppress(sqlite3.Error), self._db:
                 self._db.execute(
@@ -245,14 +263,24 @@ class Ledger:
                 if kind == "created":
                     self._db.executemany(
                         "UPDATE activities SET state = 'created', activity_id = ?,"
-                        " updated_at = ? WHERE site = ? AND fingerprint = ?",
+                        " updated_at = ?, prior_state = NULL, prior_id = NULL"
+                        " WHERE site = ? AND fingerprint = ?",
                         [(op.activity_id, now, self.site, op.fingerprint) for op in ops],
                     )
                 elif kind == "forget":
+                    keys = [(self.site, op.fingerprint, self.run_id) for op in ops]
+                    # A fresh claim goes; a resend that failed gives back what it replaced
+                    # (a created record stays created; an uncertain one stays uncertain).
                     self._db.executemany(
                         "DELETE FROM activities WHERE site = ? AND fingerprint = ?"
-                        " AND state = 'pending' AND run_id = ?",
-                        [(self.site, op.fingerprint, self.run_id) for op in ops],
+                        " AND state = 'pending' AND run_id = ? AND prior_state IS NULL",
+                        keys,
+                    )
+                    self._db.executemany(
+                        "UPDATE activities SET state = 'created', activity_id = prior_id,"
+                        " prior_state = NULL, prior_id = NULL WHERE site = ?"
+                        " AND fingerprint = ? AND run_id = ? AND prior_state = 'created'",
+                        keys,
                     )
                 results.extend(Claim("send") for _ in ops)
         self.commits += 1
@@ -273,10 +301,11 @@ class Ledger:
             pending.append((self.site, op.fingerprint, self.run_id, op.source, now))
             verdicts.append(Claim("send"))
         self._db.executemany(
-            "INSERT INTO activities VALUES (?, ?, 'pending', NULL, ?, ?, ?)"
+            "INSERT INTO activities VALUES (?, ?, 'pending', NULL, ?, ?, ?, NULL, NULL)"
             " ON CONFLICT (site, fingerprint) DO UPDATE SET state = 'pending',"
             " activity_id = NULL, run_id = excluded.run_id, source = excluded.source,"
-            " updated_at = excluded.updated_at",
+            " updated_at = excluded.updated_at, prior_state = activities.state,"
+            " prior_id = activities.activity_id",
             pending,
         )
         return verdicts
@@ -313,12 +342,32 @@ class Ledger:
     def _run_alive(self, run_id: str) -> bool:
         assert self._db is not None
         run = self._db.execute(
-            "SELECT host, pid, ended_at FROM runs WHERE run_id = ?", (run_id,)
+            "SELECT host, pid, ended_at, pid_start FROM runs WHERE run_id = ?", (run_id,)
         ).fetchone()
         if run is None or run[2] is not None or run[0] != socket.gethostname():
             # Ended, or on another machine: we cannot tell, and must not block forever.
             return False
+        if run[1] == os.getpid():
+            return run_id in _OPEN_RUNS  # this process: alive only if that run is still open
+        started = _process_start(run[1])
+        if started is not None and run[3] is not None and started != run[3]:
+            return False  # the pid now belongs to another process
         return _pid_alive(run[1])
+
+
+#: Runs open in this process (a pid alone cannot tell them from a crashed run's).
+_OPEN_RUNS: set[str] = set()
+
+
+def _process_start(pid: int) -> str | None:
+    """When process ``pid`` started (Linux: clock ticks since boot), or None if unknown."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: count from the last ")".
+    fields = stat[stat.rfind(")") + 2 :].split()
+    return fields[19] if len(fields) > 19 else None
 
 
 def check_ledger(path: Path) -> None:
@@ -335,11 +384,24 @@ def _connect(path: Path) -> sqlite3.Connection:
         # FULL: a commit is on disk before we send, even if the machine loses power.
         db.execute("PRAGMA synchronous=FULL")
         db.executescript(SCHEMA)
+        _add_missing_columns(db)
     except (OSError, sqlite3.Error) as exc:
         raise ConfigError(
             f"cannot open the ledger {path}: {exc}; choose another location with --ledger PATH"
         ) from None
     return db
+
+
+def _add_missing_columns(db: sqlite3.Connection) -> None:
+    """Ledgers written by an earlier version lack the newer columns: add them."""
+    for table, column in (
+        ("activities", "prior_state"),
+        ("activities", "prior_id"),
+        ("runs", "pid_start"),
+    ):
+        names = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
+        if column not in names:
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
 
 
 def _use_wal(db: sqlite3.Connection, attempts: int = 50) -> None:

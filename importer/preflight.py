@@ -7,6 +7,7 @@ and a results file full of the same error.
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,9 @@ from importer.eloqua import (
 )
 from importer.errors import AbortedError, AuthError, MappingError, RowError
 from importer.mapping import Lookup, Mapping
+
+#: Seconds to wait for /id when it only names the company behind a token.
+IDENTITY_TIMEOUT = 10.0
 
 
 @dataclass
@@ -103,8 +107,33 @@ async def connect(
             f" {base_url}. Check ELOQUA_COMPANY, ELOQUA_USERNAME and ELOQUA_PASSWORD (or"
             " ELOQUA_ACCESS_TOKEN). Nothing was sent."
         )
-    site = f"{urlsplit(base_url).netloc.lower()}/{(company or 'token').casefold()}"
-    return client, site, _catalog(answer.status, answer.body)
+    if not company:  # a token with an explicit base URL: ask /id which company it is
+        company = await _company_of_token(session, connection)
+    return client, ledger_site(base_url, company), _catalog(answer.status, answer.body)
+
+
+def ledger_site(base_url: str, company: str) -> str:
+    """The ledger's name for an Eloqua instance: the pod's host and the company.
+
+    Many companies share a pod, so the company is part of it; Basic auth and a token for the
+    same company give the same name (the token's company comes from /id).
+    """
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        host = "127.0.0.1"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{host}{port}/{company.strip().casefold() or 'token'}"
+
+
+async def _company_of_token(session: aiohttp.ClientSession, connection: Connection) -> str:
+    try:
+        async with asyncio.timeout(IDENTITY_TIMEOUT):
+            identity = await fetch_identity(session, connection.login_url, connection.credentials)
+    except (aiohttp.ClientError, TimeoutError, AuthError):
+        return ""
+    site = identity.get("site")
+    return str(site.get("name") or "") if isinstance(site, dict) else ""
 
 
 def _catalog(status: int, body: Any) -> Catalog:

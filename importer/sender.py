@@ -26,11 +26,14 @@ from tenacity import (
 )
 
 from importer.eloqua import ApiResponse, EloquaClient, describe_error
-from importer.ledger import Ledger, LedgerError
+from importer.ledger import Claim, Ledger, LedgerError
 from importer.throttle import THROTTLE_STATUSES, AdaptiveLimit
 
 #: Answers that mean "not created, try again later".
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: A row another live run is sending: look again every 5 s, for up to 2 minutes.
+OTHER_RUN_INTERVAL = 5.0
+OTHER_RUN_CHECKS = 24
 #: Rejections that say nothing about the row (wrong URL, missing permission): every row will
 #: get the same answer, so the circuit breaker counts them like failures.
 SYSTEMIC_REJECTIONS = frozenset({403, 404})
@@ -270,6 +273,7 @@ class Sender(Generic[T]):
         self.stats = SendStats(lowest_concurrency=self.options.concurrency)
         self._stopping = asyncio.Event()
         self._in_flight: set[asyncio.Task[Outcome]] = set()
+        self._preparing: set[asyncio.Task[Outcome | None]] = set()
         self._failures_in_a_row = 0
         threshold = self.options.breaker_threshold
         self._breaker = threshold or max(10, 2 * self.options.concurrency)
@@ -281,6 +285,8 @@ class Sender(Generic[T]):
         self.stats.stopped_reason = reason
         self.stats.interrupted = interrupted
         self._stopping.set()
+        for task in self._preparing:  # lookups only read: nothing to wait for
+            task.cancel()
         if interrupted:
             asyncio.get_running_loop().call_later(self.options.stop_grace, self._give_up_in_flight)
 
@@ -300,10 +306,16 @@ class Sender(Generic[T]):
                 await queue.put(job)
                 if hungry:
                     await asyncio.sleep(0)
-        finally:
-            for _ in workers:
-                await queue.put(None)
-            await asyncio.gather(*workers)
+        except BaseException:
+            # Cancelled (a second Ctrl-C) or the file failed: stop the workers, don't wait on
+            # a queue nobody reads. Pending ledger records make their rows "uncertain".
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        for _ in workers:
+            await queue.put(None)
+        await asyncio.gather(*workers)
         self.stats.throttled = self.limit.throttled
         self.stats.lowest_concurrency = self.limit.lowest
         return self.stats
@@ -313,13 +325,17 @@ class Sender(Generic[T]):
             if self._stopping.is_set():
                 self._not_sent(job)
                 continue
-            outcome = await self._process(job)
+            try:
+                outcome = await self._process(job)
+            except Exception as exc:  # a bug or an unforeseen error: stop, never hang or lose
+                self.stop(f"unexpected error: {type(exc).__name__}: {exc}")
+                outcome = _uncertain(0, f"the run stopped on an unexpected error ({exc})")
             self.on_outcome(job.key, outcome)
 
     async def _process(self, job: Job[T]) -> Outcome:
         if self.prepare is not None:
             # e.g. contact lookups: completes the payload, or says why the row cannot be sent.
-            refused = await self.prepare(job)
+            refused = await self._prepare(job)
             if refused is not None:
                 self._watch_failures(refused)
                 return refused
@@ -340,6 +356,8 @@ class Sender(Generic[T]):
             except LedgerError as exc:
                 self.stop(str(exc))
                 return self._unsent_outcome()
+            if claim.decision == "in_progress":
+                claim = await self._wait_for_other_run(job, claim)
             if claim.decision != "send":
                 return _ledger_outcome(claim.decision, claim.activity_id, claim.source)
             if self._stopping.is_set():  # stopped while the claim was being committed
@@ -354,6 +372,40 @@ class Sender(Generic[T]):
             elif outcome.status in ("rejected", "failed"):
                 self.ledger.not_created(job.fingerprint)
         return outcome
+
+    async def _prepare(self, job: Job[T]) -> Outcome | None:
+        """The prepare step as a task the stop can give up on (lookups only read)."""
+        assert self.prepare is not None
+        task = asyncio.create_task(self.prepare(job))
+        self._preparing.add(task)
+        try:
+            await asyncio.wait({task})
+        finally:
+            self._preparing.discard(task)
+        if task.cancelled():
+            return self._unsent_outcome()
+        try:
+            return task.result()
+        except Unauthorized:
+            self.stop("Eloqua answered 401: it no longer accepts the credentials")
+            return Outcome("failed", http_status=401, error=self._unsent_text())
+
+    async def _wait_for_other_run(self, job: Job[T], claim: Claim) -> Claim:
+        """Another live run is sending this activity: wait for its answer (bounded)."""
+        assert self.ledger is not None
+        for _ in range(OTHER_RUN_CHECKS):
+            if self._stopping.is_set():
+                break
+            await (self.options.policy.sleep or backoff_sleep)(OTHER_RUN_INTERVAL)
+            claim = await self.ledger.claim(
+                job.fingerprint,
+                job.source,
+                force=self.options.allow_duplicates,
+                retry_uncertain=self.options.retry_uncertain,
+            )
+            if claim.decision != "in_progress":
+                return claim
+        return claim
 
     async def _send(self, job: Job[T]) -> Outcome:
         progress = _Progress()
@@ -427,7 +479,9 @@ def _ledger_outcome(decision: str, activity_id: str, source: str) -> Outcome:
         )
     if decision == "in_progress":
         return Outcome(
-            "duplicate", error=f"another run is sending the same activity right now{where}"
+            "failed",
+            error=f"another run kept sending the same activity{where} and had no answer yet;"
+            " not sent, so as not to create it twice: rerun later to confirm it",
         )
     return Outcome(
         "uncertain",

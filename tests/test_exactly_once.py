@@ -271,3 +271,17 @@ def test_sigterm_stops_cleanly_and_the_rerun_finishes(tmp_path, mapping, sandbox
     statuses = assert_exactly_once(sandbox, read_results(tmp_path / "results.csv"), rows)
     assert statuses["created"] + statuses["already_created"] == rows
     assert len(sandbox.state.activities) == rows
+
+
+def test_basic_then_token_for_one_company_share_the_ledger(tmp_path, mapping, sandbox, monkeypatch):
+    data = scans(tmp_path / "a.csv", 4)
+    assert run(tmp_path, data) == 0
+    for name in ("ELOQUA_COMPANY", "ELOQUA_USERNAME", "ELOQUA_PASSWORD"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ELOQUA_ACCESS_TOKEN", "sandbox-token")
+    monkeypatch.setenv("ELOQUA_LOGIN_URL", sandbox.base_url)  # /id names the token's company
+    monkeypatch.setenv("ELOQUA_BASE_URL", sandbox.base_url.replace("127.0.0.1", "localhost"))
+    assert run(tmp_path, data) == 0
+    statuses = {line["status"] for line in read_results(tmp_path / "results.csv").values()}
+    assert statuses == {"already_created"}
+    assert len(sandbox.state.activities) == 4

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import subprocess
 import sys
@@ -170,3 +171,75 @@ def test_first_seen_finds_repeats_in_memory_and_after_spilling_to_disk():
     # Rows 2..26 are new; every later row repeats the row 25 rows before its first copy.
     assert firsts[:25] == list(range(2, 27))
     assert firsts[25:] == [2 + n % 25 for n in range(25, 100)]
+
+
+async def test_a_failed_deliberate_resend_gives_back_the_created_record(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        await ledger.claim(b"fp-1", "a.csv row 2")
+        ledger.created(b"fp-1", "100001")
+    async with Ledger(path, SITE) as ledger:  # --allow-duplicates, and Eloqua says 400
+        assert (await ledger.claim(b"fp-1", "a.csv row 2", force=True)).decision == "send"
+        ledger.not_created(b"fp-1")
+    async with Ledger(path, SITE) as ledger:
+        claim = await ledger.claim(b"fp-1", "a.csv row 2")
+    assert (claim.decision, claim.activity_id) == ("already_created", "100001")
+
+
+def test_a_failed_retry_of_an_uncertain_row_leaves_it_uncertain(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+
+    async def crash_in_flight() -> None:
+        ledger = Ledger(path, SITE)
+        await ledger.__aenter__()
+        await ledger.claim(b"fp-1", "a.csv row 2")
+        # The process dies here: its run never ends and its pid is gone (simulated below).
+
+    asyncio.run(crash_in_flight())
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE runs SET pid = 999999999")
+
+    async def retry_then_fail() -> None:
+        async with Ledger(path, SITE) as ledger:
+            claim = await ledger.claim(b"fp-1", "a.csv row 2", retry_uncertain=True)
+            assert claim.decision == "send"
+            ledger.not_created(b"fp-1")  # 5xx until retries ran out
+
+    asyncio.run(retry_then_fail())
+
+    async def plain_rerun() -> str:
+        async with Ledger(path, SITE) as ledger:
+            return (await ledger.claim(b"fp-1", "a.csv row 2")).decision
+
+    assert asyncio.run(plain_rerun()) == "uncertain"
+
+
+async def test_a_reused_pid_does_not_keep_a_crashed_run_alive(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        await ledger.claim(b"fp-1", "a.csv row 2")
+    # That run crashed (never ended); its pid now belongs to another live process.
+    with sqlite3.connect(path) as db:
+        db.execute("UPDATE runs SET ended_at = NULL, pid = ?, pid_start = 'long ago'",
+                   (os.getppid(),))  # fmt: skip
+    async with Ledger(path, SITE) as ledger:
+        assert (await ledger.claim(b"fp-1", "a.csv row 2")).decision == "uncertain"
+
+
+def test_ledgers_from_before_the_newer_columns_are_upgraded(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.executescript(
+            "CREATE TABLE activities (site TEXT NOT NULL, fingerprint BLOB NOT NULL,"
+            " state TEXT NOT NULL, activity_id TEXT, run_id TEXT NOT NULL, source TEXT,"
+            " updated_at REAL NOT NULL, PRIMARY KEY (site, fingerprint)) WITHOUT ROWID;"
+            "CREATE TABLE runs (run_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT"
+            " NULL, started_at REAL NOT NULL, ended_at REAL);"
+            f"INSERT INTO activities VALUES ('{SITE}', x'01', 'created', '7', 'r', 's', 0);"
+        )
+
+    async def rerun() -> str:
+        async with Ledger(path, SITE) as ledger:
+            return (await ledger.claim(b"\x01", "s")).activity_id
+
+    assert asyncio.run(rerun()) == "7"
