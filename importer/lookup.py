@@ -18,6 +18,9 @@ from importer.eloqua import ApiResponse, EloquaClient, describe_error
 from importer.mapping import Lookup
 from importer.sender import RetryPolicy, Unauthorized
 
+#: The stand-in id of a contact a dry run would create (never sent anywhere).
+DRY_RUN_NEW_CONTACT = 0
+
 
 class LookupFailed(Exception):
     """The row cannot be sent. ``status`` is ``rejected`` (Eloqua's data says no) or ``failed``
@@ -34,14 +37,23 @@ class LookupStats:
     contact_searches: int = 0
     campaign_searches: int = 0
     contacts_created: int = 0
+    contacts_to_create: int = 0  # dry run: create_missing would make these
 
 
 class Resolver:
     """Replaces the :class:`Lookup` values of payloads with the ids Eloqua has."""
 
-    def __init__(self, client: EloquaClient, policy: RetryPolicy, concurrency: int = 4) -> None:
+    def __init__(
+        self,
+        client: EloquaClient,
+        policy: RetryPolicy,
+        concurrency: int = 4,
+        *,
+        dry_run: bool = False,
+    ) -> None:
         self.client = client
         self.policy = policy
+        self.dry_run = dry_run  # read only: contacts that create_missing would make are not made
         self.stats = LookupStats()
         self._answers: dict[tuple[str, str], asyncio.Future[int]] = {}
         self._limit = asyncio.Semaphore(concurrency)
@@ -80,6 +92,9 @@ class Resolver:
         found = await self._get(lambda: self.client.search_contacts(lookup.key), lookup)
         matches = _matching(found, "emailAddress", lookup.key)
         if not matches and lookup.create_missing:
+            if self.dry_run:
+                self.stats.contacts_to_create += 1
+                return DRY_RUN_NEW_CONTACT
             return await self._create_contact(lookup)
         return _one(lookup, matches, "contact with email")
 

@@ -637,6 +637,17 @@ def _lookup(spec: ValueSpec, raw: Any, cells: list[Cell]) -> Any:
     key = cell_text(raw).strip()
     if spec.lookup == "campaign" and not isinstance(raw, str):
         return _finish(spec, raw)  # already an id (e.g. a number in the column)
+    if spec.lookup == "contact" and "*" in key:
+        column = _first_column(spec)
+        raise RowError(
+            _with_column(
+                column,
+                f"{key!r} contains '*', which Eloqua's search reads as a wildcard matching other"
+                " contacts; fix the cell",
+            ),
+            column=column,
+            value=raw,
+        )
     if spec.lookup == "contact" and not _EMAIL.fullmatch(key):
         column = _first_column(spec)
         raise RowError(

@@ -83,7 +83,9 @@ async def run_import(options: RunOptions, connection: Connection | None) -> Summ
             check_constants(mapping, catalog)
             resolver = None
             if mapping.has_lookups:
-                resolver = Resolver(client, options.retry_policy, options.concurrency)
+                resolver = Resolver(
+                    client, options.retry_policy, options.concurrency, dry_run=options.dry_run
+                )
                 await check_campaign(mapping, resolver.id_of)
             ledger_path = options.ledger_path or default_ledger_path()
             ledger = await stack.enter_async_context(Ledger(ledger_path, site))

@@ -9,10 +9,13 @@ order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import csv
 import datetime as dt
 import json
+import os
 import shlex
+import stat
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -20,8 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
 
-from importer.errors import ExitStatus, InputError
+from importer.errors import AbortedError, ExitStatus, InputError
 from importer.mapping import cell_text
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks
+    fcntl = None  # type: ignore[assignment]
 
 RESULT_COLUMNS = ("row", "status", "activity_id", "http_status", "attempts", "error")
 #: Statuses in the order the summary lists them.
@@ -48,24 +56,62 @@ def default_results_path(input_path: Path, suffix: str = "results") -> Path:
 FLUSH_SECONDS = 0.5
 
 
+class ReportError(AbortedError):
+    """The results (or errors) file cannot be written any more: the run must stop."""
+
+    def __init__(self, path: Path, error: OSError) -> None:
+        super().__init__(
+            f"cannot write {path} ({error.strerror or error}); free some disk space, then rerun"
+            " the same command: rows already created are not sent again"
+        )
+
+
+def _exclusive(path: Path) -> int:
+    """Open ``path`` for writing, locked, and only then empty it.
+
+    Two runs of the same file would otherwise write into each other's results.
+    """
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+    if fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise InputError(
+                f"another run is writing {path} right now; wait for it to finish, or give this"
+                " run other --results / --errors paths"
+            ) from None
+    if stat.S_ISREG(os.fstat(fd).st_mode):
+        os.ftruncate(fd, 0)
+    return fd
+
+
 class _CsvOut:
     def __init__(self, path: Path, header: Sequence[str]) -> None:
         self.path = path
         try:
             # utf-8-sig writes the BOM Excel needs to read UTF-8 correctly.
-            self._file: IO[str] = open(path, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
+            self._file: IO[str] = open(  # noqa: SIM115
+                _exclusive(path), "w", encoding="utf-8-sig", newline=""
+            )
+            self._writer = csv.writer(self._file)
+            self._writer.writerow(header)
+            self._file.flush()
         except OSError as exc:
             raise InputError(
                 f"cannot write {path}: {exc.strerror}; choose another path or folder"
             ) from None
-        self._writer = csv.writer(self._file)
-        self._writer.writerow(header)
-        self._file.flush()
         self._flushed = time.monotonic()
         self._timer: asyncio.TimerHandle | None = None
+        self._error: OSError | None = None
 
     def _write(self, values: Sequence[Any]) -> None:
-        self._writer.writerow(values)
+        if self._error is not None:
+            raise ReportError(self.path, self._error)
+        try:
+            self._writer.writerow(values)
+        except OSError as exc:
+            raise ReportError(self.path, exc) from None
         if self._timer is not None:
             return  # a flush is already due
         if time.monotonic() - self._flushed >= FLUSH_SECONDS:
@@ -84,12 +130,16 @@ class _CsvOut:
             self._timer.cancel()
             self._timer = None
         if not self._file.closed:
-            self._file.flush()
+            try:
+                self._file.flush()
+            except OSError as exc:  # e.g. disk full; reported by the next write
+                self._error = exc
         self._flushed = time.monotonic()
 
     def close(self) -> None:
         self.flush()
-        self._file.close()
+        with contextlib.suppress(OSError):
+            self._file.close()
 
 
 class ResultsWriter(_CsvOut):
@@ -230,6 +280,11 @@ class Summary:
                 + (
                     f", {self.lookups.contacts_created} contacts created"
                     if self.lookups.contacts_created
+                    else ""
+                )
+                + (
+                    f", {self.lookups.contacts_to_create} contacts would be created"
+                    if self.lookups.contacts_to_create
                     else ""
                 )
             )

@@ -26,6 +26,7 @@ from tenacity import (
 )
 
 from importer.eloqua import ApiResponse, EloquaClient, describe_error
+from importer.errors import ImporterError
 from importer.ledger import Claim, Ledger, LedgerError
 from importer.throttle import THROTTLE_STATUSES, AdaptiveLimit
 
@@ -330,7 +331,7 @@ class Sender(Generic[T]):
             except Exception as exc:  # a bug or an unforeseen error: stop, never hang or lose
                 self.stop(f"unexpected error: {type(exc).__name__}: {exc}")
                 outcome = _uncertain(0, f"the run stopped on an unexpected error ({exc})")
-            self.on_outcome(job.key, outcome)
+            self._report(job, outcome)
 
     async def _process(self, job: Job[T]) -> Outcome:
         if self.prepare is not None:
@@ -453,9 +454,15 @@ class Sender(Generic[T]):
         for task in self._in_flight:
             task.cancel()
 
+    def _report(self, job: Job[T], outcome: Outcome) -> None:
+        try:
+            self.on_outcome(job.key, outcome)
+        except ImporterError as exc:  # e.g. the results file hit a full disk: stop sending
+            self.stop(str(exc))
+
     def _not_sent(self, job: Job[T]) -> None:
         self.stats.unsent += 1
-        self.on_outcome(job.key, self._unsent_outcome())
+        self._report(job, self._unsent_outcome())
 
     def _unsent_outcome(self, attempts: int = 0) -> Outcome:
         return Outcome("failed", attempts=attempts, error=self._unsent_text())

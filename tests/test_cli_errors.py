@@ -102,3 +102,25 @@ def test_bad_option_value_is_a_usage_error(capsys):
         main(["run", str(SAMPLE), "--mapping", str(MAPPING), "--concurrency", "0"])
     assert done.value.code == 2
     assert "must be 1 or more" in capsys.readouterr().err
+
+
+def test_a_results_file_that_cannot_be_written_stops_before_sending(tmp_path, sandbox, capsys):
+    full = "/dev/full"  # every write fails with "No space left on device"
+    args = ["run", str(SAMPLE), "--mapping", str(MAPPING), "--quiet", "--results", full]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "cannot write /dev/full" in err and "Traceback" not in err
+    assert sandbox.state.request_counts.get("activity_post", 0) == 0
+
+
+def test_two_runs_never_write_into_the_same_results_file(tmp_path, capsys):
+    import fcntl
+
+    results = tmp_path / "r.csv"
+    results.write_text("the other run's lines\n", encoding="utf-8")
+    with results.open("a") as other:  # another run holds it
+        fcntl.flock(other, fcntl.LOCK_EX)
+        args = ["run", str(SAMPLE), "--mapping", str(MAPPING), "--dry-run", "--quiet"]
+        assert main([*args, "--results", str(results)]) == 2
+    assert "another run is writing" in capsys.readouterr().err
+    assert results.read_text(encoding="utf-8") == "the other run's lines\n"
