@@ -34,6 +34,11 @@ class MappingError(ImporterError):
     """The mapping file is invalid, or does not fit the input file's columns."""
 
 
+class SetupError(MappingError):
+    """The mapping names something Eloqua does not have (an asset type, a campaign): the
+    mapping or Eloqua must change, not the file."""
+
+
 class ConfigError(ImporterError):
     """Missing or unsafe configuration (credentials, base URL, options)."""
 
@@ -60,3 +65,9 @@ class RowError(ValueError):
         super().__init__(message)
         self.column = column
         self.value = value
+
+
+class Interrupted(ImporterError):
+    """Ctrl-C or SIGTERM before any row was sent: nothing to report but that."""
+
+    exit_status = ExitStatus.INTERRUPTED

@@ -11,12 +11,13 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from tqdm import tqdm
 
 from importer.config import Connection
 from importer.eloqua import EloquaClient, Timeouts, open_session
-from importer.errors import ConfigError, InputError, RowError
+from importer.errors import ConfigError, InputError, Interrupted, RowError
 from importer.ledger import FirstSeen, Ledger, LedgerError, default_ledger_path, fingerprint
 from importer.loader import Row, Table, open_table
 from importer.lookup import LookupFailed, Resolver
@@ -75,22 +76,41 @@ async def run_import(options: RunOptions, connection: Connection | None) -> Summ
                 )
             assert options.dry_run, "a real run needs a connection"
             return _Run(options, mapping, table, Catalog(None)).dry_run_offline()
-        async with AsyncExitStack() as stack:
-            session = await stack.enter_async_context(
-                open_session(options.concurrency, options.timeouts)
+        signals = _Signals(options.handle_signals)
+        with signals:
+            try:
+                return await _send_table(options, connection, mapping, table, signals)
+            except asyncio.CancelledError:
+                if not signals.interrupted:
+                    raise
+                raise Interrupted(
+                    f"interrupted by {signals.interrupted} before any row was sent"
+                ) from None
+
+
+async def _send_table(
+    options: RunOptions,
+    connection: Connection,
+    mapping: Mapping,
+    table: Table,
+    signals: _Signals,
+) -> Summary:
+    async with AsyncExitStack() as stack:
+        session = await stack.enter_async_context(
+            open_session(options.concurrency, options.timeouts)
+        )
+        client, site, catalog = await connect(session, connection)
+        check_constants(mapping, catalog)
+        resolver = None
+        if mapping.has_lookups:
+            resolver = Resolver(
+                client, options.retry_policy, options.concurrency, dry_run=options.dry_run
             )
-            client, site, catalog = await connect(session, connection)
-            check_constants(mapping, catalog)
-            resolver = None
-            if mapping.has_lookups:
-                resolver = Resolver(
-                    client, options.retry_policy, options.concurrency, dry_run=options.dry_run
-                )
-                await check_campaign(mapping, resolver.id_of)
-            ledger_path = options.ledger_path or default_ledger_path()
-            ledger = await stack.enter_async_context(Ledger(ledger_path, site))
-            run = _Run(options, mapping, table, catalog)
-            return await run.send(client, ledger, resolver)
+            await check_campaign(mapping, resolver.id_of)
+        ledger_path = options.ledger_path or default_ledger_path()
+        ledger = await stack.enter_async_context(Ledger(ledger_path, site))
+        run = _Run(options, mapping, table, catalog)
+        return await run.send(client, ledger, resolver, signals)
 
 
 class _Run:
@@ -116,7 +136,9 @@ class _Run:
             dry_run=options.dry_run,
             header_notes=list(table.header_notes),
             mapping_path=options.mapping_path,
-            header_row=options.header_row or mapping.source.header_row,
+            # The errors file has its header on row 1: re-importing it with this mapping
+            # needs --header-row 1 whenever the mapping reads its header from another row.
+            header_row=mapping.source.header_row,
         )
         # Both files are opened now, so an unwritable path fails before anything is sent.
         self.results = ResultsWriter(results_path, table.header)
@@ -144,7 +166,7 @@ class _Run:
         return self.summary
 
     async def send(
-        self, client: EloquaClient, ledger: Ledger, resolver: Resolver | None
+        self, client: EloquaClient, ledger: Ledger, resolver: Resolver | None, signals: _Signals
     ) -> Summary:
         """Send every row (or, in a dry run, look up and consult the ledger only)."""
         options = self.options
@@ -163,14 +185,16 @@ class _Run:
             prepare=_resolving(resolver) if resolver is not None else None,
         )
         try:
-            with _stop_on_signals(sender, options.handle_signals):
-                stats = await sender.run(self._jobs())
+            signals.sender = sender  # from now on a signal stops the sender cleanly
+            stats = await sender.run(self._jobs())
             with contextlib.suppress(LedgerError):  # already reported as the stop reason
                 await ledger.flush()
         finally:
             self._close()
         summary = self.summary
-        summary.stopped_reason = stats.stopped_reason or summary.stopped_reason
+        if stats.stopped_reason and not summary.stop_cause:
+            summary.stopped_reason = stats.stopped_reason
+            summary.stop_cause = "interrupted" if stats.interrupted else "eloqua"
         summary.interrupted = stats.interrupted
         summary.throttled = stats.throttled
         summary.lowest_concurrency = stats.lowest_concurrency
@@ -194,6 +218,7 @@ class _Run:
             if self.options.dry_run or not sent:
                 raise  # nothing went to Eloqua: a plain input error, exit 2
             self.summary.stopped_reason = f"the file could not be read further: {exc}"
+            self.summary.stop_cause = "file"
 
     def _read_jobs(self) -> Iterator[Job[Row]]:
         source = self.options.input_path.name
@@ -245,35 +270,46 @@ class _Run:
             self.summary.errors_path = self.errors.path
 
 
-class _stop_on_signals:
-    """Ctrl-C / SIGTERM: stop sending, let in-flight requests finish, report every row.
+class _Signals:
+    """Ctrl-C / SIGTERM during an online run.
 
-    A second signal falls back to the default behaviour (stop at once).
+    Before sending starts (connecting, preflight, lookups of constants) the run is cancelled:
+    nothing was sent. Once the sender runs, it stops sending, lets in-flight requests finish
+    and every row is reported. A second signal falls back to the default (stop at once).
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, sender: Sender[Row], enabled: bool) -> None:
-        self.sender = sender
+    def __init__(self, enabled: bool) -> None:
         self.enabled = enabled and sys.platform != "win32"
-        self.loop: asyncio.AbstractEventLoop | None = None
+        self.sender: Sender[Row] | None = None
+        self.interrupted = ""  # the signal's name, once one came before sending
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._task: asyncio.Task[Any] | None = None
 
-    def __enter__(self) -> None:
+    def __enter__(self) -> _Signals:
         if self.enabled:
-            self.loop = asyncio.get_running_loop()
+            self._loop = asyncio.get_running_loop()
+            self._task = asyncio.current_task()
             for sig in self.SIGNALS:
-                self.loop.add_signal_handler(sig, self._stop, sig)
+                self._loop.add_signal_handler(sig, self._stop, sig)
+        return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self.loop is not None:
+        if self._loop is not None:
             for sig in self.SIGNALS:
-                self.loop.remove_signal_handler(sig)
+                self._loop.remove_signal_handler(sig)
 
     def _stop(self, sig: signal.Signals) -> None:
-        assert self.loop is not None
+        assert self._loop is not None
         for other in self.SIGNALS:
-            self.loop.remove_signal_handler(other)
+            self._loop.remove_signal_handler(other)
         name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+        if self.sender is None:
+            self.interrupted = name
+            if self._task is not None:
+                self._task.cancel()
+            return
         print(
             f"\n{name}: stopping. Waiting for the requests in flight, then writing the results"
             " (press Ctrl-C again to quit at once).",

@@ -22,7 +22,7 @@ from importer.eloqua import (
     discover_site,
     fetch_identity,
 )
-from importer.errors import AbortedError, AuthError, MappingError, RowError
+from importer.errors import AbortedError, AuthError, RowError, SetupError
 from importer.mapping import Lookup, Mapping
 
 #: Seconds to wait for /id when it only names the company behind a token.
@@ -164,7 +164,7 @@ def check_constants(mapping: Mapping, catalog: Catalog) -> None:
     asset = str(asset_spec.source)
     known = {name.casefold(): name for name in catalog.types}
     if asset.casefold() not in known:
-        raise MappingError(
+        raise SetupError(
             f"{mapping.path}: assetType {asset!r} is not set up in Eloqua{_closest(asset, known)}."
             f" The external asset types there:\n{catalog.describe()}\nFix the mapping, or set the"
             " asset type up in Eloqua (Settings > Assets > External Assets). Nothing was sent."
@@ -173,7 +173,7 @@ def check_constants(mapping: Mapping, catalog: Catalog) -> None:
     if activities and activity_spec.kind == "value" and activity_spec.value_map is None:
         activity = str(activity_spec.source)
         if activity.casefold() not in {a.casefold() for a in activities}:
-            raise MappingError(
+            raise SetupError(
                 f"{mapping.path}: activityType {activity!r} is not set up for the asset type"
                 f" {known[asset.casefold()]!r}; its activity types are:"
                 f" {', '.join(activities) or '(none)'}. Nothing was sent."
@@ -190,7 +190,9 @@ async def check_campaign(mapping: Mapping, resolve: Any) -> None:
     try:
         await resolve(Lookup("campaign", str(spec.source).strip()))
     except LookupFailed as exc:
-        raise MappingError(f"{mapping.path}: campaignId: {exc}. Nothing was sent.") from None
+        if exc.status == "failed":  # Eloqua did not answer: not the mapping's fault
+            raise AbortedError(f"{exc}. Nothing was sent.") from None
+        raise SetupError(f"{mapping.path}: campaignId: {exc}. Nothing was sent.") from None
 
 
 async def check_report(session: aiohttp.ClientSession, connection: Connection) -> str:

@@ -242,6 +242,9 @@ class Summary:
     concurrency: int = 0
     lowest_concurrency: int = 0
     offline: bool = False  # dry run without Eloqua: types, lookups and ledger not checked
+    #: Why a stopped run stopped: "file" (it could not be read further) or "eloqua" (401,
+    #: outage, ledger): a watcher files the first away and retries the second.
+    stop_cause: str = ""
     lookups: Any = None  # lookup.LookupStats when the mapping looks things up
 
     @property

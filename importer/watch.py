@@ -45,7 +45,9 @@ from importer.errors import (
     ConfigError,
     ExitStatus,
     InputError,
+    Interrupted,
     MappingError,
+    SetupError,
 )
 from importer.ledger import check_ledger, default_ledger_path
 from importer.mapping import load_mapping
@@ -396,6 +398,7 @@ class Watcher:
                 await self._process(claimed, tally)
         except _Halt as halt:
             tally.halted = halt.status
+            self._stop_reason = self._stop_reason or "a problem with Eloqua or the mapping (above)"
         return tally
 
     async def _stable_files(self) -> list[str]:
@@ -433,13 +436,22 @@ class Watcher:
                     counts=_counts(outcome),
                 )
                 return
+            if outcome.stop_cause == "eloqua":  # 401, an outage: not the file's fault
+                self.log(
+                    "error",
+                    f"{name}: stopped: {outcome.stopped_reason}. The file stays in processing/"
+                    " and the next run finishes it (rows already created are not sent again).",
+                    level="error",
+                    file=name,
+                    counts=_counts(outcome),
+                    error=outcome.stopped_reason,
+                )
+                raise _Halt(ExitStatus.ABORTED)
             ok = outcome.exit_status() == ExitStatus.OK
             folder = self.inbox.done if ok else self.inbox.failed
             self._finished(name, folder, self.inbox.file_away(claimed, folder), outcome, tally)
         finally:
             claimed.release()
-        if outcome.stopped_reason:  # e.g. an outage: leave the other files for the next pass
-            raise _Halt(outcome.exit_status())
 
     async def _import(self, claimed: Claimed) -> Summary | str:
         """The summary, or why the file itself cannot be imported. Raises _Halt for problems
@@ -458,6 +470,25 @@ class Watcher:
         )
         try:
             return await run_import(options, self.connection)
+        except Interrupted:  # a signal before any row was sent
+            self._request_stop("interrupted by a signal")
+            self.log(
+                "file_interrupted",
+                f"{claimed.picked_up_as}: interrupted before anything was sent; left in"
+                " processing/, the next run imports it",
+                file=claimed.picked_up_as,
+            )
+            raise _Halt(ExitStatus.INTERRUPTED) from None
+        except SetupError as exc:  # the mapping names what Eloqua lacks: every file would fail
+            self.log(
+                "error",
+                f"{claimed.picked_up_as}: {exc} Fix the mapping or Eloqua; the file stays in"
+                " processing/.",
+                level="error",
+                file=claimed.picked_up_as,
+                error=str(exc),
+            )
+            raise _Halt(exc.exit_status) from None
         except (InputError, MappingError) as exc:  # unreadable, wrong columns: nothing sent
             return str(exc)
         except (AuthError, AbortedError, ConfigError) as exc:

@@ -285,3 +285,18 @@ def test_basic_then_token_for_one_company_share_the_ledger(tmp_path, mapping, sa
     statuses = {line["status"] for line in read_results(tmp_path / "results.csv").values()}
     assert statuses == {"already_created"}
     assert len(sandbox.state.activities) == 4
+
+
+def test_sigterm_before_sending_exits_130_with_nothing_sent(tmp_path, mapping, sandbox_factory):
+    sandbox = sandbox_factory(latency=30)  # the preflight read hangs until we stop the run
+    data = scans(tmp_path / "a.csv", 10)
+    proc = start(tmp_path, data, child_env())
+    deadline = time.monotonic() + 300
+    while not sandbox.state.request_counts.get("external_types") and proc.poll() is None:
+        assert time.monotonic() < deadline, "the run never reached Eloqua"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "interrupted by SIGTERM before any row was sent" in err and "Traceback" not in err
+    assert sandbox.state.activities == []

@@ -399,3 +399,12 @@ def test_sigterm_stops_a_long_running_watch_and_the_next_start_finishes_the_file
 def _json_lines(err: str) -> str:
     # The pipeline's own "SIGTERM: stopping..." notice is plain text.
     return "\n".join(line for line in err.splitlines() if line.startswith("{"))
+
+
+def test_an_outage_mid_file_leaves_it_for_the_next_run(inbox, mapping, sandbox_factory, no_backoff):
+    sandbox = sandbox_factory(rate_503=1.0)  # Eloqua answers 503 to every creation
+    scans(inbox / "monday.csv", 40)
+    assert watch_once(inbox, mapping) == 3
+    assert "monday.csv" in listing(inbox / "processing")
+    assert listing(inbox / "failed") == [] and listing(inbox / "done") == []
+    assert sandbox.state.activities == []
