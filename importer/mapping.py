@@ -635,8 +635,8 @@ def _evaluate(spec: ValueSpec, cells: list[Cell]) -> Any:
 
 def _lookup(spec: ValueSpec, raw: Any, cells: list[Cell]) -> Any:
     key = cell_text(raw).strip()
-    if spec.lookup == "campaign" and not isinstance(raw, str):
-        return _finish(spec, raw)  # already an id (e.g. a number in the column)
+    if spec.lookup == "campaign" and (not isinstance(raw, str) or key.isdecimal()):
+        return _finish(spec, raw)  # already an id (a number in the column, e.g. 37)
     if spec.lookup == "contact" and "*" in key:
         column = _first_column(spec)
         raise RowError(

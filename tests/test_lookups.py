@@ -169,7 +169,8 @@ def test_campaign_names_in_a_column_are_looked_up_once_each(tmp_path, sandbox):
                  "2001,Spring Expo 2026,2026-03-14 10:00\n"
                  "2002,spring expo 2026,2026-03-14 10:05\n"
                  "2003,Customer Summit 2026,2026-03-14 10:10\n"
-                 "2004,Nope,2026-03-14 10:15\n")  # fmt: skip
+                 "2004,Nope,2026-03-14 10:15\n"
+                 "2005,38,2026-03-14 10:20\n")  # fmt: skip
     mapping = write(
         tmp_path,
         "c.yaml",
@@ -186,8 +187,12 @@ def test_campaign_names_in_a_column_are_looked_up_once_each(tmp_path, sandbox):
     )
     assert run(tmp_path, data, mapping) == 1
     lines = results(tmp_path / "results.csv")
-    assert [lines[n]["status"] for n in (2, 3, 4, 5)] == ["created"] * 3 + ["rejected"]
-    assert sorted(a["campaignId"] for a in sandbox.state.activities) == [37, 37, 39]
+    assert [lines[n]["status"] for n in (2, 3, 4, 5, 6)] == ["created"] * 3 + [
+        "rejected",
+        "created",
+    ]
+    # An id in the column (38) is used as it is, not looked up as a name.
+    assert sorted(a["campaignId"] for a in sandbox.state.activities) == [37, 37, 38, 39]
     assert sandbox.state.request_counts["campaigns_search"] == 3
 
 
