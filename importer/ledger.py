@@ -159,7 +159,7 @@ class Ledger:
         """Read-only: what a claim would decide (for dry runs)."""
         assert self._db is not None
         found = self._db.execute(
-            "SELECT state, activity_id, run_id, source FROM activities"
+            "SELECT state, activity_id, run_id, source, prior_state, prior_id FROM activities"
             " WHERE site = ? AND fingerprint = ?",
             (self.site, fingerprint),
         ).fetchone()
@@ -297,29 +297,36 @@ class Ledger:
             if verdict is not None and not (op.force and verdict.decision == "already_created"):
                 verdicts.append(verdict)
                 continue
-            found[op.fingerprint] = ("pending", None, self.run_id, op.source)
+            found[op.fingerprint] = ("pending", None, self.run_id, op.source, None, None)
             pending.append((self.site, op.fingerprint, self.run_id, op.source, now))
             verdicts.append(Claim("send"))
         self._db.executemany(
             "INSERT INTO activities VALUES (?, ?, 'pending', NULL, ?, ?, ?, NULL, NULL)"
             " ON CONFLICT (site, fingerprint) DO UPDATE SET state = 'pending',"
             " activity_id = NULL, run_id = excluded.run_id, source = excluded.source,"
-            " updated_at = excluded.updated_at, prior_state = activities.state,"
-            " prior_id = activities.activity_id",
+            " updated_at = excluded.updated_at,"
+            # Resending an unanswered resend keeps what the first resend replaced.
+            " prior_state = CASE WHEN activities.state = 'pending'"
+            " AND activities.prior_state IS NOT NULL THEN activities.prior_state"
+            " ELSE activities.state END,"
+            " prior_id = CASE WHEN activities.state = 'pending'"
+            " AND activities.prior_state IS NOT NULL THEN activities.prior_id"
+            " ELSE activities.activity_id END",
             pending,
         )
         return verdicts
 
     def _find(self, fingerprints: set[bytes]) -> dict[bytes, tuple]:
-        """fingerprint -> (state, activity_id, run_id, source) for those already recorded."""
+        """fingerprint -> (state, activity_id, run_id, source, prior_state, prior_id)."""
         assert self._db is not None
         found: dict[bytes, tuple] = {}
         keys = list(fingerprints)
         for start in range(0, len(keys), _SELECT_CHUNK):
             chunk = keys[start : start + _SELECT_CHUNK]
+            marks = ", ".join("?" * len(chunk))
             rows = self._db.execute(
-                "SELECT fingerprint, state, activity_id, run_id, source FROM activities"
-                f" WHERE site = ? AND fingerprint IN ({', '.join('?' * len(chunk))})",
+                "SELECT fingerprint, state, activity_id, run_id, source, prior_state, prior_id"
+                f" FROM activities WHERE site = ? AND fingerprint IN ({marks})",
                 (self.site, *chunk),
             )
             found.update((row[0], row[1:]) for row in rows)
@@ -329,7 +336,7 @@ class Ledger:
         """None: nothing stands in the way of sending."""
         if found is None:
             return None
-        state, activity_id, run_id, source = found
+        state, activity_id, run_id, source, prior_state, prior_id = found
         if run_id == self.run_id:
             # Two rows of this run became the same activity (e.g. two emails, one contact).
             return Claim("duplicate", activity_id or "", source or "")
@@ -337,6 +344,9 @@ class Ledger:
             return Claim("already_created", activity_id or "", source or "")
         if self._run_alive(run_id):
             return Claim("in_progress", "", source or "")
+        if prior_state == "created":
+            # A deliberate resend (--allow-duplicates) got no answer: the first copy exists.
+            return Claim("already_created", prior_id or "", source or "")
         return None if retry_uncertain else Claim("uncertain", "", source or "")
 
     def _run_alive(self, run_id: str) -> bool:
@@ -401,7 +411,11 @@ def _add_missing_columns(db: sqlite3.Connection) -> None:
     ):
         names = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if column not in names:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+            try:
+                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
+            except sqlite3.OperationalError as exc:  # another process added it meanwhile
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 def _use_wal(db: sqlite3.Connection, attempts: int = 50) -> None:

@@ -302,8 +302,10 @@ class _Signals:
 
     def _stop(self, sig: signal.Signals) -> None:
         assert self._loop is not None
-        for other in self.SIGNALS:
-            self._loop.remove_signal_handler(other)
+        # A second Ctrl-C quits at once; more SIGTERMs change nothing (`timeout` and service
+        # managers send SIGTERM to the process and again to its group).
+        self._loop.remove_signal_handler(signal.SIGINT)
+        self._loop.add_signal_handler(signal.SIGTERM, lambda: None)
         name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
         if self.sender is None:
             self.interrupted = name

@@ -22,7 +22,7 @@ from importer.eloqua import (
     discover_site,
     fetch_identity,
 )
-from importer.errors import AbortedError, AuthError, RowError, SetupError
+from importer.errors import AbortedError, AuthError, ConfigError, RowError, SetupError
 from importer.mapping import Lookup, Mapping
 
 #: Seconds to wait for /id when it only names the company behind a token.
@@ -109,6 +109,13 @@ async def connect(
         )
     if not company:  # a token with an explicit base URL: ask /id which company it is
         company = await _company_of_token(session, connection)
+    if not company:
+        # The ledger must know the company, or it could not recognise rows already created.
+        raise ConfigError(
+            f"with ELOQUA_ACCESS_TOKEN and ELOQUA_BASE_URL the importer asks"
+            f" {connection.login_url}/id which company the token belongs to, and it did not"
+            " answer; set ELOQUA_COMPANY to your Eloqua company name. Nothing was sent."
+        )
     return client, ledger_site(base_url, company), _catalog(answer.status, answer.body)
 
 
@@ -123,7 +130,7 @@ def ledger_site(base_url: str, company: str) -> str:
     if host == "localhost":
         host = "127.0.0.1"
     port = f":{parts.port}" if parts.port else ""
-    return f"{host}{port}/{company.strip().casefold() or 'token'}"
+    return f"{host}{port}/{company.strip().casefold()}"
 
 
 async def _company_of_token(session: aiohttp.ClientSession, connection: Connection) -> str:

@@ -9,7 +9,6 @@ order.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import csv
 import datetime as dt
 import json
@@ -137,9 +136,14 @@ class _CsvOut:
         self._flushed = time.monotonic()
 
     def close(self) -> None:
+        """Flush and close; ReportError if any line could not reach the file."""
         self.flush()
-        with contextlib.suppress(OSError):
+        try:
             self._file.close()
+        except OSError as exc:
+            self._error = self._error or exc
+        if self._error is not None:
+            raise ReportError(self.path, self._error)
 
 
 class ResultsWriter(_CsvOut):

@@ -296,6 +296,7 @@ class Sender(Generic[T]):
         workers = [
             asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)
         ]
+        failure: ImporterError | None = None
         try:
             for job in jobs:
                 if self._stopping.is_set():
@@ -307,6 +308,11 @@ class Sender(Generic[T]):
                 await queue.put(job)
                 if hungry:
                     await asyncio.sleep(0)
+        except ImporterError as exc:
+            # The rows cannot be read or reported any more (e.g. a full disk): send nothing
+            # more, but let the requests in flight finish so their answers reach the ledger.
+            self.stop(str(exc))
+            failure = exc
         except BaseException:
             # Cancelled (a second Ctrl-C) or the file failed: stop the workers, don't wait on
             # a queue nobody reads. Pending ledger records make their rows "uncertain".
@@ -317,6 +323,8 @@ class Sender(Generic[T]):
         for _ in workers:
             await queue.put(None)
         await asyncio.gather(*workers)
+        if failure is not None:
+            raise failure
         self.stats.throttled = self.limit.throttled
         self.stats.lowest_concurrency = self.limit.lowest
         return self.stats

@@ -203,12 +203,25 @@ def test_discovery_with_wrong_password_says_not_authenticated(
 
 
 def test_bearer_token_is_used_instead_of_basic(tmp_path, attendees, sandbox, monkeypatch):
-    for name in ("ELOQUA_COMPANY", "ELOQUA_USERNAME", "ELOQUA_PASSWORD"):
+    for name in ("ELOQUA_USERNAME", "ELOQUA_PASSWORD"):
         monkeypatch.delenv(name)
-    monkeypatch.setenv("ELOQUA_ACCESS_TOKEN", SANDBOX_TOKEN)
+    monkeypatch.setenv("ELOQUA_ACCESS_TOKEN", SANDBOX_TOKEN)  # ELOQUA_COMPANY names the ledger
     data, mapping = attendees
     assert run(tmp_path, str(data), "--mapping", str(mapping)) == 1
     assert len(sandbox.state.activities) == 2
+
+
+def test_token_whose_company_is_unknown_is_refused_before_sending(
+    tmp_path, attendees, sandbox, monkeypatch, capsys
+):
+    for name in ("ELOQUA_COMPANY", "ELOQUA_USERNAME", "ELOQUA_PASSWORD"):
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("ELOQUA_ACCESS_TOKEN", SANDBOX_TOKEN)
+    monkeypatch.setenv("ELOQUA_LOGIN_URL", "http://127.0.0.1:9")  # /id does not answer
+    data, mapping = attendees
+    assert run(tmp_path, str(data), "--mapping", str(mapping)) == 2
+    assert "set ELOQUA_COMPANY" in capsys.readouterr().err
+    assert sandbox.state.activities == []
 
 
 def test_plain_http_to_a_remote_host_is_refused(tmp_path, attendees, monkeypatch, capsys):

@@ -300,3 +300,18 @@ def test_sigterm_before_sending_exits_130_with_nothing_sent(tmp_path, mapping, s
     assert proc.returncode == 130, err
     assert "interrupted by SIGTERM before any row was sent" in err and "Traceback" not in err
     assert sandbox.state.activities == []
+
+
+def test_repeated_sigterm_still_stops_cleanly(tmp_path, mapping, sandbox_factory):
+    # `timeout` and service managers send SIGTERM to the process and again to its group.
+    sandbox = sandbox_factory(latency=0.5)
+    rows = 60
+    data = scans(tmp_path / "a.csv", rows)
+    proc = start(tmp_path, data, child_env())
+    wait_for_creations(sandbox, 8, proc)
+    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=300)
+    assert proc.returncode == 130, err
+    assert "Rerun the same command" in out
+    assert_exactly_once(sandbox, read_results(tmp_path / "results.csv"), rows)

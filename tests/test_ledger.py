@@ -243,3 +243,16 @@ def test_ledgers_from_before_the_newer_columns_are_upgraded(tmp_path):
             return (await ledger.claim(b"\x01", "s")).activity_id
 
     assert asyncio.run(rerun()) == "7"
+
+
+async def test_an_unanswered_deliberate_resend_still_knows_the_first_copy(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        await ledger.claim(b"fp-1", "a.csv row 2")
+        ledger.created(b"fp-1", "100001")
+    for _ in range(2):  # --allow-duplicates twice, both times without an answer
+        async with Ledger(path, SITE) as ledger:
+            assert (await ledger.claim(b"fp-1", "a.csv row 2", force=True)).decision == "send"
+    async with Ledger(path, SITE) as ledger:
+        claim = await ledger.claim(b"fp-1", "a.csv row 2", retry_uncertain=True)
+    assert (claim.decision, claim.activity_id) == ("already_created", "100001")
