@@ -70,13 +70,16 @@ class EloquaClient:
             "Authorization": credentials.authorization(),
             "Accept": "application/json",
         }
+        self._post_headers = {**self._headers, "Content-Type": "application/json; charset=utf-8"}
 
     async def create_activity(self, payload: dict[str, Any]) -> ApiResponse:
         """POST one activity. Network errors propagate (the sender decides what they mean)."""
-        body = json.dumps(payload, ensure_ascii=False).encode("utf-8")
-        headers = {**self._headers, "Content-Type": "application/json; charset=utf-8"}
+        return await self._post(ACTIVITY_PATH, payload)
+
+    async def _post(self, path: str, body: dict[str, Any]) -> ApiResponse:
+        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         async with self.session.post(
-            self.base_url + ACTIVITY_PATH, data=body, headers=headers
+            self.base_url + path, data=data, headers=self._post_headers
         ) as response:
             return await _read(response)
 
@@ -100,12 +103,7 @@ class EloquaClient:
         return await self.get(CAMPAIGNS_PATH, params)
 
     async def create_contact(self, fields: dict[str, str]) -> ApiResponse:
-        body = json.dumps(fields, ensure_ascii=False).encode("utf-8")
-        headers = {**self._headers, "Content-Type": "application/json; charset=utf-8"}
-        async with self.session.post(
-            self.base_url + CONTACT_PATH, data=body, headers=headers
-        ) as response:
-            return await _read(response)
+        return await self._post(CONTACT_PATH, fields)
 
     async def list_all(self, path: str) -> ApiResponse:
         """Every element of a paged list (asset types, ...), as one answer."""
