@@ -12,6 +12,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
+from results_csv import read_results
 
 from importer.cli import main
 
@@ -46,8 +47,7 @@ def run(tmp_path: Path, data: Path, mapping: Path, *extra: str) -> int:
 
 
 def results(tmp_path: Path) -> dict[int, dict[str, str]]:
-    with (tmp_path / "r.csv").open(encoding="utf-8-sig", newline="") as file:
-        return {int(line["row"]): line for line in csv.DictReader(file)}
+    return read_results(tmp_path / "r.csv")
 
 
 def nothing_sent(sandbox) -> bool:

@@ -11,6 +11,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from results_csv import read_results
 
 from importer.cli import main
 from importer.sandbox.server import SANDBOX_TOKEN
@@ -40,13 +41,6 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     path = tmp_path / name
     path.write_text(textwrap.dedent(text), encoding="utf-8")
     return path
-
-
-def read_results(path: Path) -> dict[int, dict[str, str]]:
-    raw = path.read_bytes()
-    assert raw.startswith(b"\xef\xbb\xbf"), "results must start with a UTF-8 BOM for Excel"
-    with path.open(encoding="utf-8-sig", newline="") as file:
-        return {int(line["row"]): line for line in csv.DictReader(file)}
 
 
 def run(tmp_path: Path, *args: str) -> int:

@@ -7,7 +7,6 @@ that id; only rows reported uncertain may be missing.
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import signal
@@ -18,6 +17,7 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+from results_csv import read_results
 
 from importer.cli import main
 
@@ -33,14 +33,6 @@ def scans(path: Path, count: int) -> Path:
     ]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
-
-
-def read_results(path: Path) -> dict[int, dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as file:
-        lines = list(csv.DictReader(file))
-    numbers = [int(line["row"]) for line in lines]
-    assert len(numbers) == len(set(numbers)), "a row has two results lines"
-    return {int(line["row"]): line for line in lines}
 
 
 def key(activity: dict) -> tuple:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
+from results_csv import read_results
 
 from importer.cli import main
 from importer.config import Credentials
@@ -55,11 +56,6 @@ def write(tmp_path: Path, name: str, text: str) -> Path:
     return path
 
 
-def results(path: Path) -> dict[int, dict[str, str]]:
-    with path.open(encoding="utf-8-sig", newline="") as file:
-        return {int(line["row"]): line for line in csv.DictReader(file)}
-
-
 def run(tmp_path: Path, data: Path, mapping: Path, *args: str) -> int:
     return main(
         ["run", str(data), "--mapping", str(mapping), "--quiet",
@@ -75,7 +71,7 @@ def report(tmp_path: Path) -> tuple[Path, Path]:
 def test_emails_become_the_right_contact_ids_with_one_search_each(tmp_path, report, sandbox):
     data, mapping = report
     assert run(tmp_path, data, mapping) == 1
-    lines = results(tmp_path / "results.csv")
+    lines = read_results(tmp_path / "results.csv")
     assert {n: line["status"] for n, line in lines.items()} == {
         5: "created", 6: "created", 7: "created", 8: "rejected", 9: "invalid", 10: "created"
     }  # fmt: skip
@@ -100,7 +96,7 @@ def test_emails_become_the_right_contact_ids_with_one_search_each(tmp_path, repo
 def test_dry_run_looks_everything_up_and_creates_nothing(tmp_path, report, sandbox):
     data, mapping = report
     assert run(tmp_path, data, mapping, "--dry-run") == 1
-    statuses = {n: line["status"] for n, line in results(tmp_path / "results.csv").items()}
+    statuses = {n: line["status"] for n, line in read_results(tmp_path / "results.csv").items()}
     assert statuses == {5: "valid", 6: "valid", 7: "valid", 8: "rejected", 9: "invalid",
                         10: "valid"}  # fmt: skip
     assert sandbox.state.activities == []
@@ -123,7 +119,7 @@ def test_several_contacts_with_one_email_are_rejected_unless_the_mapping_chooses
     }  # fmt: skip
     data, mapping = report
     run(tmp_path, data, mapping)
-    line = results(tmp_path / "results.csv")[5]
+    line = read_results(tmp_path / "results.csv")[5]
     assert line["status"] == "rejected"
     assert "2 Eloqua contacts match" in line["error"] and "3001" in line["error"]
 
@@ -132,7 +128,7 @@ def test_several_contacts_with_one_email_are_rejected_unless_the_mapping_chooses
         tmp_path, "lowest.yaml", MAPPING.replace("{lookup: contact, column: Email}", chosen)
     )
     run(tmp_path, data, lowest)
-    line = results(tmp_path / "results.csv")[5]
+    line = read_results(tmp_path / "results.csv")[5]
     assert line["status"] == "created"
     sent = {a["id"]: a for a in sandbox.state.activities}
     assert sent[line["activity_id"]]["contactId"] == EMAIL_IDS["jose.nunez@example.com"]
@@ -186,7 +182,7 @@ def test_campaign_names_in_a_column_are_looked_up_once_each(tmp_path, sandbox):
         """,
     )
     assert run(tmp_path, data, mapping) == 1
-    lines = results(tmp_path / "results.csv")
+    lines = read_results(tmp_path / "results.csv")
     assert [lines[n]["status"] for n in (2, 3, 4, 5, 6)] == ["created"] * 3 + [
         "rejected",
         "created",
@@ -226,7 +222,7 @@ def test_column_driven_activity_types_are_checked_per_row(tmp_path, sandbox):
         """,
     )
     assert run(tmp_path, data, mapping) == 1
-    lines = results(tmp_path / "results.csv")
+    lines = read_results(tmp_path / "results.csv")
     assert lines[3]["status"] == "invalid"
     assert "'Danced' is not set up for the asset type 'Tradeshow'" in lines[3]["error"]
     assert "Visited Booth, Viewed a Demo, Registered, Attended" in lines[3]["error"]
@@ -242,7 +238,7 @@ def test_column_driven_activity_types_are_checked_per_row(tmp_path, sandbox):
 def test_webinar_report_sample_imports_cleanly(tmp_path, sandbox):
     data = ROOT / "samples" / "webinar-report.csv"
     assert run(tmp_path, data, ROOT / "mappings" / "webinar-report.yaml") == 0
-    lines = results(tmp_path / "results.csv")
+    lines = read_results(tmp_path / "results.csv")
     with data.open(encoding="utf-8") as file:
         emails = {r[1].strip().casefold() for r in list(csv.reader(file))[6:]}
     assert {line["status"] for line in lines.values()} == {"created"}

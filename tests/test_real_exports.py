@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import openpyxl
+from results_csv import read_results
 
 from importer.cli import main
 
@@ -37,8 +38,7 @@ def run(tmp_path: Path, data: Path, mapping: Path) -> int:
 
 
 def results(tmp_path: Path) -> dict[int, dict[str, str]]:
-    with (tmp_path / "results.csv").open(encoding="utf-8-sig", newline="") as file:
-        return {int(line["row"]): line for line in csv.DictReader(file)}
+    return read_results(tmp_path / "results.csv")
 
 
 def received(sandbox) -> dict[str, dict[str, Any]]:
