@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import os
 import sys
 import tempfile
 import traceback
@@ -19,6 +20,8 @@ from importer.preflight import check_report
 
 PROG = "eloqua-import"
 MAX_CONCURRENCY = 64
+DEFAULT_CONCURRENCY = 8
+DEFAULT_TIMEOUT = 120.0
 
 RUN_EXAMPLES = """\
 examples:
@@ -114,7 +117,7 @@ def _add_sending_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--concurrency",
         type=_concurrency,
-        default=8,
+        default=DEFAULT_CONCURRENCY,
         metavar="N",
         help="requests in flight, at most 64 (default 8; fewer while Eloqua throttles)",
     )
@@ -128,7 +131,7 @@ def _add_sending_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--timeout",
         type=_positive_float,
-        default=120.0,
+        default=DEFAULT_TIMEOUT,
         metavar="S",
         help="seconds to wait for Eloqua's answer to one request (default 120); a request"
         " that times out after sending is reported 'uncertain', not resent",
@@ -222,13 +225,15 @@ problem, 3 stopped (Eloqua unreachable, credentials refused, outage), 130 interr
 
 
 def _add_sandbox(commands: argparse._SubParsersAction) -> None:
+    from importer.sandbox import seed  # plain constants: cheap, and the help shows them
+
     sandbox = commands.add_parser(
         "sandbox",
         help="serve the Eloqua-compatible sandbox",
         description="Serve an Eloqua-compatible sandbox on this machine, for trying and testing"
         " imports. Credentials: company Sandbox, user api.user, password sandbox (or the"
         " bearer token sandbox-token).",
-        epilog=SANDBOX_EXAMPLES,
+        epilog=SANDBOX_EXAMPLES + "\n" + seed.describe(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sandbox.add_argument("--host", default="127.0.0.1", help="address to listen on")
@@ -259,15 +264,17 @@ def _add_sandbox(commands: argparse._SubParsersAction) -> None:
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int:
     """Run the command line; return the exit code (see errors.ExitStatus)."""
     stdout = stdout or sys.stdout
-    args = build_parser().parse_args(argv)
     try:
-        if args.command == "run":
-            return asyncio.run(_run(args, stdout))
-        if args.command == "check":
-            return asyncio.run(_check(args, stdout))
-        if args.command == "watch":
-            return _watch(args)
-        return _sandbox(args)
+        args = build_parser().parse_args(argv)  # --help writes to stdout too
+    except BrokenPipeError:
+        return _closed_pipe(stdout)
+    try:
+        status = _command(args, stdout)
+        stdout.flush()  # a reader that went away shows here, not as a warning at exit
+        return status
+    except BrokenPipeError:
+        # `eloqua-import check | head -1`: the reader had enough. Stop quietly, as ls and git.
+        return _closed_pipe(stdout)
     except ImporterError as exc:
         if args.traceback:
             traceback.print_exc()
@@ -285,6 +292,29 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
             file=sys.stderr,
         )
         return int(ExitStatus.ABORTED)
+
+
+def _command(args: argparse.Namespace, stdout: TextIO) -> int:
+    if args.command == "run":
+        return asyncio.run(_run(args, stdout))
+    if args.command == "check":
+        return asyncio.run(_check(args, stdout))
+    if args.command == "watch":
+        return _watch(args)
+    return _sandbox(args)
+
+
+def _closed_pipe(stdout: TextIO) -> int:
+    """Point stdout at the null device so the flush at exit cannot fail again (as the Python
+    docs on SIGPIPE advise); the exit code is what a shell shows for a tool that SIGPIPE ended."""
+    try:
+        fileno = stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return int(ExitStatus.CLOSED_PIPE)  # not a real file (tests): nothing is flushed at exit
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fileno)
+    os.close(devnull)
+    return int(ExitStatus.CLOSED_PIPE)
 
 
 async def _run(args: argparse.Namespace, stdout: TextIO) -> int:
@@ -321,8 +351,30 @@ async def _run(args: argparse.Namespace, stdout: TextIO) -> int:
         offline = args.dry_run and not has_credentials()
         connection = None if offline else connection_from_env()
         summary = await run_import(options, connection)
+    summary.reimport_options += _reimport_options(args)
     print(summary.render(), file=stdout)
     return int(summary.exit_status())
+
+
+def _reimport_options(args: argparse.Namespace) -> list[str]:
+    """The options of this run the printed re-import command must repeat.
+
+    Not repeated: --results/--errors (they would replace this run's files), --sheet and
+    --encoding (the errors file is a UTF-8 CSV), and the deliberate risks --retry-uncertain and
+    --allow-duplicates (to be chosen again, knowingly).
+    """
+    words = []
+    if args.sandbox:
+        words.append("--sandbox")  # else the leftovers of a trial would go to production
+    if args.ledger is not None:
+        words += ["--ledger", str(args.ledger)]
+    if args.delimiter:
+        words += ["--delimiter", args.delimiter]  # the errors file keeps the input's
+    if args.concurrency != DEFAULT_CONCURRENCY:
+        words += ["--concurrency", str(args.concurrency)]
+    if args.timeout != DEFAULT_TIMEOUT:
+        words += ["--timeout", f"{args.timeout:g}"]
+    return words
 
 
 async def _check(args: argparse.Namespace, stdout: TextIO) -> int:
@@ -331,6 +383,9 @@ async def _check(args: argparse.Namespace, stdout: TextIO) -> int:
 
         async with SandboxServer() as server:
             report = await _check_report(sandbox_connection(server.base_url))
+        from importer.sandbox import seed
+
+        report += "\n" + seed.describe(asset_types=False)
     else:
         report = await _check_report(connection_from_env())
     print(report, file=stdout)

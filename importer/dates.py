@@ -35,8 +35,43 @@ _TIME = re.compile(r"\d{1,2}:\d{2}(:\d{2})?(\s*[AaPp][Mm])?")
 _EXAMPLE_FORMAT = '"%m/%d/%Y %H:%M"'
 
 
+#: Formats common in exports, tried in order to say which one a value that does not match the
+#: mapping's ``format`` does match. Day-first and month-first both stay: a value that fits both
+#: is named with both.
+COMMON_FORMATS = (
+    "%Y-%m-%d %H:%M:%S",
+    "%Y-%m-%d %H:%M",
+    "%Y-%m-%dT%H:%M:%S",
+    "%Y-%m-%d",
+    "%m/%d/%Y %H:%M:%S",
+    "%m/%d/%Y %H:%M",
+    "%m/%d/%Y %I:%M:%S %p",
+    "%m/%d/%Y %I:%M %p",
+    "%m/%d/%Y",
+    "%d/%m/%Y %H:%M:%S",
+    "%d/%m/%Y %H:%M",
+    "%d/%m/%Y",
+    "%d.%m.%Y %H:%M:%S",
+    "%d.%m.%Y %H:%M",
+    "%d.%m.%Y",
+    "%m/%d/%y %H:%M",
+    "%d/%m/%y %H:%M",
+    "%b %d, %Y %I:%M:%S %p",
+    "%b %d, %Y %I:%M %p",
+    "%b %d, %Y",
+    "%d %b %Y %H:%M",
+    "%d-%b-%Y %H:%M",
+    "%Y%m%d",
+)
+
+
 class DateError(ValueError):
-    """A value is not a usable date. ``str()`` is the user-facing reason."""
+    """A value is not a usable date. ``str()`` is the user-facing reason; ``code`` names the
+    kind of problem (stable, for grouping)."""
+
+    def __init__(self, message: str, code: str = "bad-date") -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def to_epoch_seconds(value: Cell, *, formats: Sequence[str] = (), tz: datetime.tzinfo = UTC) -> int:
@@ -163,7 +198,8 @@ def _from_text(value: str, formats: Sequence[str], tz: datetime.tzinfo) -> int:
     try:
         parsed = datetime.datetime.fromisoformat(_zulu_to_offset(text))
     except ValueError:
-        raise DateError(_unrecognised_reason(text)) from None
+        code = "date-ambiguous" if _DAY_MONTH.fullmatch(text) else "date-unrecognised"
+        raise DateError(_unrecognised_reason(text), code) from None
     return _epoch(_aware(parsed, tz, text))
 
 
@@ -174,7 +210,32 @@ def _strptime(text: str, formats: Sequence[str]) -> datetime.datetime:
         except ValueError:
             continue
     tried = " or ".join(f'"{fmt}"' for fmt in formats)
-    raise DateError(f"'{text}' does not match the format {tried}; fix the value or the format")
+    matches = " or ".join(f'"{fmt}"' for fmt in matching_formats(text, exclude=formats))
+    if matches:
+        raise DateError(
+            f"'{text}' does not match the format {tried}; it matches {matches}: fix the"
+            " format (or the value)",
+            "date-format",
+        )
+    raise DateError(
+        f"'{text}' does not match the format {tried}; fix the value or the format", "date-format"
+    )
+
+
+def matching_formats(text: str, exclude: Sequence[str] = (), limit: int = 2) -> list[str]:
+    """The first ``limit`` of :data:`COMMON_FORMATS` that ``text`` matches."""
+    found = []
+    for fmt in COMMON_FORMATS:
+        if fmt in exclude:
+            continue
+        try:
+            datetime.datetime.strptime(text, fmt)
+        except ValueError:
+            continue
+        found.append(fmt)
+        if len(found) == limit:
+            break
+    return found
 
 
 def _from_digits(text: str) -> int:

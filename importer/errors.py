@@ -18,6 +18,7 @@ class ExitStatus(IntEnum):
     USAGE = 2  # usage, mapping or input error: nothing was sent
     ABORTED = 3  # stopped mid-run (bad credentials, persistent outage)
     INTERRUPTED = 130  # Ctrl-C / SIGTERM after a clean stop
+    CLOSED_PIPE = 141  # stdout's reader went away (`| head`); 128 + SIGPIPE, as shells show it
 
 
 class ImporterError(Exception):
@@ -58,13 +59,23 @@ class AbortedError(ImporterError):
 class RowError(ValueError):
     """One row cannot become a payload. ``str()`` is the user-facing reason.
 
-    Carries the column and the offending value so reports can name them (frictionless-style).
+    Carries the column, the offending value and a stable ``code`` naming the kind of problem
+    (frictionless-style): rows whose messages differ only by value share column and code, so
+    the summary can group them.
     """
 
-    def __init__(self, message: str, *, column: str | None = None, value: object = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        column: str | None = None,
+        value: object = None,
+        code: str = "invalid-row",
+    ) -> None:
         super().__init__(message)
         self.column = column
         self.value = value
+        self.code = code
 
 
 class Interrupted(ImporterError):

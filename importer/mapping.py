@@ -179,7 +179,7 @@ class Mapping:
         if not self._bound:
             raise RuntimeError("Mapping.bind() must be called before payload()")
         if row.error:
-            raise RowError(row.error)
+            raise RowError(row.error, code="unreadable-row")
         cells = row.cells
         payload: dict[str, Any] = {}
         for name, spec in self.fields.items():
@@ -623,7 +623,9 @@ def _evaluate(spec: ValueSpec, cells: list[Cell]) -> Any:
         if spec.default is not None:
             raw = spec.default
         elif spec.required:
-            raise RowError(_blank_message(spec), column=_first_column(spec), value="")
+            raise RowError(
+                _blank_message(spec), column=_first_column(spec), value="", code="blank"
+            )
         else:
             return None
     elif spec.value_map is not None:
@@ -647,6 +649,7 @@ def _lookup(spec: ValueSpec, raw: Any, cells: list[Cell]) -> Any:
             ),
             column=column,
             value=raw,
+            code="email-wildcard",
         )
     if spec.lookup == "contact" and not _EMAIL.fullmatch(key):
         column = _first_column(spec)
@@ -658,6 +661,7 @@ def _lookup(spec: ValueSpec, raw: Any, cells: list[Cell]) -> Any:
             ),
             column=column,
             value=raw,
+            code="bad-email",
         )
     names = tuple(
         (name, text)
@@ -694,6 +698,7 @@ def _cell(spec: ValueSpec, cells: list[Cell], column: str) -> Cell:
             " formulas), and import it again",
             column=column,
             value=cell,
+            code="formula",
         )
     return _strip(cell)
 
@@ -704,7 +709,9 @@ def _finish(spec: ValueSpec, value: Any) -> Any:
         try:
             return str(to_epoch_seconds(value, formats=spec.formats, tz=spec.timezone))
         except DateError as exc:
-            raise RowError(_with_column(column, str(exc)), column=column, value=value) from None
+            raise RowError(
+                _with_column(column, str(exc)), column=column, value=value, code=exc.code
+            ) from None
     if spec.field in INTEGER_FIELDS:
         return _to_id(spec, value, column)
     return cell_text(value)
@@ -725,6 +732,7 @@ def _apply_map(spec: ValueSpec, raw: Any) -> Any:
         ),
         column=column,
         value=raw,
+        code="not-in-map",
     )
 
 
@@ -747,6 +755,7 @@ def _to_id(spec: ValueSpec, value: Any, column: str | None) -> int:
             ),
             column=column,
             value=value,
+            code="bad-id",
         )
     return number
 
@@ -790,7 +799,9 @@ def _blank_message(spec: ValueSpec) -> str:
         )
     column = _first_column(spec)
     target = f"'{column}'" if column else spec.field
+    # Eloqua's required fields refuse 'required: false' (see parse_mapping): never suggest it.
+    optional = "" if spec.field in REQUIRED_FIELDS else " (or 'required: false')"
     return (
         f"{target} is blank but {spec.field} is required; fill it in, or give it a 'default:'"
-        " (or 'required: false') in the mapping"
+        f"{optional} in the mapping"
     )

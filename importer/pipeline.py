@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import signal
 import sys
@@ -20,13 +21,15 @@ from importer.eloqua import EloquaClient, Timeouts, open_session
 from importer.errors import ConfigError, InputError, Interrupted, RowError
 from importer.ledger import FirstSeen, Ledger, LedgerError, default_ledger_path, fingerprint
 from importer.loader import Row, Table, open_table
-from importer.lookup import LookupFailed, Resolver
-from importer.mapping import Mapping, load_mapping
+from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
+from importer.mapping import Lookup, Mapping, load_mapping
 from importer.preflight import Catalog, check_campaign, check_constants, connect
 from importer.report import ErrorsWriter, ResultsWriter, Summary, default_results_path
 from importer.sender import Job, Outcome, RetryPolicy, Sender, SendOptions
 
 PREVIEW_ROWS = 3
+#: Statuses that are not "a reason a row was not created" in the summary.
+NOT_A_REASON = frozenset({"created", "already_created", "valid"})
 
 
 @dataclass
@@ -140,9 +143,16 @@ class _Run:
             # needs --header-row 1 whenever the mapping reads its header from another row.
             header_row=mapping.source.header_row,
         )
-        # Both files are opened now, so an unwritable path fails before anything is sent.
+        if _reads_as_other_than_utf8(mapping.source.encoding):
+            # The errors file is UTF-8: re-importing it must not use the mapping's encoding.
+            self.summary.reimport_options += ["--encoding", "utf-8"]
+        # Both files are opened now, so an unwritable path fails before anything is sent. An
+        # earlier run's files there are moved aside now, after every check before sending.
         self.results = ResultsWriter(results_path, table.header)
-        self.errors = ErrorsWriter(errors_path, table.header)
+        self.errors = ErrorsWriter(errors_path, table.header, table.delimiter or ",")
+        for writer in (self.results, self.errors):
+            if writer.moved_aside is not None:
+                self.summary.moved_aside.append((writer.path, writer.moved_aside))
         # In-file duplicates, in bounded memory however long the file.
         self.seen = FirstSeen()
         self.started = time.monotonic()
@@ -182,7 +192,7 @@ class _Run:
                 dry_run=options.dry_run,
             ),
             ledger=ledger,
-            prepare=_resolving(resolver) if resolver is not None else None,
+            prepare=_resolving(resolver, self._show_resolved) if resolver is not None else None,
         )
         try:
             signals.sender = sender  # from now on a signal stops the sender cleanly
@@ -227,7 +237,7 @@ class _Run:
                 payload = self.mapping.payload(row)
                 self.catalog.check(payload)
             except RowError as exc:
-                self.record(row, Outcome("invalid", error=str(exc)))
+                self.record(row, Outcome("invalid", error=str(exc)), reason=exc)
                 continue
             key = fingerprint(payload)
             first = self.seen.first(key, row.number)
@@ -240,7 +250,19 @@ class _Run:
                 self.summary.preview.append((row.number, payload))
             yield Job(row, payload, key, f"{source} row {row.number}")
 
-    def record(self, row: Row, outcome: Outcome) -> None:
+    def _show_resolved(self, row: Row, payload: dict[str, Any]) -> None:
+        """Dry run: the preview shows the ids the lookups found, not placeholders."""
+        for index, (number, shown) in enumerate(self.summary.preview):
+            if number == row.number:
+                # A contact a dry run would create has no id yet: keep saying so.
+                kept = {
+                    name: shown[name]
+                    for name, value in payload.items()
+                    if isinstance(shown.get(name), Lookup) and value == DRY_RUN_NEW_CONTACT
+                }
+                self.summary.preview[index] = (number, {**payload, **kept})
+
+    def record(self, row: Row, outcome: Outcome, reason: RowError | None = None) -> None:
         self.results.write(
             row.number,
             outcome.status,
@@ -250,8 +272,18 @@ class _Run:
             attempts=outcome.attempts,
             error=outcome.error,
         )
-        if outcome.status in ("invalid", "rejected", "failed", "uncertain"):
+        to_errors = outcome.status in ("invalid", "rejected", "failed", "uncertain")
+        if to_errors:
             self.errors.write(row.number, row.cells, f"{outcome.status}: {outcome.error}")
+        if outcome.status not in NOT_A_REASON:
+            self.summary.reasons.add(
+                outcome.status,
+                row.number,
+                outcome.error,
+                column=reason.column if reason is not None else None,
+                code=reason.code if reason is not None else _http_code(outcome),
+                error=to_errors,
+            )
         self.summary.counts[outcome.status] += 1
         self.progress.update()
 
@@ -334,7 +366,23 @@ def _check_outputs(options: RunOptions, results_path: Path, errors_path: Path) -
             )
 
 
-def _resolving(resolver: Resolver) -> Callable[[Job[Row]], Awaitable[Outcome | None]]:
+def _reads_as_other_than_utf8(encoding: str | None) -> bool:
+    if not encoding:
+        return False
+    try:
+        return codecs.lookup(encoding).name not in ("utf-8", "utf-8-sig")
+    except LookupError:
+        return True
+
+
+def _http_code(outcome: Outcome) -> str | None:
+    """Eloqua's answers group by status code as well as by message."""
+    return None if outcome.http_status is None else f"http-{outcome.http_status}"
+
+
+def _resolving(
+    resolver: Resolver, on_resolved: Callable[[Row, dict[str, Any]], None]
+) -> Callable[[Job[Row]], Awaitable[Outcome | None]]:
     """The sender's prepare step: ids for the lookups, then the fingerprint of the result."""
 
     async def prepare(job: Job[Row]) -> Outcome | None:
@@ -343,6 +391,7 @@ def _resolving(resolver: Resolver) -> Callable[[Job[Row]], Awaitable[Outcome | N
         except LookupFailed as exc:
             return Outcome(exc.status, http_status=exc.http_status, error=str(exc))
         job.fingerprint = fingerprint(job.payload)
+        on_resolved(job.key, job.payload)
         return None
 
     return prepare

@@ -55,6 +55,7 @@ class Catalog:
                 f"assetType {payload['assetType']!r} is not set up in Eloqua; the external asset"
                 f" types are: {', '.join(self.types)}",
                 value=payload["assetType"],
+                code="unknown-asset-type",
             )
         payload["assetType"] = asset
         if not self.types[asset]:
@@ -66,6 +67,7 @@ class Catalog:
                 f"activityType {payload['activityType']!r} is not set up for the asset type"
                 f" {asset!r}; its activity types are: {', '.join(self.types[asset])}",
                 value=payload["activityType"],
+                code="unknown-activity-type",
             )
         payload["activityType"] = activity
 

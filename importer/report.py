@@ -3,7 +3,9 @@
 Lines are written as rows complete and reach the file within ``FLUSH_SECONDS``, so a crash
 leaves a results file that says what was done up to a moment before (the ledger, not this file,
 is what a rerun trusts). Lines come in completion order; the ``row`` column gives the input
-order.
+order. A run never destroys an earlier run's files: one already at the path is moved aside
+(timestamped, never over another) before the new one is written. The summary's reasons are
+kept in bounded memory: counts per reason and a few row numbers each.
 """
 
 from __future__ import annotations
@@ -13,8 +15,10 @@ import csv
 import datetime as dt
 import json
 import os
+import re
 import shlex
 import stat
+import sys
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -27,8 +31,12 @@ from importer.mapping import cell_text
 
 try:
     import fcntl
-except ImportError:  # Windows: no advisory locks
+except ImportError:  # Windows: msvcrt's byte-range lock instead
     fcntl = None  # type: ignore[assignment]
+try:
+    import msvcrt
+except ImportError:  # POSIX
+    msvcrt = None  # type: ignore[assignment]
 
 RESULT_COLUMNS = ("row", "status", "activity_id", "http_status", "attempts", "error")
 #: Statuses in the order the summary lists them.
@@ -65,35 +73,95 @@ class ReportError(AbortedError):
         )
 
 
-def _exclusive(path: Path) -> int:
-    """Open ``path`` for writing, locked, and only then empty it.
+def _exclusive(path: Path) -> tuple[int, Path | None]:
+    """Open ``path`` for writing, locked, empty; an earlier run's file there is moved aside.
 
-    Two runs of the same file would otherwise write into each other's results.
+    Two runs of the same file would otherwise write into each other's results. Returns the
+    descriptor and where the earlier file went (None if there was none). The lock is taken
+    before the old file is moved, so a run still writing it is never moved from under.
     """
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
-    if fcntl is not None:
+    moved: Path | None = None
+    for _ in range(10):  # another run may move or create the file between two steps
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+        _lock(fd, path)
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            return fd, moved  # a pipe or a device (/dev/stdout): nothing to keep or empty
+        if not _same_file(path, info):
+            os.close(fd)  # moved aside by another run meanwhile: open the new one
+            continue
+        if info.st_size == 0:
+            return fd, moved
+        # Closed before the move: Windows cannot rename an open file.
+        os.close(fd)
         try:
+            moved = _move_aside(path, info.st_mtime)
+        except FileNotFoundError:
+            continue  # another run moved it first
+    raise InputError(f"cannot open {path}: other runs keep replacing it; run one at a time")
+
+
+def _lock(fd: int, path: Path) -> None:
+    try:
+        if fcntl is not None:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise InputError(
-                f"another run is writing {path} right now; wait for it to finish, or give this"
-                " run other --results / --errors paths"
-            ) from None
-    if stat.S_ISREG(os.fstat(fd).st_mode):
-        os.ftruncate(fd, 0)
-    return fd
+        elif msvcrt is not None:
+            # Windows: lock the first byte (allowed past the end of an empty file).
+            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+    except OSError:
+        os.close(fd)
+        raise InputError(
+            f"another run is writing {path} right now; wait for it to finish, or give this"
+            " run other --results / --errors paths"
+        ) from None
+
+
+def _same_file(path: Path, info: os.stat_result) -> bool:
+    try:
+        now = os.stat(path)
+    except FileNotFoundError:
+        return False
+    return (now.st_dev, now.st_ino) == (info.st_dev, info.st_ino)
+
+
+def aside_path(path: Path, mtime: float, attempt: int = 0) -> Path:
+    """``attendees.results.2026-03-14T090501.csv``: the time is the old file's, local."""
+    stamp = dt.datetime.fromtimestamp(mtime).strftime("%Y-%m-%dT%H%M%S")
+    if attempt:
+        stamp += f"-{attempt + 1}"
+    return path.with_name(f"{path.stem}.{stamp}{path.suffix}")
+
+
+def _move_aside(path: Path, mtime: float) -> Path:
+    """Rename ``path`` to a timestamped name no other file has; never replace a file."""
+    for attempt in range(1000):
+        target = aside_path(path, mtime, attempt)
+        try:
+            os.link(path, target)  # fails if the name is taken, unlike a rename on POSIX
+        except FileExistsError:
+            continue
+        except FileNotFoundError:
+            raise
+        except OSError:  # no hard links here (FAT, some network shares): rename instead
+            if target.exists():
+                continue
+            os.rename(path, target)  # Windows: refuses to replace, the check above is a hint
+            return target
+        os.unlink(path)
+        return target
+    raise InputError(f"cannot move the earlier {path} aside: too many earlier copies beside it")
 
 
 class _CsvOut:
-    def __init__(self, path: Path, header: Sequence[str]) -> None:
+    def __init__(self, path: Path, header: Sequence[str], delimiter: str = ",") -> None:
         self.path = path
+        #: Where an earlier run's file at ``path`` was moved, if there was one.
+        self.moved_aside: Path | None = None
         try:
+            fd, self.moved_aside = _exclusive(path)
             # utf-8-sig writes the BOM Excel needs to read UTF-8 correctly.
-            self._file: IO[str] = open(  # noqa: SIM115
-                _exclusive(path), "w", encoding="utf-8-sig", newline=""
-            )
-            self._writer = csv.writer(self._file)
+            self._file: IO[str] = open(fd, "w", encoding="utf-8-sig", newline="")  # noqa: SIM115
+            self._writer = csv.writer(self._file, delimiter=delimiter)
             self._writer.writerow(header)
             self._file.flush()
         except OSError as exc:
@@ -181,11 +249,12 @@ class ErrorsWriter(_CsvOut):
 
     Opened at the start (so a bad path fails before anything is sent) and removed at the end
     if no row needed it. Fix the cells and import it again with the same mapping (the two
-    extra columns are ignored by the mapping).
+    extra columns are ignored by the mapping). It uses the input's delimiter, so Excel set to
+    a ``;`` list separator opens a ``;`` file's errors in columns, and keeps the cells as read.
     """
 
-    def __init__(self, path: Path, input_header: Sequence[str]) -> None:
-        super().__init__(path, [*input_header, "error", "source_row"])
+    def __init__(self, path: Path, input_header: Sequence[str], delimiter: str = ",") -> None:
+        super().__init__(path, [*input_header, "error", "source_row"], delimiter)
         self.count = 0
 
     def write(self, row: int, cells: Sequence[Any], error: str) -> None:
@@ -199,8 +268,111 @@ class ErrorsWriter(_CsvOut):
             self.path.unlink(missing_ok=True)
 
 
-def _quote(path: Path | None) -> str:
-    return shlex.quote(str(path))
+def shell_quote(text: str, windows: bool = sys.platform == "win32") -> str:
+    """``text`` as one argument for the user's shell: POSIX quoting, or Windows double quotes.
+
+    Windows' cmd.exe and PowerShell both read "" inside double quotes as one quote.
+    """
+    if not windows:
+        return shlex.quote(text)
+    if text and not re.search(r'[\s"&|<>^%!`$;,()\'{}@#]', text):
+        return text
+    return '"' + text.replace('"', '""') + '"'
+
+
+# --- the reasons rows were not created -------------------------------------------------------
+
+#: The summary lists this many reasons, then points to the errors file.
+TOP_REASONS = 5
+#: Distinct reasons kept; rows with further reasons are only counted (bounded memory however
+#: varied the messages are).
+MAX_REASONS = 1000
+#: Runs of consecutive row numbers kept per reason ("rows 2-46, 50, 61-62, ...").
+ROW_RUNS = 3
+#: A message's values (quoted texts, numbers): what differs between rows with the same reason.
+_VALUES = re.compile(r"'[^']*'|\"[^\"]*\"|\d+")
+
+
+@dataclass
+class Reason:
+    """One kind of problem: how many rows had it, the first message, the first rows."""
+
+    status: str
+    example: str
+    error: bool
+    count: int = 0
+    runs: list[list[int]] = field(default_factory=list)
+    more_rows: bool = False
+
+    def add(self, row: int) -> None:
+        self.count += 1
+        if self.runs and row == self.runs[-1][1] + 1:
+            self.runs[-1][1] = row
+        elif len(self.runs) < ROW_RUNS:
+            self.runs.append([row, row])
+        else:
+            self.more_rows = True
+
+    def rows_text(self) -> str:
+        parts = [str(a) if a == b else f"{a}-{b}" for a, b in self.runs]
+        plural = "s" if self.count > 1 else ""
+        return f"row{plural} " + ", ".join(parts) + (", ..." if self.more_rows else "")
+
+
+@dataclass
+class Reasons:
+    """Rows not created, grouped by status, column and kind of problem.
+
+    The kind is a RowError's ``code`` when there is one; otherwise the message with its values
+    (quoted texts, numbers) taken out, so "no contact 'a@x.com'" and "no contact 'b@x.com'"
+    group together.
+    """
+
+    groups: dict[tuple[str, str, str], Reason] = field(default_factory=dict)
+    uncounted: int = 0  # rows whose reason came after MAX_REASONS others
+
+    def add(
+        self,
+        status: str,
+        row: int,
+        message: str,
+        *,
+        column: str | None = None,
+        code: str | None = None,
+        error: bool = True,
+    ) -> None:
+        key = (status, column or "", code or _VALUES.sub("_", message))
+        reason = self.groups.get(key)
+        if reason is None:
+            if len(self.groups) >= MAX_REASONS:
+                self.uncounted += 1
+                return
+            reason = self.groups[key] = Reason(status, _one_line(message), error)
+        reason.add(row)
+
+    def top(self, limit: int = TOP_REASONS) -> list[Reason]:
+        """Errors first (they need fixing), then the most rows."""
+        ranked = sorted(self.groups.values(), key=lambda r: (not r.error, -r.count))
+        return ranked[:limit]
+
+    def render(self) -> list[str]:
+        shown = self.top()
+        if not shown:
+            return []
+        width = len(str(max(reason.count for reason in shown)))
+        status_width = max(len(reason.status) for reason in shown)
+        lines = ["Why rows were not created:"]
+        lines.extend(
+            f"  {r.count:>{width}} {r.status:<{status_width}}  {r.example}  ({r.rows_text()})"
+            for r in shown
+        )
+        rest = sum(r.count for r in self.groups.values()) - sum(r.count for r in shown)
+        rest += self.uncounted
+        if rest:
+            lines.append(f"  and {rest} more rows for other reasons: see the errors file")
+        elif any(r.error for r in shown):
+            lines.append("  Every row with its reason: see the errors file")
+        return lines
 
 
 def _preview(payload: dict[str, Any]) -> str:
@@ -212,6 +384,8 @@ def _preview(payload: dict[str, Any]) -> str:
 
 
 def _shown_lookup(value: Any) -> str:
+    if value.create_missing:
+        return f"<a new contact for {value.key!r}, created by the real run>"
     return f"<the {value.kind} id for {value.key!r}>"
 
 
@@ -250,6 +424,12 @@ class Summary:
     #: outage, ledger): a watcher files the first away and retries the second.
     stop_cause: str = ""
     lookups: Any = None  # lookup.LookupStats when the mapping looks things up
+    reasons: Reasons = field(default_factory=Reasons)
+    #: (earlier file, where it was moved) for results and errors files that were in the way.
+    moved_aside: list[tuple[Path, Path]] = field(default_factory=list)
+    #: Options the printed re-import command repeats (``--sandbox``, ``--ledger PATH``, ...):
+    #: the caller knows which shaped the run. ``--dry-run`` and ``--header-row`` are added here.
+    reimport_options: list[str] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -304,7 +484,10 @@ class Summary:
                 )
         for number, payload in self.preview:
             lines.append(f"  row {number} would send: {_preview(payload)}")
+        lines.extend(self.reasons.render())
         lines.append(f"Results: {self.results_path}")
+        for old, aside in self.moved_aside:
+            lines.append(f"  The earlier {old.name} was kept: moved to {aside.name}")
         if self.errors_path is not None:
             lines.append(f"Rows not created: {self.errors_path}")
             lines.append(f"  Fix them there, then import them again: {self._reimport_command()}")
@@ -316,10 +499,11 @@ class Summary:
         return "\n".join(lines)
 
     def _reimport_command(self) -> str:
-        command = (
-            f"eloqua-import run {_quote(self.errors_path)} --mapping {_quote(self.mapping_path)}"
-        )
+        words = ["eloqua-import", "run", str(self.errors_path), "--mapping", str(self.mapping_path)]
         # The errors file is a plain CSV with its header on row 1, whatever the input had.
         if self.header_row != 1:
-            command += " --header-row 1"
-        return command
+            words += ["--header-row", "1"]
+        if self.dry_run:
+            words.append("--dry-run")  # a dry run's leftovers are checked again, not sent
+        words += self.reimport_options
+        return " ".join(shell_quote(word) for word in words)

@@ -113,8 +113,21 @@ def test_value_matching_no_format_lists_the_formats_tried() -> None:
         to_epoch_seconds("2021-03-04", formats=["%m/%d/%Y", "%d.%m.%Y"])
     assert str(caught.value) == (
         '\'2021-03-04\' does not match the format "%m/%d/%Y" or "%d.%m.%Y"; '
-        "fix the value or the format"
+        'it matches "%Y-%m-%d": fix the format (or the value)'
     )
+
+
+def test_value_matching_no_format_names_a_format_it_does_match() -> None:
+    with pytest.raises(DateError) as caught:
+        to_epoch_seconds("14/03/2026 09:07", formats=["%m/%d/%Y %H:%M"])
+    assert 'it matches "%d/%m/%Y %H:%M"' in str(caught.value)
+    with pytest.raises(DateError) as caught:
+        to_epoch_seconds("03/04/2026 09:07", formats=["%Y-%m-%d %H:%M"])
+    # Both orders fit: both are named, the user decides.
+    assert 'it matches "%m/%d/%Y %H:%M" or "%d/%m/%Y %H:%M"' in str(caught.value)
+    with pytest.raises(DateError) as caught:
+        to_epoch_seconds("soon", formats=["%Y-%m-%d"])
+    assert "it matches" not in str(caught.value)
 
 
 # --- date and time cells -----------------------------------------------------------------------

@@ -114,7 +114,7 @@ def test_windows_cp1252_semicolon_export_with_day_first_dates(tmp_path, sandbox,
     )
     assert rows[7]["error"] == (
         "Date du scan: '2026-04-03 10:00' does not match the format \"%d/%m/%Y %H:%M\" or"
-        ' "%d/%m/%Y"; fix the value or the format'
+        ' "%d/%m/%Y"; it matches "%Y-%m-%d %H:%M": fix the format (or the value)'
     )
     assert rows[3]["Prénom"] == "José" and rows[6]["Stand"] == "€ stand"
     base = {"assetName": "Salon Paris", "assetType": "Tradeshow", "campaignId": 37}

@@ -12,6 +12,9 @@ SITE_NAME = "Sandbox"
 USER_ID = 7
 USER_DISPLAY_NAME = "API User"
 
+#: Contacts shown by ``describe()`` as examples (a plain one, accents, a ``+`` tag).
+EXAMPLE_CONTACTS = 4
+
 FIRST_ACTIVITY_ID = 100001
 FIRST_NEW_CONTACT_ID = 2121
 
@@ -151,3 +154,22 @@ CONTACTS: tuple[tuple[int, str, str, str], ...] = (
     (2119, "Zoltán", "Horváth", "zoltan.horvath@example.co.uk"),
     (2120, "Ágnes", "Tóth", "agnes.toth@example.de"),
 )
+
+
+def describe(*, asset_types: bool = True) -> str:
+    """What a fresh sandbox holds, for ``check --sandbox`` and ``sandbox --help``: enough to
+    write a mapping that works without reading this file."""
+    ids = [contact[0] for contact in CONTACTS]
+    examples = [*CONTACTS[: EXAMPLE_CONTACTS - 1], CONTACTS[7]]
+    lines = [
+        "The sandbox holds (a fresh copy every time it starts):",
+        f"  Contacts: {len(CONTACTS)}, ids {min(ids)} to {max(ids)}, each with an email address;"
+        " for example",
+        *(f"    {cid}  {email}  ({first} {last})" for cid, first, last, email in examples),
+        "  Campaigns: " + ", ".join(f"{cid} {name!r}" for cid, name in CAMPAIGNS.items()),
+    ]
+    if asset_types:
+        lines.append("  External asset types and their activity types:")
+        lines.extend(f"    {asset}: {', '.join(kinds)}" for asset, kinds in ASSET_TYPES.items())
+    lines.append("  Every contact is listed in importer/sandbox/seed.py.")
+    return "\n".join(lines)
