@@ -265,9 +265,13 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
     """Run the command line; return the exit code (see errors.ExitStatus)."""
     stdout = stdout or sys.stdout
     try:
-        args = build_parser().parse_args(argv)  # --help writes to stdout too
-    except BrokenPipeError:
-        return _closed_pipe(stdout)
+        args = build_parser().parse_args(argv)
+    except SystemExit:  # --help, or a usage error
+        try:
+            sys.stdout.flush()  # argparse prints --help there and ignores a closed pipe
+        except BrokenPipeError:
+            return _closed_pipe(sys.stdout)
+        raise
     try:
         status = _command(args, stdout)
         stdout.flush()  # a reader that went away shows here, not as a warning at exit

@@ -8,13 +8,14 @@ rows with the same email wait for the same answer. Searches use the sender's ret
 from __future__ import annotations
 
 import asyncio
+import difflib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
-from importer.eloqua import ApiResponse, EloquaClient, describe_error
+from importer.eloqua import CAMPAIGNS_PATH, ApiResponse, EloquaClient, describe_error
 from importer.mapping import Lookup
 from importer.sender import RetryPolicy, Unauthorized
 
@@ -57,6 +58,8 @@ class Resolver:
         self.stats = LookupStats()
         self._answers: dict[tuple[str, str], asyncio.Future[int]] = {}
         self._limit = asyncio.Semaphore(concurrency)
+        self._campaign_names: list[str] | None = None  # read once, on the first miss
+        self._campaigns_read = asyncio.Lock()
 
     async def resolve(self, payload: dict[str, Any]) -> dict[str, Any]:
         """A copy of ``payload`` with ids in place of lookups. Raises LookupFailed."""
@@ -87,7 +90,15 @@ class Resolver:
         if lookup.kind == "campaign":
             self.stats.campaign_searches += 1
             found = await self._get(lambda: self.client.search_campaigns(lookup.key), lookup)
-            return _one(lookup, _matching(found, "name", lookup.key), "campaign named")
+            matches = _matching(found, "name", lookup.key)
+            if not matches:
+                raise LookupFailed(
+                    "rejected",
+                    f"no Eloqua campaign named {lookup.key!r}"
+                    f"{await self._nearest_campaigns(lookup.key)}; check the name in Eloqua"
+                    " (Campaigns)",
+                )
+            return _one(lookup, matches, "campaign named")
         self.stats.contact_searches += 1
         found = await self._get(lambda: self.client.search_contacts(lookup.key), lookup)
         matches = _matching(found, "emailAddress", lookup.key)
@@ -97,6 +108,35 @@ class Resolver:
                 return DRY_RUN_NEW_CONTACT
             return await self._create_contact(lookup)
         return _one(lookup, matches, "contact with email")
+
+    async def _nearest_campaigns(self, name: str) -> str:
+        """" (did you mean 'A' or 'B'?)" from Eloqua's campaign names, or "" if none is close.
+
+        The names are read once per run, on the first miss; if Eloqua will not list them the
+        message simply goes without.
+        """
+        async with self._campaigns_read:
+            if self._campaign_names is None:
+                self._campaign_names = await self._read_campaign_names()
+        folded = {n.casefold(): n for n in self._campaign_names}
+        close = difflib.get_close_matches(name.casefold(), list(folded), n=3, cutoff=0.6)
+        if not close:
+            return ""
+        return f" (did you mean {' or '.join(repr(folded[c]) for c in close)}?)"
+
+    async def _read_campaign_names(self) -> list[str]:
+        async def attempt() -> ApiResponse:
+            return await self.client.list_all(CAMPAIGNS_PATH)
+
+        try:
+            async with self._limit:
+                answer = await self.policy.retrying(idempotent=True)(attempt)
+        except (aiohttp.ClientError, TimeoutError):
+            return []
+        if answer.status != 200 or not isinstance(answer.body, dict):
+            return []
+        elements = answer.body.get("elements") or []
+        return [str(e["name"]) for e in elements if isinstance(e, dict) and e.get("name")]
 
     async def _create_contact(self, lookup: Lookup) -> int:
         fields = {"emailAddress": lookup.key, **dict(lookup.names)}

@@ -306,12 +306,27 @@ class Reason:
 
     def add(self, row: int) -> None:
         self.count += 1
-        if self.runs and row == self.runs[-1][1] + 1:
-            self.runs[-1][1] = row
-        elif len(self.runs) < ROW_RUNS:
+        # Rows sent to Eloqua finish in any order: a row may extend a run at either end.
+        for run in self.runs:
+            if run[0] - 1 <= row <= run[1] + 1:
+                run[0], run[1] = min(run[0], row), max(run[1], row)
+                self._merge()
+                return
+        if len(self.runs) < ROW_RUNS:
             self.runs.append([row, row])
+            self.runs.sort()
         else:
             self.more_rows = True
+
+    def _merge(self) -> None:
+        runs = sorted(self.runs)
+        merged = [runs[0]]
+        for run in runs[1:]:
+            if run[0] <= merged[-1][1] + 1:
+                merged[-1][1] = max(merged[-1][1], run[1])
+            else:
+                merged.append(run)
+        self.runs = merged
 
     def rows_text(self) -> str:
         parts = [str(a) if a == b else f"{a}-{b}" for a, b in self.runs]
@@ -369,7 +384,10 @@ class Reasons:
         rest = sum(r.count for r in self.groups.values()) - sum(r.count for r in shown)
         rest += self.uncounted
         if rest:
-            lines.append(f"  and {rest} more rows for other reasons: see the errors file")
+            lines.append(
+                f"  and {rest} more row{'s' if rest > 1 else ''} for other reasons: see the"
+                " errors file"
+            )
         elif any(r.error for r in shown):
             lines.append("  Every row with its reason: see the errors file")
         return lines
