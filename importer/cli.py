@@ -35,6 +35,11 @@ examples:
   export ELOQUA_COMPANY=Acme ELOQUA_USERNAME=api.user
   read -rs ELOQUA_PASSWORD && export ELOQUA_PASSWORD
   eloqua-import run attendees.xlsx --mapping mappings/webinar.yaml --results out.csv
+
+  # the same in Windows PowerShell
+  $env:ELOQUA_COMPANY = 'Acme'; $env:ELOQUA_USERNAME = 'api.user'
+  $env:ELOQUA_PASSWORD = Read-Host -MaskInput 'Eloqua password'
+  eloqua-import run attendees.xlsx --mapping mappings/webinar.yaml --results out.csv
 """
 
 SANDBOX_EXAMPLES = """\
