@@ -82,7 +82,8 @@ def _exclusive(path: Path) -> tuple[int, Path | None]:
     """
     moved: Path | None = None
     for _ in range(10):  # another run may move or create the file between two steps
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o666)
+        # O_BINARY (Windows): else the C library turns csv's \r\n line ends into \r\r\n.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
         _lock(fd, path)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
@@ -287,6 +288,8 @@ TOP_REASONS = 5
 #: Distinct reasons kept; rows with further reasons are only counted (bounded memory however
 #: varied the messages are).
 MAX_REASONS = 1000
+#: An example message longer than this is cut short in the summary.
+EXAMPLE_CHARS = 300
 #: Runs of consecutive row numbers kept per reason ("rows 2-46, 50, 61-62, ...").
 ROW_RUNS = 3
 #: A message's values (quoted texts, numbers): what differs between rows with the same reason.
@@ -362,7 +365,10 @@ class Reasons:
             if len(self.groups) >= MAX_REASONS:
                 self.uncounted += 1
                 return
-            reason = self.groups[key] = Reason(status, _one_line(message), error)
+            example = _one_line(message)
+            if len(example) > EXAMPLE_CHARS:  # Eloqua's answers can be long: the file has it all
+                example = example[: EXAMPLE_CHARS - 3] + "..."
+            reason = self.groups[key] = Reason(status, example, error)
         reason.add(row)
 
     def top(self, limit: int = TOP_REASONS) -> list[Reason]:
