@@ -223,6 +223,28 @@ def test_results_files_open_without_posix_locks(tmp_path, monkeypatch):
     assert writer.moved_aside is not None and writer.moved_aside.read_text() == "old"
 
 
+def test_run_and_check_need_no_posix_only_module(tmp_path):
+    """As on Windows: fcntl cannot be imported, and run and check still work."""
+    data = write(tmp_path, "scans.csv", "Contact ID,Scan Date,Action\n2001,03/14/2026 09:00,demo\n")
+    mapping = write(tmp_path, "map.yaml", SCANS_MAPPING)
+    script = (
+        "import sys; sys.modules['fcntl'] = None\n"  # `import fcntl` now raises ImportError
+        "from importer.cli import main\n"
+        f"assert main(['run', {str(data)!r}, '--mapping', {str(mapping)!r}, '--sandbox']) == 0\n"
+        "assert main(['check', '--sandbox']) == 0\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        capture_output=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr.decode()
+    assert read_results(tmp_path / "scans.results.csv")[2]["status"] == "created"
+
+
 # --- the errors file -------------------------------------------------------------------------
 
 
