@@ -80,7 +80,8 @@ def _add_run(commands: argparse._SubParsersAction) -> None:
     run.add_argument(
         "--results",
         type=Path,
-        help="results CSV (default: <input name>.results.csv in the current folder)",
+        help="results CSV (default: <input name>.results.csv in the current folder); an"
+        " earlier file there is kept, renamed with its time",
     )
     run.add_argument(
         "--errors",
