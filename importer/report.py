@@ -84,10 +84,13 @@ def _exclusive(path: Path) -> tuple[int, Path | None]:
     for _ in range(10):  # another run may move or create the file between two steps
         # O_BINARY (Windows): else the C library turns csv's \r\n line ends into \r\r\n.
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | getattr(os, "O_BINARY", 0), 0o666)
-        _lock(fd, path)
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            return fd, moved  # a pipe or a device (/dev/stdout): nothing to keep or empty
+            # A pipe or a device (/dev/stdout): nothing to keep, empty or lock (a lock on a
+            # device would be shared by every process on the machine).
+            return fd, moved
+        _lock(fd, path)
+        info = os.fstat(fd)  # as it is now that no other run writes it
         if not _same_file(path, info):
             os.close(fd)  # moved aside by another run meanwhile: open the new one
             continue
