@@ -390,12 +390,14 @@ class Reasons:
             f"  {r.count:>{width}} {r.status:<{status_width}}  {r.example}  ({r.rows_text()})"
             for r in shown
         )
-        rest = sum(r.count for r in self.groups.values()) - sum(r.count for r in shown)
-        rest += self.uncounted
+        hidden = [r for r in self.groups.values() if not any(r is s for s in shown)]
+        rest = sum(r.count for r in hidden) + self.uncounted
         if rest:
+            # Only errors go to the errors file; a duplicate or a skipped row is in the results.
+            where = "errors" if self.uncounted or any(r.error for r in hidden) else "results"
             lines.append(
                 f"  and {rest} more row{'s' if rest > 1 else ''} for other reasons: see the"
-                " errors file"
+                f" {where} file"
             )
         elif any(r.error for r in shown):
             lines.append("  Every row with its reason: see the errors file")

@@ -95,7 +95,7 @@ def test_summary_groups_the_reasons_rows_were_not_created_with_counts_and_rows(
     assert re.match(r"   2 rejected  .*9999[89].*\(rows 50-51\)$", reasons[3])
     assert re.match(r"   1 invalid   Contact ID: contactId must be .*\(row 54\)$", reasons[4])
     # Five at most; the rest (here the duplicate, not an error) is counted.
-    assert reasons[5] == "  and 1 more row for other reasons: see the errors file"
+    assert reasons[5] == "  and 1 more row for other reasons: see the results file"
     assert reasons[6].startswith("Results: ")
 
 
@@ -112,6 +112,18 @@ def test_reasons_keep_a_few_row_numbers_however_many_rows(tmp_path):
     for row in (51, 53, 50, 52, 60):
         unordered.add(row)
     assert unordered.rows_text() == "rows 50-53, 60"
+
+
+def test_summary_lists_five_reasons_then_points_to_the_errors_file():
+    reasons = report.Reasons()
+    for kind in range(7):
+        for row in range(10 * kind, 10 * kind + 7 - kind):
+            reasons.add("invalid", row, f"problem {kind}", column="C", code=f"k{kind}")
+    reasons.add("skipped", 99, "left out on purpose", error=False)
+    lines = reasons.render()
+    assert len(lines) == 1 + 5 + 1
+    assert [line.split()[0] for line in lines[1:6]] == ["7", "6", "5", "4", "3"]
+    assert lines[-1] == "  and 4 more rows for other reasons: see the errors file"
 
 
 # --- the re-import command -------------------------------------------------------------------
