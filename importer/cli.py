@@ -196,8 +196,8 @@ problem, 3 stopped (Eloqua unreachable, credentials refused, outage), 130 interr
     watch = commands.add_parser(
         "watch",
         help="import every file dropped into a folder",
-        description="Import each .csv/.xlsx/.xlsm file dropped into INBOX once it has stopped"
-        " changing, exactly once, then move it to done/ or failed/ with its results. Names"
+        description="Import each .csv/.xlsx/.xlsm/.xls/.ods file dropped into INBOX once it has"
+        " stopped changing, exactly once, then move it to done/ or failed/ with its results. Names"
         " starting with '.' or '~$' are ignored: upload as .name.csv, then rename.",
         epilog=examples,
         formatter_class=argparse.RawDescriptionHelpFormatter,

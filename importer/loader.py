@@ -1,8 +1,10 @@
-"""Loader stage: a CSV or XLSX file -> a header and a lazy stream of numbered rows.
+"""Loader stage: a CSV, XLSX, XLS or ODS file -> a header and a lazy stream of numbered rows.
 
 ``open_table`` reads only the header when it opens the file; rows are read as ``Table.rows`` is
-consumed, so a file of any size streams in constant memory. Row numbers are the ones Excel shows,
-so a user can find every reported row in the original file.
+consumed, so a CSV or XLSX file of any size streams in constant memory. XLS (Excel 97-2003) and
+ODS (OpenDocument) sheets are read whole by calamine, so they are refused above
+``MAX_WHOLE_SHEET_BYTES``. Row numbers are the ones Excel shows, so a user can find every
+reported row in the original file; every format gives the same cell types (see ``Cell``).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 from xml.etree.ElementTree import ParseError
 
 import openpyxl
+import python_calamine
 from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
 
@@ -63,6 +66,10 @@ Record = tuple[int, Sequence[Cell], str | None]
 ZIP_SIGNATURE = b"PK\x03\x04"
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003, and encrypted .xlsx
 EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xltx", ".xltm"}
+WHOLE_SHEET_SUFFIXES = {"xls": {".xls", ".xlt"}, "ods": {".ods", ".ots"}}
+ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
+# calamine holds a whole .xls/.ods workbook in memory (several times its data size): bound it.
+MAX_WHOLE_SHEET_BYTES = 100 * 1024 * 1024
 DELIMITERS = (",", ";", "\t", "|")  # in order of preference when counts tie
 SNIFF_BYTES = 64 * 1024
 # Python's csv refuses cells over 128 KiB; real exports carry long notes and HTML bodies. A
@@ -97,16 +104,16 @@ class Row:
 @dataclass
 class Table:
     path: pathlib.Path
-    kind: str  # "csv" or "xlsx"
+    kind: str  # "csv", "xlsx", "xls" or "ods"
     header: list[str]
-    sheet: str | None  # sheet title for xlsx
+    sheet: str | None  # sheet title for a workbook
     encoding: str | None  # for csv
     delimiter: str | None  # for csv
     rows: Iterator[Row]  # lazy; blank rows are skipped and counted in blank_rows
     blank_rows: int = 0  # final once rows is exhausted
     header_notes: list[str] = field(default_factory=list)  # columns renamed, for the user
     header_row: int = 1
-    #: The sheet's declared last row (xlsx), read with the sheet: no cost to keep.
+    #: The sheet's declared last row (workbooks), read with the sheet: no cost to keep.
     last_row_hint: int | None = None
 
     @functools.cached_property
@@ -116,9 +123,9 @@ class Table:
         Computed on first use (call it while the table is open). CSV: the line breaks in the
         raw bytes, counted in chunks without decoding (about 1 s per GB); cells spanning lines
         and blank lines make it a slight overestimate. XLSX: the sheet's declared dimension,
-        which some writers leave out (then None).
+        which some writers leave out (then None). XLS/ODS: the sheet's last row.
         """
-        if self.kind == "xlsx":
+        if self.kind != "csv":
             if self.last_row_hint is None:
                 return None
             return max(self.last_row_hint - self.header_row, 0)
@@ -134,7 +141,7 @@ def open_table(
     encoding: str | None = None,
     delimiter: str | None = None,
 ) -> Iterator[Table]:
-    """Open a CSV or XLSX file as a Table; the file is closed when the block exits.
+    """Open a CSV, XLSX, XLS or ODS file as a Table; the file is closed when the block exits.
 
     Raises InputError, naming the file and the fix, when the file cannot be read as a table.
     """
@@ -142,9 +149,12 @@ def open_table(
     if header_row < 1:
         raise InputError(f"{shown}: header_row must be 1 or more (got {header_row})")
     file = pathlib.Path(path)
-    if _detect_kind(file, shown) == "xlsx":
+    kind = _detect_kind(file, shown)
+    if kind == "xlsx":
         with _open_xlsx(file, shown, sheet, header_row) as table:
             yield table
+    elif kind in WHOLE_SHEET_SUFFIXES:
+        yield _whole_sheet_table(file, shown, kind, sheet, header_row)
     else:
         with _open_csv(file, shown, header_row, encoding, delimiter) as table:
             yield table
@@ -159,9 +169,9 @@ def _detect_kind(file: pathlib.Path, shown: str) -> str:
     if not head:
         raise InputError(f"{shown} is empty: no header row found at row 1; export the data again")
     if head.startswith(ZIP_SIGNATURE):
-        return "xlsx"
+        return _zip_kind(head, shown)
     if head.startswith(OLE_SIGNATURE):
-        raise _ole_error(file, shown, head)
+        return _ole_kind(file, shown, head)
     if _looks_like_markup(head):
         raise InputError(
             f"{shown} is a web page or XML file, not a spreadsheet (some tools export HTML "
@@ -177,18 +187,58 @@ def _detect_kind(file: pathlib.Path, shown: str) -> str:
     return "csv"
 
 
-def _ole_error(file: pathlib.Path, shown: str, head: bytes) -> InputError:
+def _zip_kind(head: bytes, shown: str) -> str:
+    """OpenDocument stores its mimetype first and uncompressed, so the head names it."""
+    if head[30:38] != b"mimetype":
+        return "xlsx"
+    size = int.from_bytes(head[26:28], "little")  # the local header's name length
+    mimetype = head[30 + size + int.from_bytes(head[28:30], "little") :][:80]
+    if mimetype.startswith(ODS_MIMETYPE):
+        return "ods"
+    raise InputError(
+        f"{shown} is an OpenDocument file but not a spreadsheet; open it in LibreOffice Calc "
+        "or Excel and save it as .ods, .xlsx or CSV"
+    )
+
+
+def _ole_kind(file: pathlib.Path, shown: str, head: bytes) -> str:
     """An OLE container is an Excel 97-2003 workbook or an encrypted (password) workbook."""
     streams = _ole_first_directory(file, head)
     encrypted = b"E\0n\0c\0r\0y\0p\0t\0" in streams
     if encrypted or (not streams and file.suffix.lower() in EXCEL_SUFFIXES):
-        return InputError(
-            f"{shown} looks password-protected; open it in Excel, remove the password "
-            "(File > Info > Protect Workbook > Encrypt with Password) and save it again"
-        )
+        raise _password_protected(shown)
+    if _xls_has_filepass(file, head, streams):
+        raise _password_protected(shown)
+    return "xls"
+
+
+def _password_protected(shown: str) -> InputError:
     return InputError(
-        f"{shown} is an old Excel 97-2003 .xls workbook; open it in Excel and Save As .xlsx or CSV"
+        f"{shown} looks password-protected; open it in Excel, remove the password "
+        "(File > Info > Protect Workbook > Encrypt with Password) and save it again"
     )
+
+
+def _xls_has_filepass(file: pathlib.Path, head: bytes, directory: bytes) -> bool:
+    """Does the Workbook stream open with BOF then FILEPASS, as a password-protected .xls does?
+
+    calamine says so only when it may trust the file's name; this reads the first record pair
+    itself (a stream of 4096 bytes or more starts at its first sector, no FAT needed).
+    """
+    shift = int.from_bytes(head[0x1E:0x20], "little")
+    for at in range(0, len(directory) - 127, 128):
+        name = directory[at : at + 64].decode("utf-16-le", "replace").split("\0")[0]
+        if name not in ("Workbook", "Book"):
+            continue
+        sector = int.from_bytes(directory[at + 0x74 : at + 0x78], "little")
+        if int.from_bytes(directory[at + 0x78 : at + 0x7C], "little") < 4096:
+            return False
+        with file.open("rb") as f:
+            f.seek((sector + 1) << shift)
+            start = f.read(64)
+        bof_end = 4 + int.from_bytes(start[2:4], "little")
+        return start[:2] == b"\x09\x08" and start[bof_end : bof_end + 2] == b"\x2f\x00"
+    return False
 
 
 def _ole_first_directory(file: pathlib.Path, head: bytes) -> bytes:
@@ -323,7 +373,7 @@ def _cells(count: int) -> str:
 
 def _data_rows(table: Table, records: Iterator[Record]) -> Iterator[Row]:
     width = len(table.header)
-    pad = table.kind == "xlsx"
+    pad = table.kind != "csv"
     for number, cells, broken in records:
         if broken is None and all(_is_blank(cell) for cell in cells):
             table.blank_rows += 1
@@ -659,23 +709,28 @@ def _xlsx_table(
 
 def _pick_sheet(workbook: Workbook, sheet: str | int | None, shown: str) -> ReadOnlyWorksheet:
     sheets = workbook.worksheets
-    if not sheets:
+    return sheets[_sheet_index([ws.title for ws in sheets], sheet, shown)]
+
+
+def _sheet_index(titles: list[str], sheet: str | int | None, shown: str) -> int:
+    """The chosen sheet's position in ``titles``: the first, a name, or a 1-based number."""
+    if not titles:
         raise InputError(f"{shown} has no worksheets; re-export it with the data on a sheet")
     if sheet is None:
-        return sheets[0]
+        return 0
     # A name first (sheets are often called "2024"), then a 1-based position.
     wanted = str(sheet).strip().casefold()
-    named = [ws for ws in sheets if ws.title == str(sheet)] or [
-        ws for ws in sheets if ws.title.strip().casefold() == wanted
+    named = [i for i, title in enumerate(titles) if title == str(sheet)] or [
+        i for i, title in enumerate(titles) if title.strip().casefold() == wanted
     ]
     if len(named) == 1:
         return named[0]
-    if wanted.isdecimal() and 1 <= int(wanted) <= len(sheets):
-        return sheets[int(wanted) - 1]
-    names = ", ".join(repr(ws.title) for ws in sheets)
+    if wanted.isdecimal() and 1 <= int(wanted) <= len(titles):
+        return int(wanted) - 1
+    names = ", ".join(repr(title) for title in titles)
     raise InputError(
         f"{shown} has no sheet {sheet!r}; its sheets are {names} "
-        f"(give a name, or a number from 1 to {len(sheets)})"
+        f"(give a name, or a number from 1 to {len(titles)})"
     )
 
 
@@ -739,3 +794,115 @@ def _xlsx_cell(value: object) -> Cell:
     if isinstance(value, str | int | datetime.date | datetime.time):  # bool, UNCALCULATED too
         return value
     return str(value)  # e.g. timedelta for duration formats: keep what the user sees
+
+
+# --- XLS and ODS (whole sheets, through calamine) ---------------------------------------------
+
+_FORMAT_NAMES = {"xls": "Excel 97-2003 (.xls)", "ods": "OpenDocument (.ods)"}
+
+
+def _whole_sheet_table(
+    file: pathlib.Path, shown: str, kind: str, sheet: str | int | None, header_row: int
+) -> Table:
+    """An .xls or .ods sheet, read whole by calamine: rows are then served from memory.
+
+    Cells come out as the XLSX reader gives them. These formats always store a formula's
+    value, so no cell is UNCALCULATED.
+    """
+    _check_whole_sheet_size(file, shown, kind)
+    workbook = _open_calamine(file, shown, kind)
+    titles = [
+        meta.name
+        for meta in workbook.sheets_metadata
+        if meta.typ == python_calamine.SheetTypeEnum.WorkSheet
+    ]
+    title = titles[_sheet_index(titles, sheet, shown)]
+    try:
+        data = workbook.get_sheet_by_name(title)
+        # skip_empty_area=False keeps leading empty rows and columns, so positions match Excel.
+        grid = data.to_python(skip_empty_area=False)
+    except python_calamine.CalamineError:
+        raise _unreadable(shown, kind) from None
+    finally:
+        workbook.close()
+    where = f"{shown} (sheet {title!r})"
+    records = _grid_records(grid)
+    header, notes = _name_columns(_read_header(records, header_row, where), header_row, where)
+    if file.suffix.lower() not in WHOLE_SHEET_SUFFIXES[kind]:
+        named = file.suffix or "without an extension"
+        what = _FORMAT_NAMES[kind]
+        notes.insert(0, f"the file is named {named} but is an {what} workbook; read as .{kind}")
+    table = Table(
+        file,
+        kind,
+        header,
+        title,
+        None,
+        None,
+        iter(()),
+        header_notes=notes,
+        header_row=header_row,
+        last_row_hint=len(grid),
+    )
+    table.rows = _data_rows(table, records)
+    return table
+
+
+def _check_whole_sheet_size(file: pathlib.Path, shown: str, kind: str) -> None:
+    """Refuse a workbook too big to hold in memory, before calamine reads any of it."""
+    try:
+        size = file.stat().st_size
+        if kind == "ods":
+            # Compressed XML: the expanded sheet data is what memory must hold.
+            with zipfile.ZipFile(file) as archive:
+                size = archive.getinfo("content.xml").file_size
+    except (OSError, KeyError, zipfile.BadZipFile):
+        raise _unreadable(shown, kind) from None
+    if size > MAX_WHOLE_SHEET_BYTES:
+        limit = MAX_WHOLE_SHEET_BYTES // (1024 * 1024)
+        raise InputError(
+            f"{shown} holds {size / (1024 * 1024):,.0f} MB of {_FORMAT_NAMES[kind]} sheet data; "
+            f"these workbooks are read whole into memory, so the importer takes them up to "
+            f"{limit} MB: open it and Save As .xlsx or CSV (read as a stream, any size)"
+        )
+
+
+def _open_calamine(file: pathlib.Path, shown: str, kind: str) -> python_calamine.CalamineWorkbook:
+    try:
+        # By content (a file object), not by name: the file may be misnamed.
+        with file.open("rb") as stream:
+            return python_calamine.CalamineWorkbook.from_filelike(stream)
+    except python_calamine.PasswordError:
+        raise _password_protected(shown) from None
+    except (python_calamine.CalamineError, OSError, ValueError):
+        raise _unreadable(shown, kind) from None
+
+
+def _unreadable(shown: str, kind: str) -> InputError:
+    return InputError(
+        f"{shown} is not a valid {_FORMAT_NAMES[kind]} workbook (it may be truncated, corrupt "
+        "or password-protected); open it, remove any password, and save it again or re-export it"
+    )
+
+
+def _grid_records(grid: list[list[Any]]) -> Iterator[Record]:
+    for number, values in enumerate(grid, start=1):
+        cells = [_whole_sheet_cell(value) for value in values]
+        yield number, cells, _oversized_cell(cells)
+
+
+def _whole_sheet_cell(value: object) -> Cell:
+    # openpyxl reads a date-formatted cell as a datetime even at midnight: so must these.
+    if type(value) is datetime.date:
+        return datetime.datetime.combine(value, datetime.time())
+    return _xlsx_cell(value)
+
+
+def _oversized_cell(cells: list[Cell]) -> str | None:
+    for column, cell in enumerate(cells, start=1):
+        if isinstance(cell, str) and len(cell) > MAX_CELL_CHARS:
+            return (
+                f"column {column} holds {len(cell):,} characters, more than the "
+                f"{MAX_CELL_CHARS:,} a cell may have; shorten that cell and import this row again"
+            )
+    return None

@@ -2,8 +2,9 @@
 
 Layout (created on start)::
 
-    INBOX/              drop *.csv, *.xlsx, *.xlsm here (names starting with "." or "~$" are
-                        ignored, so "upload as .name.csv, then rename" is a safe way to drop)
+    INBOX/              drop *.csv, *.xlsx, *.xlsm, *.xls, *.ods here (names starting with "."
+                        or "~$" are ignored, so "upload as .name.csv, then rename" is a safe
+                        way to drop)
     INBOX/processing/   files being imported; each has <name>.lock, flock'ed while it is worked on
     INBOX/done/         every row created, already_created or duplicate; results beside the file
     INBOX/failed/       anything else; results, errors file or <name>.error.txt beside the file
@@ -54,7 +55,7 @@ from importer.mapping import load_mapping
 from importer.pipeline import RunOptions, run_import
 from importer.report import STATUSES, Summary
 
-SUFFIXES = frozenset({".csv", ".xlsx", ".xlsm"})
+SUFFIXES = frozenset({".csv", ".xlsx", ".xlsm", ".xls", ".ods"})
 RESULTS = ".results.csv"
 ERRORS = ".errors.csv"
 NOTE = ".error.txt"
