@@ -27,7 +27,9 @@ REFUSED = [
     ("garbage.csv", MAPPING, "garbage.csv is not a CSV or Excel file: it holds binary data"),
     ("truncated.xlsx", MAPPING, "truncated.xlsx is not a valid Excel workbook"),
     ("password_protected.xlsx", MAPPING, "password_protected.xlsx looks password-protected"),
-    ("old_excel.xls", MAPPING, "old_excel.xls is an old Excel 97-2003 .xls workbook"),
+    ("old_excel.xls", MAPPING, "old_excel.xls is not a valid Excel 97-2003 (.xls) workbook"),
+    ("truncated.xls", MAPPING, "truncated.xls is not a valid Excel 97-2003 (.xls) workbook"),
+    ("password_protected.xls", MAPPING, "password_protected.xls looks password-protected"),
     ("web_page.xls", MAPPING, "web_page.xls is a web page or XML file, not a spreadsheet"),
     (
         GOOD_CSV,
