@@ -191,8 +191,9 @@ def _zip_kind(head: bytes, shown: str) -> str:
     """OpenDocument stores its mimetype first and uncompressed, so the head names it."""
     if head[30:38] != b"mimetype":
         return "xlsx"
-    size = int.from_bytes(head[26:28], "little")  # the local header's name length
-    mimetype = head[30 + size + int.from_bytes(head[28:30], "little") :][:80]
+    name_length = int.from_bytes(head[26:28], "little")  # from the first local file header
+    extra_length = int.from_bytes(head[28:30], "little")
+    mimetype = head[30 + name_length + extra_length :][:80]
     if mimetype.startswith(ODS_MIMETYPE):
         return "ods"
     raise InputError(
@@ -826,6 +827,7 @@ def _whole_sheet_table(
     finally:
         workbook.close()
     where = f"{shown} (sheet {title!r})"
+    _check_cell_sizes(grid, where)
     records = _grid_records(grid)
     header, notes = _name_columns(_read_header(records, header_row, where), header_row, where)
     if file.suffix.lower() not in WHOLE_SHEET_SUFFIXES[kind]:
@@ -885,10 +887,21 @@ def _unreadable(shown: str, kind: str) -> InputError:
     )
 
 
+def _check_cell_sizes(grid: list[list[Any]], where: str) -> None:
+    """The CSV reader's cell cap, checked before any row is used: the sheet is in memory."""
+    for number, values in enumerate(grid, start=1):
+        for column, value in enumerate(values, start=1):
+            if isinstance(value, str) and len(value) > MAX_CELL_CHARS:
+                raise InputError(
+                    f"{where}: row {number}, column {column} holds {len(value):,} characters, "
+                    f"more than the {MAX_CELL_CHARS:,} a cell may have; shorten that cell and "
+                    "save the file again"
+                )
+
+
 def _grid_records(grid: list[list[Any]]) -> Iterator[Record]:
     for number, values in enumerate(grid, start=1):
-        cells = [_whole_sheet_cell(value) for value in values]
-        yield number, cells, _oversized_cell(cells)
+        yield number, [_whole_sheet_cell(value) for value in values], None
 
 
 def _whole_sheet_cell(value: object) -> Cell:
@@ -896,13 +909,3 @@ def _whole_sheet_cell(value: object) -> Cell:
     if type(value) is datetime.date:
         return datetime.datetime.combine(value, datetime.time())
     return _xlsx_cell(value)
-
-
-def _oversized_cell(cells: list[Cell]) -> str | None:
-    for column, cell in enumerate(cells, start=1):
-        if isinstance(cell, str) and len(cell) > MAX_CELL_CHARS:
-            return (
-                f"column {column} holds {len(cell):,} characters, more than the "
-                f"{MAX_CELL_CHARS:,} a cell may have; shorten that cell and import this row again"
-            )
-    return None

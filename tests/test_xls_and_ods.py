@@ -19,7 +19,7 @@ from test_loader import make_workbook, read_all
 from importer import loader
 from importer.cli import main
 from importer.errors import InputError
-from importer.loader import Row
+from importer.loader import Row, open_table
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -132,7 +132,9 @@ def test_rows_and_columns_before_the_data_keep_excel_numbering(tmp_path: Path) -
     assert rows == [Row(4, ["", "a@x.com", "A"])]
 
 
-def test_a_cell_over_the_cap_makes_its_row_invalid(tmp_path: Path, monkeypatch) -> None:
+def test_a_cell_over_the_cap_refuses_the_file_before_any_row(
+    tmp_path: Path, monkeypatch
+) -> None:
     monkeypatch.setattr(loader, "MAX_CELL_CHARS", 10)
     path = ods_file(
         tmp_path / "notes.ods",
@@ -140,9 +142,12 @@ def test_a_cell_over_the_cap_makes_its_row_invalid(tmp_path: Path, monkeypatch) 
         f"<table:table-row>{text_cell('a@x.com')}{text_cell('x' * 11)}</table:table-row>"
         f"<table:table-row>{text_cell('b@x.com')}{text_cell('short')}</table:table-row>",
     )
-    _, rows = read_all(path)
-    assert rows[0].error is not None and rows[0].error.startswith("column 2 holds 11 characters")
-    assert rows[1] == Row(3, ["b@x.com", "short"])
+    with pytest.raises(InputError) as caught, open_table(path):
+        pass
+    assert str(caught.value) == (
+        f"{path} (sheet 'Scans'): row 2, column 2 holds 11 characters, more than the 10 a cell "
+        "may have; shorten that cell and save the file again"
+    )
 
 
 @pytest.mark.parametrize("kind", TWINS)
