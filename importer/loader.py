@@ -23,7 +23,7 @@ import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TextIO
-from xml.etree.ElementTree import ParseError
+from xml.etree.ElementTree import ParseError, iterparse
 
 import openpyxl
 import python_calamine
@@ -807,8 +807,9 @@ def _whole_sheet_table(
 ) -> Table:
     """An .xls or .ods sheet, read whole by calamine: rows are then served from memory.
 
-    Cells come out as the XLSX reader gives them. These formats always store a formula's
-    value, so no cell is UNCALCULATED.
+    Cells come out as the XLSX reader gives them. An .ods formula saved without its value
+    (written by a script, never calculated) is UNCALCULATED, as in XLSX; .xls always stores
+    a formula's value.
     """
     _check_whole_sheet_size(file, shown, kind)
     workbook = _open_calamine(file, shown, kind)
@@ -827,6 +828,8 @@ def _whole_sheet_table(
     finally:
         workbook.close()
     where = f"{shown} (sheet {title!r})"
+    if kind == "ods":
+        _mark_uncalculated(grid, file, title, shown)
     _check_cell_sizes(grid, where)
     records = _grid_records(grid)
     header, notes = _name_columns(_read_header(records, header_row, where), header_row, where)
@@ -885,6 +888,70 @@ def _unreadable(shown: str, kind: str) -> InputError:
         f"{shown} is not a valid {_FORMAT_NAMES[kind]} workbook (it may be truncated, corrupt "
         "or password-protected); open it, remove any password, and save it again or re-export it"
     )
+
+
+_ODS_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
+_ODS_VALUE_TYPE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}value-type"
+_ODS_CELLS = (f"{_ODS_TABLE}table-cell", f"{_ODS_TABLE}covered-table-cell")
+
+
+def _mark_uncalculated(grid: list[list[Any]], file: pathlib.Path, title: str, shown: str) -> None:
+    """Put UNCALCULATED where the sheet has a formula saved without a value (calamine: "")."""
+    try:
+        with zipfile.ZipFile(file) as archive:
+            if not _mentions_formulas(archive):
+                return
+            with archive.open("content.xml") as content:
+                blocks = _ods_uncalculated_blocks(content, title)
+    except (OSError, KeyError, ValueError, zipfile.BadZipFile, zlib.error, ParseError):
+        raise _unreadable(shown, "ods") from None
+    for first_row, last_row, first_column, last_column in blocks:
+        for values in grid[first_row:last_row]:
+            for column in range(first_column, min(last_column, len(values))):
+                if values[column] == "":
+                    values[column] = UNCALCULATED
+
+
+def _mentions_formulas(archive: zipfile.ZipFile) -> bool:
+    """A quick scan of the raw XML, so sheets without formulas are not parsed a second time."""
+    with archive.open("content.xml") as content:
+        tail = b""
+        while chunk := content.read(1 << 20):
+            if b'formula="' in tail + chunk:
+                return True
+            tail = chunk[-16:]
+    return False
+
+
+def _ods_uncalculated_blocks(content: Any, title: str) -> list[tuple[int, int, int, int]]:
+    """(first row, end row, first column, end column), 0-based, of formula cells in sheet
+    ``title`` that carry no value type: never calculated. Repeats are kept as blocks, so a
+    repeated cell costs one entry however many cells it stands for."""
+    blocks: list[tuple[int, int, int, int]] = []
+    inside, row, rows, column = False, 0, 1, 0
+    for event, element in iterparse(content, events=("start", "end")):
+        tag = element.tag
+        if tag == f"{_ODS_TABLE}table":
+            if event == "start":
+                inside = element.get(f"{_ODS_TABLE}name") == title
+            elif inside:
+                break
+        elif not inside:
+            if event == "end":
+                element.clear()
+        elif tag == f"{_ODS_TABLE}table-row":
+            if event == "start":
+                rows = int(element.get(f"{_ODS_TABLE}number-rows-repeated") or 1)
+                column = 0
+            else:
+                row += rows
+                element.clear()
+        elif tag in _ODS_CELLS and event == "end":
+            columns = int(element.get(f"{_ODS_TABLE}number-columns-repeated") or 1)
+            if element.get(f"{_ODS_TABLE}formula") and element.get(_ODS_VALUE_TYPE) is None:
+                blocks.append((row, row + rows, column, column + columns))
+            column += columns
+    return blocks
 
 
 def _check_cell_sizes(grid: list[list[Any]], where: str) -> None:

@@ -19,7 +19,7 @@ from test_loader import make_workbook, read_all
 from importer import loader
 from importer.cli import main
 from importer.errors import InputError
-from importer.loader import Row, open_table
+from importer.loader import UNCALCULATED, Row, open_table
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -244,3 +244,24 @@ def test_watch_imports_dropped_xls_and_ods(tmp_path: Path, sandbox) -> None:
     done = sorted(path.name for path in (inbox / "done").iterdir())
     assert "webinar.xls" in done and "webinar.ods" in done
     assert len(sandbox.state.activities) == 55  # the second file's rows were already created
+
+
+def test_ods_formulas_give_their_saved_values_or_the_uncalculated_marker(tmp_path: Path) -> None:
+    never = '<table:table-cell table:formula="of:=2*2"/>'  # as scripts write them: no value
+    saved = '<table:table-cell table:formula="of:=1000+1001" office:value-type="float"'
+    empty = '<table:table-cell table:formula="of:=&quot;&quot;" office:value-type="string"/>'
+    path = ods_file(
+        tmp_path / "f.ods",
+        f"<table:table-row>{text_cell('Email')}{text_cell('Contact ID')}{text_cell('Label')}"
+        f"{text_cell('Score')}</table:table-row>"
+        f"<table:table-row>{text_cell('a@x.com')}{saved} office:value=\"2001\"/>{empty}{never}"
+        "</table:table-row>"
+        f'<table:table-row table:number-rows-repeated="2">{text_cell("b@x.com")}'
+        f'<table:table-cell table:number-columns-repeated="2"/>{never}</table:table-row>',
+    )
+    _, rows = read_all(path)
+    assert rows[0].cells == ["a@x.com", 2001, "", UNCALCULATED]
+    assert rows[0].cells[2] is not UNCALCULATED  # a formula whose value is "" is just blank
+    assert rows[0].cells[3] is UNCALCULATED
+    assert [row.cells for row in rows[1:]] == [["b@x.com", "", "", UNCALCULATED]] * 2
+    assert rows[2].cells[3] is UNCALCULATED and [row.number for row in rows] == [2, 3, 4]
