@@ -154,7 +154,7 @@ def test_a_cell_over_the_cap_refuses_the_file_before_any_row(
 def test_workbook_over_the_whole_sheet_limit_is_refused_before_reading(
     kind: str, monkeypatch
 ) -> None:
-    monkeypatch.setattr(loader, "MAX_WHOLE_SHEET_BYTES", 1000)
+    monkeypatch.setitem(loader.MAX_WHOLE_SHEET_BYTES, kind, 1000)
     with pytest.raises(InputError, match=r"read whole into memory.*up to 0 MB.*Save As \.xlsx"):
         read_all(twin("expo", kind))
 
