@@ -72,7 +72,7 @@ def created_id(body: Any) -> str | None:
 class Timeouts:
     """Seconds. ``read`` (``--timeout``) bounds one whole request, from its start to the last
     byte of the answer: a server trickling bytes cannot hold it longer. ``connect`` bounds
-    connecting (within ``read``)."""
+    getting a connection (at most half of ``read``)."""
 
     connect: float = 15.0
     read: float = 120.0
@@ -82,11 +82,11 @@ def open_session(concurrency: int, timeouts: Timeouts | None = None) -> aiohttp.
     """One keep-alive session for the whole run, sized to the concurrency."""
     timeouts = timeouts or Timeouts()
     connector = aiohttp.TCPConnector(limit=max(concurrency, 1), ttl_dns_cache=300)
-    # aiohttp's total covers waiting for a connection, sending and reading the whole body; when
-    # it runs out before a connection is made it raises ConnectionTimeoutError (nothing sent).
-    timeout = aiohttp.ClientTimeout(
-        total=timeouts.read, sock_connect=min(timeouts.connect, timeouts.read)
-    )
+    # ``total`` covers waiting for a connection, sending and reading the whole body. Getting a
+    # connection has a shorter limit of its own, so a request that never got one always ends
+    # as ConnectionTimeoutError (nothing sent: safe to retry), never as a plain TimeoutError.
+    connect = min(timeouts.connect, timeouts.read / 2)
+    timeout = aiohttp.ClientTimeout(total=timeouts.read, connect=connect, sock_connect=connect)
     return aiohttp.ClientSession(
         connector=connector, timeout=timeout, headers={"User-Agent": USER_AGENT}
     )

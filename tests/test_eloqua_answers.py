@@ -48,6 +48,13 @@ async def send(base_url: str, sleep, timeouts: Timeouts | None = None) -> Outcom
         return await send_one(client, PAYLOAD, RetryPolicy(sleep=sleep))
 
 
+async def send_two_on_one_connection(base_url: str, sleep) -> list[Outcome]:
+    async with open_session(1, Timeouts(read=1.0)) as session:
+        client = EloquaClient(session, base_url, CREDENTIALS)
+        policy = RetryPolicy(max_attempts=1, sleep=sleep)
+        return list(await asyncio.gather(*(send_one(client, PAYLOAD, policy) for _ in "ab")))
+
+
 @contextlib.asynccontextmanager
 async def serving(app: web.Application) -> AsyncIterator[str]:
     runner = web.AppRunner(app)
@@ -342,15 +349,18 @@ async def test_a_gateway_error_on_a_lookup_is_retried(fake_sleep, status):
 
 
 @contextlib.asynccontextmanager
-async def trickling(where: str) -> AsyncIterator[str]:
+async def trickling(where: str, requests: list[bytes] | None = None) -> AsyncIterator[str]:
     """A server that reads a request, then answers one byte at a time, forever: in the
-    headers (``where="headers"``) or in a body without a length."""
+    headers (``where="headers"``) or in a body without a length. Request heads go to
+    ``requests``."""
     handlers: set[asyncio.Task] = set()
 
     async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         handlers.add(asyncio.current_task())  # type: ignore[arg-type]
         with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            await reader.readuntil(b"\r\n\r\n")
+            head = await reader.readuntil(b"\r\n\r\n")
+            if requests is not None:
+                requests.append(head)
             writer.write(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n")
             if where == "headers":
                 writer.write(b"X-Slow: ")
@@ -377,3 +387,13 @@ async def test_timeout_bounds_the_whole_answer_however_slowly_it_trickles(fake_s
         outcome = await send(base, fake_sleep, Timeouts(read=0.5))
     assert outcome.status == "uncertain" and outcome.attempts == 1
     assert "TimeoutError" in outcome.error and fake_sleep.waits == []
+
+
+async def test_a_create_that_never_got_a_connection_in_time_is_failed_not_uncertain(fake_sleep):
+    requests: list[bytes] = []
+    async with trickling("body", requests) as base, asyncio.timeout(60):
+        # One connection: the first create holds it until the timeout, the second waits.
+        first, second = await send_two_on_one_connection(base, fake_sleep)
+    assert len(requests) == 1
+    assert first.status == "uncertain"
+    assert second.status == "failed" and "could not connect" in second.error
