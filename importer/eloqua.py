@@ -202,6 +202,11 @@ async def fetch_identity(
 
 def describe_error(response: ApiResponse) -> str:
     """Eloqua's answer in words a marketing-ops user can act on."""
+    if response.redirect:
+        return (
+            f"Eloqua answered {response.status}, a redirect to {shown_location(response)}, which"
+            " is never followed (check ELOQUA_BASE_URL with 'eloqua-import check')"
+        )
     body = response.body
     if isinstance(body, list) and body and all(isinstance(item, dict) for item in body):
         return "; ".join(_describe_validation(item) for item in body)
@@ -211,11 +216,6 @@ def describe_error(response: ApiResponse) -> str:
         text = str(body)[:300]
     else:
         text = ""
-    if response.redirect:
-        return (
-            f"Eloqua answered {response.status}, a redirect to {shown_location(response)}, which"
-            " is never followed (check ELOQUA_BASE_URL with 'eloqua-import check')"
-        )
     generic = {
         401: "Eloqua did not accept the credentials",
         403: "this Eloqua user is not allowed to create external activities (check its"
