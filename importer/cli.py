@@ -139,8 +139,8 @@ def _add_sending_options(parser: argparse.ArgumentParser) -> None:
         type=_positive_float,
         default=DEFAULT_TIMEOUT,
         metavar="S",
-        help="seconds to wait for Eloqua's answer to one request (default 120); a request"
-        " that times out after sending is reported 'uncertain', not resent",
+        help="the longest one request may take, its whole answer included (default 120); a"
+        " request that times out after sending is reported 'uncertain', not resent",
     )
     parser.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import ipaddress
 import os
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -22,6 +23,22 @@ class Credentials:
     username: str = ""
     password: str = field(default="", repr=False)
     token: str = field(default="", repr=False)
+
+    def __post_init__(self) -> None:
+        # A line break (a token pasted with its line end) would otherwise surface as an
+        # "unexpected error" from the HTTP library; the message never shows the value.
+        for variable, value in (
+            ("ELOQUA_ACCESS_TOKEN", self.token),
+            ("ELOQUA_COMPANY", self.company),
+            ("ELOQUA_USERNAME", self.username),
+            ("ELOQUA_PASSWORD", self.password),
+        ):
+            if any(unicodedata.category(char) == "Cc" for char in value):
+                raise ConfigError(
+                    f"{variable} contains a line break or another control character (was it"
+                    " pasted with a line end, or read from a file?): set it again without it."
+                    " Nothing was sent."
+                )
 
     def authorization(self) -> str:
         """The Authorization header value. Never log it."""

@@ -1,6 +1,9 @@
 """The Eloqua REST client: auth header, /id discovery, creating activities, reading answers.
 
-One request per call, no retries here: the retry policy lives in ``sender.py``.
+One request per call, no retries here: the retry policy lives in ``sender.py``. Redirects are
+never followed: a followed 302 turns a create into a GET whose answer looks like success, and a
+307 sends the payload to another server; a 3xx comes back as the answer, with its ``Location``.
+Every request, answer included, is bounded in time (``Timeouts``), however slowly bytes arrive.
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 import aiohttp
 
 from importer.config import Credentials, check_url
-from importer.errors import AuthError
+from importer.errors import AuthError, ConfigError
 
 ACTIVITY_PATH = "/api/REST/2.0/data/activity"
 ASSET_TYPES_PATH = "/api/REST/2.0/assets/external/types"
@@ -38,11 +41,38 @@ class ApiResponse:
     status: int
     body: Any  # parsed JSON when the answer was JSON, else the text
     retry_after: float | None = None
+    location: str = ""  # where a 3xx answer points (never followed)
+
+    @property
+    def redirect(self) -> bool:
+        return is_redirect(self.status)
+
+
+def is_redirect(status: int | None) -> bool:
+    return status is not None and 300 <= status < 400
+
+
+def created_id(body: Any) -> str | None:
+    """The id in an answer to a create, or None when the answer has no usable id.
+
+    Eloqua answers a string of digits; an integer is taken too. A missing, null, empty or
+    structured id says nothing about which record was made, so it is not an id.
+    """
+    if not isinstance(body, dict):
+        return None
+    value = body.get("id")
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    if isinstance(value, str) and value.strip() and value.isprintable() and len(value) <= 100:
+        return value.strip()
+    return None
 
 
 @dataclass(frozen=True)
 class Timeouts:
-    """Seconds. ``read`` bounds the wait for an answer once a request has been sent."""
+    """Seconds. ``read`` (``--timeout``) bounds one whole request, from its start to the last
+    byte of the answer: a server trickling bytes cannot hold it longer. ``connect`` bounds
+    getting a connection (at most half of ``read``)."""
 
     connect: float = 15.0
     read: float = 120.0
@@ -52,9 +82,11 @@ def open_session(concurrency: int, timeouts: Timeouts | None = None) -> aiohttp.
     """One keep-alive session for the whole run, sized to the concurrency."""
     timeouts = timeouts or Timeouts()
     connector = aiohttp.TCPConnector(limit=max(concurrency, 1), ttl_dns_cache=300)
-    timeout = aiohttp.ClientTimeout(
-        total=None, sock_connect=timeouts.connect, sock_read=timeouts.read
-    )
+    # ``total`` covers waiting for a connection, sending and reading the whole body. Getting a
+    # connection has a shorter limit of its own, so a request that never got one always ends
+    # as ConnectionTimeoutError (nothing sent: safe to retry), never as a plain TimeoutError.
+    connect = min(timeouts.connect, timeouts.read / 2)
+    timeout = aiohttp.ClientTimeout(total=timeouts.read, connect=connect, sock_connect=connect)
     return aiohttp.ClientSession(
         connector=connector, timeout=timeout, headers={"User-Agent": USER_AGENT}
     )
@@ -79,13 +111,13 @@ class EloquaClient:
     async def _post(self, path: str, body: dict[str, Any]) -> ApiResponse:
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
         async with self.session.post(
-            self.base_url + path, data=data, headers=self._post_headers
+            self.base_url + path, data=data, headers=self._post_headers, allow_redirects=False
         ) as response:
             return await _read(response)
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> ApiResponse:
         async with self.session.get(
-            self.base_url + path, params=params, headers=self._headers
+            self.base_url + path, params=params, headers=self._headers, allow_redirects=False
         ) as response:
             return await _read(response)
 
@@ -145,10 +177,18 @@ async def discover_site(
 async def fetch_identity(
     session: aiohttp.ClientSession, login_url: str, credentials: Credentials
 ) -> dict[str, Any]:
-    """The /id answer: site, user and URLs. Raises AuthError for bad credentials."""
+    """The /id answer: site, user and URLs. Raises AuthError for bad credentials, ConfigError
+    when the login URL redirects (the credentials would follow the redirect)."""
     headers = {"Authorization": credentials.authorization(), "Accept": "application/json"}
-    async with session.get(login_url.rstrip("/") + "/id", headers=headers) as response:
+    url = login_url.rstrip("/") + "/id"
+    async with session.get(url, headers=headers, allow_redirects=False) as response:
         answer = await _read(response)
+    if answer.redirect:
+        raise ConfigError(
+            f"{url} answered {answer.status}, a redirect to {shown_location(answer)}; redirects"
+            " are never followed. Set ELOQUA_LOGIN_URL to the address that answers (by default"
+            " https://login.eloqua.com), or set ELOQUA_BASE_URL. Nothing was sent."
+        )
     if answer.status == 401 or _not_authenticated(answer.body):
         raise AuthError(
             f"Eloqua did not accept the credentials for {credentials.describe()} ({login_url}/id"
@@ -162,6 +202,11 @@ async def fetch_identity(
 
 def describe_error(response: ApiResponse) -> str:
     """Eloqua's answer in words a marketing-ops user can act on."""
+    if response.redirect:
+        return (
+            f"Eloqua answered {response.status}, a redirect to {shown_location(response)}, which"
+            " is never followed (check ELOQUA_BASE_URL with 'eloqua-import check')"
+        )
     body = response.body
     if isinstance(body, list) and body and all(isinstance(item, dict) for item in body):
         return "; ".join(_describe_validation(item) for item in body)
@@ -177,7 +222,9 @@ def describe_error(response: ApiResponse) -> str:
         " security group's API permissions)",
         404: "Eloqua answered 404 Not Found",
         429: "Eloqua is throttling requests (429 Too Many Requests)",
+        502: "a gateway in front of Eloqua answered 502 Bad Gateway",
         503: "Eloqua is unavailable or timed out (503)",
+        504: "a gateway in front of Eloqua timed out (504 Gateway Timeout)",
     }.get(response.status, f"Eloqua answered {response.status}")
     return f"{generic}: {text}" if text else generic
 
@@ -197,7 +244,18 @@ async def _read(response: aiohttp.ClientResponse) -> ApiResponse:
         body: Any = json.loads(text) if text else None
     except ValueError:
         body = text
-    return ApiResponse(response.status, body, _retry_after(response.headers.get("Retry-After")))
+    location = response.headers.get("Location", "") if is_redirect(response.status) else ""
+    return ApiResponse(
+        response.status, body, _retry_after(response.headers.get("Retry-After")), location
+    )
+
+
+def shown_location(response: ApiResponse) -> str:
+    """Where a redirect points, safe to print (bounded, quoted)."""
+    if not response.location:
+        return "(no Location given)"
+    location = response.location
+    return repr(location if len(location) <= 200 else location[:200] + "...")
 
 
 def _retry_after(value: str | None) -> float | None:

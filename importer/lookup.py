@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from importer.eloqua import CAMPAIGNS_PATH, ApiResponse, EloquaClient, describe_error
+from importer.eloqua import CAMPAIGNS_PATH, ApiResponse, EloquaClient, created_id, describe_error
 from importer.mapping import Lookup
 from importer.sender import RetryPolicy, Unauthorized
 
@@ -141,14 +141,24 @@ class Resolver:
     async def _create_contact(self, lookup: Lookup) -> int:
         fields = {"emailAddress": lookup.key, **dict(lookup.names)}
         answer = await self._call(lambda: self.client.create_contact(fields), lookup)
-        if answer.status in (200, 201) and isinstance(answer.body, dict) and "id" in answer.body:
+        contact_id = created_id(answer.body)
+        if answer.status in (200, 201) and contact_id is not None and contact_id.isdigit():
             self.stats.contacts_created += 1
-            return int(answer.body["id"])
+            return int(contact_id)
         if answer.status == 409:  # created meanwhile (or by a retried request): find it
             found = await self._get(lambda: self.client.search_contacts(lookup.key), lookup)
             return _one(lookup, _matching(found, "emailAddress", lookup.key), "contact with email")
+        if 200 <= answer.status < 300:
+            # It may exist now: a rerun's search finds it (contacts, unlike activities, can be
+            # searched), so the row is safe to send again.
+            raise LookupFailed(
+                "failed",
+                f"Eloqua answered {answer.status} to creating the contact {lookup.key!r} without"
+                " a usable id; rerun the same command to look it up again",
+                answer.status,
+            )
         raise LookupFailed(
-            "rejected",
+            "rejected" if 400 <= answer.status < 500 else "failed",
             f"could not create the contact {lookup.key!r}: {describe_error(answer)}",
             answer.status,
         )

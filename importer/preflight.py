@@ -2,7 +2,8 @@
 mapping names (asset types, activity types, a constant campaign) exists there.
 
 Finding out now costs a few reads; finding out from thousands of rejected rows costs an hour
-and a results file full of the same error.
+and a results file full of the same error. A base URL that redirects is refused here (exit 2):
+redirects are never followed, so every create would come back redirected.
 """
 
 from __future__ import annotations
@@ -18,9 +19,11 @@ import aiohttp
 from importer.config import Connection
 from importer.eloqua import (
     ASSET_TYPES_PATH,
+    ApiResponse,
     EloquaClient,
     discover_site,
     fetch_identity,
+    shown_location,
 )
 from importer.errors import AbortedError, AuthError, ConfigError, RowError, SetupError
 from importer.mapping import Lookup, Mapping
@@ -109,6 +112,8 @@ async def connect(
             f" {base_url}. Check ELOQUA_COMPANY, ELOQUA_USERNAME and ELOQUA_PASSWORD (or"
             " ELOQUA_ACCESS_TOKEN). Nothing was sent."
         )
+    if answer.redirect:
+        raise _redirecting_base(base_url, connection, answer)
     if not company:  # a token with an explicit base URL: ask /id which company it is
         company = await _company_of_token(session, connection)
     if not company:
@@ -119,6 +124,16 @@ async def connect(
             " answer; set ELOQUA_COMPANY to your Eloqua company name. Nothing was sent."
         )
     return client, ledger_site(base_url, company), _catalog(answer.status, answer.body)
+
+
+def _redirecting_base(base_url: str, connection: Connection, answer: ApiResponse) -> ConfigError:
+    origin = "ELOQUA_BASE_URL" if connection.base_url else f"{connection.login_url}/id"
+    return ConfigError(
+        f"the Eloqua base URL {base_url} (from {origin}) answered {answer.status}, a redirect to"
+        f" {shown_location(answer)}. Redirects are never followed (a redirected create could be"
+        " lost or sent to another server): set ELOQUA_BASE_URL to the address your Eloqua"
+        " answers on, e.g. https://secure.p03.eloqua.com. Nothing was sent."
+    )
 
 
 def ledger_site(base_url: str, company: str) -> str:

@@ -2,10 +2,15 @@
 idempotency ledger, a circuit breaker and a graceful stop.
 
 What may be retried is decided by whether the request could have reached Eloqua: a refused
-connection or an answer of 429/5xx means nothing was created, so sending again is safe. A
-connection that drops or times out after the request went out may have created the activity;
-since Eloqua cannot delete activities, such a row is reported ``uncertain`` and never resent
-blindly.
+connection or an answer of 429/500/503 means nothing was created, so sending again is safe. A
+connection that drops or times out after the request went out may have created the activity,
+and so may a 502/504 (a gateway may have passed the request on before giving up) or a 2xx
+without a usable id; since Eloqua cannot delete activities, such a row is reported
+``uncertain`` and never resent blindly. Reads (lookups) may retry 502/504 and any network error.
+
+Redirects are never followed. A 307/308 asks for the same request elsewhere, so the row was not
+created (``failed``); any other 3xx may answer a POST that was processed (Post/Redirect/Get), so
+the row is ``uncertain``. Either way the run stops at once: every row would get the same answer.
 """
 
 from __future__ import annotations
@@ -25,13 +30,25 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from importer.eloqua import ApiResponse, EloquaClient, describe_error
+from importer.eloqua import (
+    ApiResponse,
+    EloquaClient,
+    created_id,
+    describe_error,
+    is_redirect,
+)
 from importer.errors import ImporterError
 from importer.ledger import Claim, Ledger, LedgerError
 from importer.throttle import THROTTLE_STATUSES, AdaptiveLimit
 
 #: Answers that mean "not created, try again later".
-RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+RETRY_STATUSES = frozenset({429, 500, 503})
+#: Gateway answers: the gateway may have passed the request on before it gave up, so a create
+#: is ``uncertain``; a read may safely ask again.
+GATEWAY_STATUSES = frozenset({502, 504})
+READ_RETRY_STATUSES = RETRY_STATUSES | GATEWAY_STATUSES
+#: Redirects that ask for the same request at another address: the server did not act on it.
+NOT_PROCESSED_REDIRECTS = frozenset({307, 308})
 #: A row another live run is sending: look again every 5 s, for up to 2 minutes.
 OTHER_RUN_INTERVAL = 5.0
 OTHER_RUN_CHECKS = 24
@@ -65,8 +82,9 @@ class RetryPolicy:
     def retrying(self, *, idempotent: bool = False) -> AsyncRetrying:
         """``idempotent`` (reads): any network error may be retried, not only unsent ones."""
         errors = (aiohttp.ClientError, TimeoutError) if idempotent else NOT_SENT_ERRORS
+        retryable = _retryable_read if idempotent else _retryable
         return AsyncRetrying(
-            retry=retry_if_result(_retryable) | retry_if_exception_type(errors),
+            retry=retry_if_result(retryable) | retry_if_exception_type(errors),
             wait=self._wait,
             stop=stop_after_attempt(self.max_attempts),
             sleep=self.sleep or backoff_sleep,
@@ -98,6 +116,10 @@ def _retryable(response: ApiResponse) -> bool:
     return response.status in RETRY_STATUSES
 
 
+def _retryable_read(response: ApiResponse) -> bool:
+    return response.status in READ_RETRY_STATUSES
+
+
 @dataclass
 class Outcome:
     """What happened to one row. ``status`` is one of the results statuses."""
@@ -119,6 +141,7 @@ class _Progress:
 
     attempts: int = 0
     on_the_wire: bool = False
+    redirect: str = ""  # Eloqua's redirect, described: the whole run must stop
 
 
 async def send_one(
@@ -139,6 +162,8 @@ async def send_one(
             response = await client.create_activity(payload)
             progress.on_the_wire = False
             limit.observe(response.status)
+            if response.redirect:
+                progress.redirect = describe_error(response)
             return response
 
     try:
@@ -183,32 +208,41 @@ async def _first_then_policy(
 
 
 def _judge(response: ApiResponse, attempts: int) -> Outcome:
-    if response.status == 401:
+    status = response.status
+    if status == 401:
         raise Unauthorized(describe_error(response))
-    if response.status in (200, 201) and isinstance(response.body, dict) and "id" in response.body:
-        return Outcome("created", str(response.body["id"]), response.status, attempts)
-    if response.status in RETRY_STATUSES:
+    activity_id = created_id(response.body)
+    if status in (200, 201) and activity_id is not None:
+        return Outcome("created", activity_id, status, attempts)
+    if status in RETRY_STATUSES:
         return Outcome(
             "failed",
-            http_status=response.status,
+            http_status=status,
             attempts=attempts,
             error=f"{describe_error(response)} (gave up after {attempts} attempts; safe to resend)",
         )
-    if 200 <= response.status < 300:
+    if status in NOT_PROCESSED_REDIRECTS:
         return Outcome(
-            "uncertain",
-            http_status=response.status,
+            "failed",
+            http_status=status,
             attempts=attempts,
-            error=f"Eloqua answered {response.status} without an activity id",
+            error=f"not created: {describe_error(response)}; a {status} asks for the same request"
+            " elsewhere, so a rerun may send it once the address is right",
         )
-    return Outcome(
-        "rejected", http_status=response.status, attempts=attempts, error=describe_error(response)
-    )
+    if status in GATEWAY_STATUSES or is_redirect(status):
+        # A gateway may have passed it on; a web server may redirect after processing a POST.
+        return _uncertain(attempts, describe_error(response), status)
+    if 200 <= status < 300:
+        reason = f"Eloqua answered {status} without a usable activity id"
+        return _uncertain(attempts, reason, status)
+    error = describe_error(response)
+    return Outcome("rejected", http_status=status, attempts=attempts, error=error)
 
 
-def _uncertain(attempts: int, reason: str) -> Outcome:
+def _uncertain(attempts: int, reason: str, http_status: int | None = None) -> Outcome:
     return Outcome(
         "uncertain",
+        http_status=http_status,
         attempts=attempts,
         error=f"sent, but {reason}: it may or may not have been created, so it was not resent."
         " Check in Eloqua, then rerun with --retry-uncertain to send it again if it is missing",
@@ -436,6 +470,9 @@ class Sender(Generic[T]):
             if progress.on_the_wire:
                 return _uncertain(progress.attempts, "the run stopped before Eloqua answered")
             return self._unsent_outcome(progress.attempts)
+        if progress.redirect:
+            # Every row would be redirected too: stop now, not after a breaker's worth of rows.
+            self.stop(f"a create was redirected: {progress.redirect}")
         try:
             return task.result()
         except Unauthorized:

@@ -23,10 +23,15 @@ from importer.sandbox.server import (
 
 @dataclass
 class Scripted:
-    """Answers activity POSTs from a script of (status, body, headers); then 201s."""
+    """Answers activity POSTs from a script of (status, body, headers); then 201s.
+
+    A bytes body is sent as it is (not as JSON). ``/landing`` answers any method with
+    ``200 {"id": "777"}`` and records it: where a test's redirects point.
+    """
 
     script: list[tuple[int, Any, dict[str, str]]] = field(default_factory=list)
     received: list[dict[str, Any]] = field(default_factory=list)
+    landed: list[str] = field(default_factory=list)
     base_url: str = ""
     next_id: int = 5000
 
@@ -49,15 +54,20 @@ async def scripted() -> AsyncIterator[Scripted]:
                 return web.Response(status=201)
             return web.Response(
                 status=status,
-                text=json.dumps(body),
+                body=body if isinstance(body, bytes) else json.dumps(body).encode(),
                 headers=headers,
                 content_type="application/json",
             )
         state.next_id += 1
         return web.json_response({**state.received[-1], "id": str(state.next_id)}, status=201)
 
+    async def landing(request: web.Request) -> web.Response:
+        state.landed.append(request.method)
+        return web.json_response({"id": "777"})
+
     app = web.Application()
     app.router.add_post("/api/REST/2.0/data/activity", create)
+    app.router.add_route("*", "/landing", landing)
     runner = web.AppRunner(app)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0)

@@ -124,3 +124,32 @@ def test_two_runs_never_write_into_the_same_results_file(tmp_path, capsys):
         assert main([*args, "--results", str(results)]) == 2
     assert "another run is writing" in capsys.readouterr().err
     assert results.read_text(encoding="utf-8") == "the other run's lines\n"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("ELOQUA_ACCESS_TOKEN", "tok-SECRET\nrest"),
+        ("ELOQUA_PASSWORD", "pw-SECRET\r\n"),
+        ("ELOQUA_USERNAME", "api.user\x1bSECRET"),
+        ("ELOQUA_COMPANY", "Acme\tSECRET"),
+    ],
+)
+def test_a_credential_with_a_line_break_is_exit_2_naming_the_variable_never_the_value(
+    tmp_path, sandbox, monkeypatch, capsys, variable, value
+):
+    if variable == "ELOQUA_ACCESS_TOKEN":
+        monkeypatch.delenv("ELOQUA_PASSWORD")
+    monkeypatch.setenv(variable, value)
+    assert run_cli(tmp_path, str(SAMPLE), "--mapping", str(MAPPING)) == 2
+    err = capsys.readouterr().err
+    assert f"{variable} contains a line break or another control character" in err
+    assert "SECRET" not in err and "unexpected" not in err and "Traceback" not in err
+    assert sum(sandbox.state.request_counts.values()) == 0
+
+
+def test_check_with_a_token_holding_a_newline_is_exit_2(sandbox, monkeypatch, capsys):
+    monkeypatch.setenv("ELOQUA_ACCESS_TOKEN", "sandbox\n-token")
+    assert main(["check"]) == 2
+    err = capsys.readouterr().err
+    assert "ELOQUA_ACCESS_TOKEN" in err and "sandbox\n-token" not in err
