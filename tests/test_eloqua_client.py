@@ -200,7 +200,6 @@ async def test_discovered_plain_http_base_url_is_refused():
         await discover({"payload": identity})
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 #1/#9, branch client")
 async def test_discovery_never_follows_a_redirect():
     followed: list[str] = []
 
@@ -217,7 +216,6 @@ async def test_discovery_never_follows_a_redirect():
     assert followed == []
 
 
-@pytest.mark.xfail(strict=True, reason="issue 10 #1/#9, branch client")
 async def test_a_read_never_follows_a_redirect():
     followed: list[str] = []
 
