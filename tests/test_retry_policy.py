@@ -18,7 +18,6 @@ from mocked_eloqua import ACTIVITY_URL, ELSEWHERE, PAYLOAD, calls, mocked_client
 from importer.sender import Outcome, RetryPolicy, Unauthorized, send_one
 
 
-
 async def create(fake_sleep, *answers: dict, attempts: int = 6) -> tuple[Outcome, int]:
     """Send PAYLOAD once under the policy, answered by ``answers`` in turn (then 201s)."""
     async with mocked_client() as (client, mocked):
