@@ -12,6 +12,7 @@ import calendar
 import contextlib
 import datetime
 import difflib
+import functools
 import math
 import re
 import zoneinfo
@@ -34,35 +35,26 @@ _DAY_MONTH = re.compile(r"(\d{1,2})([/.\-])(\d{1,2})\2(\d{4}|\d{2})(?:[ T](.*))?
 _TIME = re.compile(r"\d{1,2}:\d{2}(:\d{2})?(\s*[AaPp][Mm])?")
 _EXAMPLE_FORMAT = '"%m/%d/%Y %H:%M"'
 
-
-#: Formats common in exports, tried in order to say which one a value that does not match the
-#: mapping's ``format`` does match. Day-first and month-first both stay: a value that fits both
-#: is named with both.
-COMMON_FORMATS = (
-    "%Y-%m-%d %H:%M:%S",
-    "%Y-%m-%d %H:%M",
-    "%Y-%m-%dT%H:%M:%S",
-    "%Y-%m-%d",
-    "%m/%d/%Y %H:%M:%S",
-    "%m/%d/%Y %H:%M",
-    "%m/%d/%Y %I:%M:%S %p",
-    "%m/%d/%Y %I:%M %p",
-    "%m/%d/%Y",
-    "%d/%m/%Y %H:%M:%S",
-    "%d/%m/%Y %H:%M",
-    "%d/%m/%Y",
-    "%d.%m.%Y %H:%M:%S",
-    "%d.%m.%Y %H:%M",
-    "%d.%m.%Y",
-    "%m/%d/%y %H:%M",
-    "%d/%m/%y %H:%M",
-    "%b %d, %Y %I:%M:%S %p",
-    "%b %d, %Y %I:%M %p",
-    "%b %d, %Y",
-    "%d %b %Y %H:%M",
-    "%d-%b-%Y %H:%M",
-    "%Y%m%d",
+# The date and time layouts exports use, as strptime formats. Order is preference: month-first
+# before day-first (only values over 12 tell them apart), %b before %B ("May" is both).
+_DATE_LAYOUTS = (
+    "%Y-%m-%d", "%m/%d/%Y", "%d/%m/%Y", "%d.%m.%Y", "%m-%d-%Y", "%d-%m-%Y", "%Y/%m/%d",
+    "%m/%d/%y", "%d/%m/%y", "%d.%m.%y", "%b %d, %Y", "%B %d, %Y", "%d %b %Y", "%d %B %Y",
+    "%d-%b-%Y", "%d-%b-%y", "%Y%m%d",
+)  # fmt: skip
+_TIME_LAYOUTS = (
+    "", " %H:%M", " %H:%M:%S", " %I:%M %p", " %I:%M:%S %p", " %I:%M%p", " %I:%M:%S%p",
+    ", %I:%M %p", ", %I:%M:%S %p", " %H:%M:%S.%f", "T%H:%M", "T%H:%M:%S", "T%H:%M:%S.%f",
+)  # fmt: skip
+#: Every format ``formats_matching`` knows: each date layout, with each time layout, and
+#: the ISO-looking ones also with a UTC offset (``Z``, ``+01:00``).
+KNOWN_FORMATS: tuple[str, ...] = tuple(
+    date + time + zone
+    for date in _DATE_LAYOUTS
+    for time in _TIME_LAYOUTS
+    for zone in (("", "%z", " %z") if date == "%Y-%m-%d" and time else ("",))
 )
+_ANY_DIGIT = re.compile(r"\d")
 
 
 class DateError(ValueError):
@@ -97,6 +89,38 @@ def to_epoch_seconds(value: Cell, *, formats: Sequence[str] = (), tz: datetime.t
                 return _from_text(str(int(value)), formats, tz)
         return _from_number(value, tz)
     return _from_text(value, formats, tz)
+
+
+def formats_matching(text: str) -> list[str]:
+    """The known strptime formats (see KNOWN_FORMATS) that read ``text``, best first.
+
+    Cheap enough to call for every bad value of a large file: the formats whose layout fits
+    are found once per shape of value (digits aside), then only those are tried.
+    """
+    text = text.strip()
+    if not text or len(text) > 64:
+        return []
+    candidates = _formats_for_shape(_ANY_DIGIT.sub("1", text))
+    return [fmt for fmt in candidates if _reads(text, fmt)]
+
+
+@functools.lru_cache(maxsize=1024)
+def _formats_for_shape(shape: str) -> tuple[str, ...]:
+    # Every digit is 1, valid in any numeric field (month 11, hour 11, year 1111): a format
+    # that fails here fails on layout, for every value of this shape.
+    return tuple(fmt for fmt in KNOWN_FORMATS if _reads(shape, fmt))
+
+
+def _reads(text: str, fmt: str) -> bool:
+    try:
+        datetime.datetime.strptime(text, fmt)
+    except ValueError:
+        return False
+    return True
+
+
+def _matches_hint(text: str) -> str:
+    return " or ".join(f'"{fmt}"' for fmt in matching_formats(text))
 
 
 def load_timezone(name: str) -> zoneinfo.ZoneInfo:
@@ -223,19 +247,8 @@ def _strptime(text: str, formats: Sequence[str]) -> datetime.datetime:
 
 
 def matching_formats(text: str, exclude: Sequence[str] = (), limit: int = 2) -> list[str]:
-    """The first ``limit`` of :data:`COMMON_FORMATS` that ``text`` matches."""
-    found = []
-    for fmt in COMMON_FORMATS:
-        if fmt in exclude:
-            continue
-        try:
-            datetime.datetime.strptime(text, fmt)
-        except ValueError:
-            continue
-        found.append(fmt)
-        if len(found) == limit:
-            break
-    return found
+    """The first ``limit`` known formats (see :func:`formats_matching`) that ``text`` matches."""
+    return [fmt for fmt in formats_matching(text) if fmt not in exclude][:limit]
 
 
 def _from_digits(text: str) -> int:
@@ -254,6 +267,9 @@ def _unrecognised_reason(text: str) -> str:
     match = _DAY_MONTH.fullmatch(text)
     if match:
         return _day_month_reason(text, match)
+    matches = _matches_hint(text)
+    if matches:
+        return f"'{text}' is not a recognised date; add format: {matches} to this column's mapping"
     return (
         f"'{text}' is not a recognised date; add format: {_EXAMPLE_FORMAT} (a strptime "
         "format matching the values) to this column's mapping, or use ISO 8601 such as "

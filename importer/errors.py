@@ -13,7 +13,7 @@ from enum import IntEnum
 class ExitStatus(IntEnum):
     """Process exit codes, as documented in the README."""
 
-    OK = 0  # every row created / already_created / duplicate / valid
+    OK = 0  # every row created / already_created / duplicate / skipped / valid
     ROWS_NOT_CREATED = 1  # finished, but some rows invalid / rejected / failed / uncertain
     USAGE = 2  # usage, mapping or input error: nothing was sent
     ABORTED = 3  # stopped mid-run (bad credentials, persistent outage)
@@ -61,8 +61,11 @@ class RowError(ValueError):
 
     Carries the column, the offending value and a stable ``code`` naming the kind of problem
     (frictionless-style): rows whose messages differ only by value share column and code, so
-    the summary can group them.
+    the summary can group them. ``status`` is the row's status in the results: ``invalid``,
+    or ``skipped`` for RowSkipped.
     """
+
+    status = "invalid"
 
     def __init__(
         self,
@@ -76,6 +79,14 @@ class RowError(ValueError):
         self.column = column
         self.value = value
         self.code = code
+
+
+class RowSkipped(RowError):
+    """A ``skip_if`` rule left the row out on purpose: reported ``skipped``, not an error.
+
+    Raised with the code ``skip-if``, so the summary groups skipped rows by their rule."""
+
+    status = "skipped"
 
 
 class Interrupted(ImporterError):

@@ -978,3 +978,109 @@ def _whole_sheet_cell(value: object) -> Cell:
     if type(value) is datetime.date:
         return datetime.datetime.combine(value, datetime.time())
     return _xlsx_cell(value)
+
+
+# --- a look at the first rows, preamble included (for `init`'s inference) ----------------------
+
+
+@dataclass
+class Peek:
+    """The first rows of one sheet (or of a CSV file) exactly as stored, preamble included."""
+
+    kind: str  # "csv", "xlsx", "xls" or "ods"
+    rows: list[tuple[int, list[Cell]]]  # (row number as Excel shows it, cells)
+    sheet: str | None = None  # the sheet read (workbooks)
+    sheets: list[str] = field(default_factory=list)  # every sheet of the workbook
+    encoding: str | None = None  # csv
+    delimiter: str | None = None  # csv: the one that splits most lines alike
+
+
+def peek_rows(
+    path: str | os.PathLike[str],
+    *,
+    sheet: str | int | None = None,
+    encoding: str | None = None,
+    delimiter: str | None = None,
+    limit: int = 1000,
+) -> Peek:
+    """Read up to ``limit`` rows from the top of the file, before the header row is known.
+
+    The delimiter is chosen from all those lines, not from one header line: a title line above
+    the table holds no delimiter at all. Raises InputError like ``open_table``.
+    """
+    shown = os.fspath(path)
+    file = pathlib.Path(path)
+    kind = _detect_kind(file, shown)
+    if kind == "xlsx":
+        with file.open("rb") as stream:
+            try:
+                workbook = openpyxl.load_workbook(stream, read_only=True, data_only=True)
+            except _CORRUPT_WORKBOOK:
+                raise _corrupt(shown) from None
+            with contextlib.closing(workbook):
+                worksheet = _pick_sheet(workbook, sheet, shown)
+                records = _xlsx_records(worksheet, shown)
+                rows = [(n, list(c)) for n, c, _ in _take(records, limit)]
+                titles = [ws.title for ws in workbook.worksheets]
+                return Peek("xlsx", rows, sheet=worksheet.title, sheets=titles)
+    if kind in WHOLE_SHEET_SUFFIXES:
+        return _peek_whole_sheet(file, shown, kind, sheet, limit)
+    head = _read_head(file, shown, SNIFF_BYTES)
+    chosen = encoding or _detect_encoding(head, complete=len(head) < SNIFF_BYTES)
+    try:
+        sample = codecs.getincrementaldecoder(chosen)(errors="replace").decode(head)
+    except LookupError:
+        raise InputError(
+            f"cannot read {shown}: unknown encoding {chosen!r}; use e.g. utf-8, cp1252 or utf-16"
+        ) from None
+    lines = sample.lstrip("\ufeff").splitlines()[:limit]
+    sep = _check_delimiter(delimiter, shown) if delimiter else _sniff_lines_delimiter(lines)
+    errors = "strict" if encoding or chosen.startswith("utf-16") else _FALLBACK_ERRORS
+    with file.open("r", encoding=chosen, errors=errors, newline="") as stream:
+        records = _csv_records(stream, sep, shown, chosen)
+        rows = [(n, list(c)) for n, c, _ in _take(records, limit)]
+    if rows and rows[0][1]:
+        first = rows[0][1]
+        first[0] = str(first[0]).lstrip("\ufeff")
+    return Peek("csv", rows, encoding=chosen, delimiter=sep)
+
+
+def _peek_whole_sheet(
+    file: pathlib.Path, shown: str, kind: str, sheet: str | int | None, limit: int
+) -> Peek:
+    """An .xls or .ods sheet's first rows (calamine reads the sheet whole)."""
+    _check_whole_sheet_size(file, shown, kind)
+    workbook = _open_calamine(file, shown, kind)
+    titles = [
+        meta.name
+        for meta in workbook.sheets_metadata
+        if meta.typ == python_calamine.SheetTypeEnum.WorkSheet
+    ]
+    title = titles[_sheet_index(titles, sheet, shown)]
+    try:
+        grid = workbook.get_sheet_by_name(title).to_python(skip_empty_area=False)
+    except python_calamine.CalamineError:
+        raise _unreadable(shown, kind) from None
+    finally:
+        workbook.close()
+    rows = [(n, list(c)) for n, c, _ in _take(_grid_records(grid), limit)]
+    return Peek(kind, rows, sheet=title, sheets=titles)
+
+
+def _take(records: Iterator[Record], limit: int) -> Iterator[Record]:
+    for count, record in enumerate(records):
+        if count >= limit:
+            return
+        yield record
+
+
+def _sniff_lines_delimiter(lines: list[str]) -> str:
+    """The delimiter that splits the most lines into the same number of cells."""
+
+    def score(delimiter: str) -> int:
+        counts = [_count_outside_quotes(line, delimiter) for line in lines]
+        common = [count for count in counts if count]
+        return max((common.count(count) for count in set(common)), default=0)
+
+    best = max(DELIMITERS, key=score)  # max keeps the first of equal scores
+    return best if score(best) else ","

@@ -7,6 +7,7 @@ names must exist). After that, turning a row into a payload can only fail for th
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import difflib
 import functools
@@ -20,7 +21,7 @@ from typing import Any
 import yaml
 
 from importer.dates import DateError, load_timezone, to_epoch_seconds
-from importer.errors import MappingError, RowError
+from importer.errors import MappingError, RowError, RowSkipped
 from importer.loader import Cell, Row, UncalculatedFormula
 
 #: Eloqua's activity properties the mapping may set, in payload order.
@@ -45,6 +46,10 @@ DATE_OPTIONS = ("format", "timezone")
 LOOKUPS = {"contactId": "contact", "campaignId": "campaign"}
 CONTACT_LOOKUP_OPTIONS = ("lookup", "create_missing", "on_multiple", "firstName", "lastName")
 ON_MULTIPLE = ("reject", "lowest_id")
+TOP_LEVEL_KEYS = ("version", "source", "activity", "blank_values", "skip_if")
+SKIP_TESTS = ("equals", "in", "blank")
+#: How ``eloqua-import init`` marks a value it could not fill in; such a mapping never runs.
+PLACEHOLDER_PREFIX = "<FILL IN"
 
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 
@@ -118,6 +123,31 @@ class _Placeholder:
 
 
 @dataclass(frozen=True)
+class SkipRule:
+    """A ``skip_if`` rule: rows whose ``column`` equals one of ``values`` (case-blind, trimmed),
+    or is blank when ``values`` is None, are left out on purpose."""
+
+    column: str
+    values: tuple[str, ...] | None  # casefolded; None: the rule is "blank: true"
+    shown: tuple[str, ...] = ()  # the values as the mapping wrote them, for messages
+    index: int = -1  # filled in by Mapping.bind()
+
+    def reason(self, cells: Sequence[Cell]) -> str | None:
+        """Why the row is skipped (for the results' error column), or None to keep it."""
+        cell = cells[self.index]
+        text = "" if isinstance(cell, UncalculatedFormula) else cell_text(cell).strip()
+        if self.values is None:
+            return f"skip_if: {self.column} is blank" if not text else None
+        if text.casefold() in self.values:
+            return f"skip_if: {self.column} is {_quoted(text)}"
+        return None
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '\\"') + '"'
+
+
+@dataclass(frozen=True)
 class FieldValueSpec:
     id: str
     spec: ValueSpec
@@ -131,6 +161,9 @@ class Mapping:
     source: SourceHints
     fields: dict[str, ValueSpec]
     field_values: list[FieldValueSpec]
+    #: Cell texts read as blank everywhere (casefolded, trimmed): "--", "N/A"...
+    blank_values: frozenset[str] = frozenset()
+    skip_rules: list[SkipRule] = field(default_factory=list)
     _bound: bool = False
 
     def specs(self) -> list[ValueSpec]:
@@ -141,13 +174,19 @@ class Mapping:
     def has_lookups(self) -> bool:
         return any(spec.lookup for spec in self.fields.values())
 
+    def column_names(self) -> list[str]:
+        """Every column the mapping reads, in mapping order, each once."""
+        names = [name for spec in self.specs() for name in spec.column_names()]
+        return list(dict.fromkeys([*names, *(rule.column for rule in self.skip_rules)]))
+
     def bind(self, header: Sequence[str], *, file: str = "the input file") -> None:
         """Resolve every column the mapping names against ``header``.
 
-        Matching is exact after trimming, else case-insensitive. Raises MappingError listing
-        every missing column with the closest existing one.
+        Matching is exact after trimming, else case-insensitive. Raises ColumnsMissing (a
+        MappingError) listing every missing column with the closest existing one.
         """
         exact = {name.strip(): index for index, name in enumerate(header)}
+        missing: list[str] = []
         folded: dict[str, int] = {}
         for name, index in exact.items():
             folded.setdefault(name.casefold(), index)
@@ -158,10 +197,19 @@ class Mapping:
                 index = exact.get(key, folded.get(key.casefold()))
                 if index is None:
                     problems.append(_missing_column_message(spec.field, column, header))
+                    missing.append(column)
                 else:
                     spec.columns[column] = index
+        for position, rule in enumerate(self.skip_rules):
+            index = exact.get(rule.column.strip(), folded.get(rule.column.strip().casefold()))
+            if index is None:
+                problems.append(_missing_column_message("skip_if", rule.column, header))
+                missing.append(rule.column)
+            else:
+                self.skip_rules[position] = dataclasses.replace(rule, index=index)
         if problems:
-            raise MappingError(
+            raise ColumnsMissing(
+                missing,
                 f"{self.path}: the mapping does not fit {file}:\n  "
                 + "\n  ".join(problems)
                 + "\nFix the column names in the mapping (or use --header-row if the column"
@@ -181,6 +229,18 @@ class Mapping:
         if row.error:
             raise RowError(row.error, code="unreadable-row")
         cells = row.cells
+        if self.blank_values:
+            blanks = self.blank_values
+            cells = [
+                "" if cell.__class__ is str and cell.strip().casefold() in blanks else cell
+                for cell in cells
+            ]
+        for rule in self.skip_rules:
+            reason = rule.reason(cells)
+            if reason is not None:
+                raise RowSkipped(
+                    reason, column=rule.column, value=row.cells[rule.index], code="skip-if"
+                )
         payload: dict[str, Any] = {}
         for name, spec in self.fields.items():
             value = spec.evaluate(cells)  # type: ignore[misc]
@@ -241,7 +301,7 @@ def parse_mapping(document: Any, path: Path) -> Mapping:
             f"{where}: a mapping file must be a YAML mapping with 'version: 1' and an"
             " 'activity:' section"
         )
-    _check_keys(document, ("version", "source", "activity"), where, "the top level")
+    _check_keys(document, TOP_LEVEL_KEYS, where, "the top level")
     version = document.get("version")
     if version != 1 or isinstance(version, bool):
         raise MappingError(
@@ -252,6 +312,7 @@ def parse_mapping(document: Any, path: Path) -> Mapping:
     activity = document.get("activity")
     if not isinstance(activity, dict):
         raise MappingError(f"{where}: the 'activity:' section is missing or is not a mapping")
+    _refuse_placeholders(document, where)
     _check_keys(activity, ACTIVITY_FIELDS, where, "activity")
     missing = [name for name in REQUIRED_FIELDS if activity.get(name) is None]
     if missing:
@@ -271,7 +332,92 @@ def parse_mapping(document: Any, path: Path) -> Mapping:
                 " activity (give a 'default:' instead)"
             )
     field_values = _parse_field_values(activity.get("fieldValues"), where)
-    return Mapping(path=path, source=source, fields=fields, field_values=field_values)
+    return Mapping(
+        path=path,
+        source=source,
+        fields=fields,
+        field_values=field_values,
+        blank_values=_parse_blank_values(document.get("blank_values"), where),
+        skip_rules=_parse_skip_rules(document.get("skip_if"), where),
+    )
+
+
+class ColumnsMissing(MappingError):
+    """The mapping names columns the file's header lacks; ``columns`` lists them."""
+
+    def __init__(self, columns: list[str], message: str) -> None:
+        super().__init__(message)
+        self.columns = columns
+
+
+def _refuse_placeholders(node: Any, where: str, path: str = "") -> None:
+    """A value ``eloqua-import init`` left for the user to fill in must never reach Eloqua."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            _refuse_placeholders(value, where, f"{path}.{key}" if path else str(key))
+    elif isinstance(node, list):
+        for position, value in enumerate(node, start=1):
+            _refuse_placeholders(value, where, f"{path} item {position}")
+    elif isinstance(node, str) and node.strip().upper().startswith(PLACEHOLDER_PREFIX):
+        raise MappingError(
+            f"{where}: {path} is still the placeholder {node!r} that 'eloqua-import init'"
+            " wrote; replace it with a real value (the comment above it lists the choices)."
+            " Nothing was sent."
+        )
+
+
+def _parse_blank_values(raw: Any, where: str) -> frozenset[str]:
+    if raw is None:
+        return frozenset()
+    values = [raw] if _is_scalar(raw) else raw
+    if not isinstance(values, list) or not all(_is_scalar(v) for v in values):
+        raise MappingError(
+            f'{where}: blank_values must be a list of texts, e.g. blank_values: ["--", "N/A"]'
+        )
+    return frozenset(_scalar_text(value).strip().casefold() for value in values)
+
+
+def _parse_skip_rules(raw: Any, where: str) -> list[SkipRule]:
+    if raw is None:
+        return []
+    example = '- {column: Attended, equals: "No"}'
+    if not isinstance(raw, list):
+        raise MappingError(f"{where}: skip_if must be a list of rules like  {example}")
+    return [_parse_skip_rule(item, position, where) for position, item in enumerate(raw, 1)]
+
+
+def _parse_skip_rule(item: Any, position: int, where: str) -> SkipRule:
+    label = f"skip_if rule {position}"
+    if not isinstance(item, dict) or not isinstance(item.get("column"), str | int):
+        raise MappingError(
+            f"{where}: {label} needs a column and one test, like"
+            ' {column: Attended, equals: "No"}, {column: Status, in: [Refunded, Cancelled]}'
+            " or {column: Join Time, blank: true}"
+        )
+    _check_keys(item, ("column", *SKIP_TESTS), where, label)
+    tests = [key for key in SKIP_TESTS if key in item]
+    if len(tests) != 1:
+        raise MappingError(
+            f"{where}: {label} needs exactly one of 'equals', 'in' or 'blank'"
+            f" (found {', '.join(tests) or 'none'})"
+        )
+    column = str(item["column"])
+    if tests[0] == "blank":
+        if item["blank"] is not True:
+            raise MappingError(f"{where}: {label}: write 'blank: true' (or remove the rule)")
+        return SkipRule(column, None)
+    values = [item["equals"]] if tests[0] == "equals" else item["in"]
+    if not isinstance(values, list) or not values or not all(_is_scalar(v) for v in values):
+        raise MappingError(
+            f"{where}: {label}: '{tests[0]}' needs "
+            + (
+                'one text, e.g. equals: "No"'
+                if tests[0] == "equals"
+                else "a list, e.g. in: [Refunded, Cancelled]"
+            )
+        )
+    texts = tuple(_scalar_text(v).strip() for v in values)
+    return SkipRule(column, tuple(t.casefold() for t in texts), texts)
 
 
 def _parse_source(source: Any, where: str) -> SourceHints:

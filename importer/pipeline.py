@@ -236,8 +236,8 @@ class _Run:
             try:
                 payload = self.mapping.payload(row)
                 self.catalog.check(payload)
-            except RowError as exc:
-                self.record(row, Outcome("invalid", error=str(exc)), reason=exc)
+            except RowError as exc:  # RowSkipped too: its status is "skipped"
+                self.record(row, Outcome(exc.status, error=str(exc)), reason=exc)
                 continue
             key = fingerprint(payload)
             first = self.seen.first(key, row.number)

@@ -44,13 +44,14 @@ STATUSES = (
     "created",
     "already_created",
     "duplicate",
+    "skipped",
     "valid",
     "invalid",
     "rejected",
     "failed",
     "uncertain",
 )
-SUCCESS_STATUSES = frozenset({"created", "already_created", "duplicate", "valid"})
+SUCCESS_STATUSES = frozenset({"created", "already_created", "duplicate", "skipped", "valid"})
 
 
 def default_results_path(input_path: Path, suffix: str = "results") -> Path:
