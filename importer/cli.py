@@ -10,13 +10,13 @@ import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from importer.config import Connection, Credentials, connection_from_env, has_credentials
 from importer.eloqua import Timeouts, open_session
-from importer.errors import ExitStatus, ImporterError
+from importer.errors import ConfigError, ExitStatus, ImporterError
 from importer.pipeline import RunOptions, run_import
-from importer.preflight import check_report
+from importer.preflight import check_report, connect
 
 PROG = "eloqua-import"
 MAX_CONCURRENCY = 64
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(commands)
+    _add_init(commands)
     _add_check(commands)
     _add_watch(commands)
     _add_sandbox(commands)
@@ -143,6 +144,64 @@ def _add_sending_options(parser: argparse.ArgumentParser) -> None:
         " request that times out after sending is reported 'uncertain', not resent",
     )
     parser.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+
+
+INIT_EXAMPLES = """\
+examples:
+  # a Zoom attendee report: writes zoom-attendees.yaml in the current folder
+  eloqua-import init zoom-attendees.csv --asset-type Webinar --activity-type Attended \\
+      --asset-name "Spring Product Launch" --timezone America/New_York
+
+  # then check every row without sending, and import
+  eloqua-import run zoom-attendees.csv --mapping zoom-attendees.yaml --dry-run
+  eloqua-import run zoom-attendees.csv --mapping zoom-attendees.yaml
+
+What the file cannot tell (asset type, activity type, time zone, sometimes the event name) is
+written as a <FILL IN ...> placeholder, with the choices Eloqua has when credentials (or
+--sandbox) are given; 'run' refuses a mapping until every placeholder is replaced.
+"""
+
+
+def _add_init(commands: argparse._SubParsersAction) -> None:
+    init = commands.add_parser(
+        "init",
+        help="write a starter mapping from a spreadsheet",
+        description="Look at a CSV or Excel export and write a starter mapping for it: where"
+        " the column names are (below any report preamble), which column holds the email or"
+        " contact id, the dates and their format, the event and campaign, placeholder cells"
+        " and rows to leave out. Every line of the file is commented.",
+        epilog=INIT_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    init.add_argument("input", type=Path, metavar="INPUT", help="the .csv or .xlsx file")
+    init.add_argument(
+        "-o",
+        "--output",
+        type=Path,
+        metavar="MAPPING.yaml",
+        help="where to write the mapping (default: <input name>.yaml in the current folder);"
+        " an existing file is never overwritten without --force",
+    )
+    init.add_argument("--asset-type", metavar="T", help="External Asset Type, e.g. Webinar")
+    init.add_argument("--activity-type", metavar="A", help="activity type, e.g. Attended")
+    init.add_argument("--asset-name", metavar="N", help="the event or webinar name")
+    init.add_argument(
+        "--timezone", metavar="Z", help="zone the times were written in, e.g. Europe/Paris"
+    )
+    init.add_argument("--sheet", help="Excel sheet name or number (default: the longest table)")
+    init.add_argument(
+        "--header-row",
+        type=_positive_int,
+        metavar="N",
+        help="row holding the column names (default: found)",
+    )
+    init.add_argument(
+        "--sandbox",
+        action="store_true",
+        help="list the built-in sandbox's asset and activity types (instead of Eloqua's)",
+    )
+    init.add_argument("--force", action="store_true", help="overwrite the output file")
+    init.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
 
 
 CHECK_EXAMPLES = """\
@@ -309,6 +368,8 @@ def _command(args: argparse.Namespace, stdout: TextIO) -> int:
         return asyncio.run(_run(args, stdout))
     if args.command == "check":
         return asyncio.run(_check(args, stdout))
+    if args.command == "init":
+        return asyncio.run(_init(args, stdout))
     if args.command == "watch":
         return _watch(args)
     return _sandbox(args)
@@ -400,6 +461,98 @@ async def _check(args: argparse.Namespace, stdout: TextIO) -> int:
         report = await _check_report(connection_from_env())
     print(report, file=stdout)
     return int(ExitStatus.OK)
+
+
+async def _init(args: argparse.Namespace, stdout: TextIO) -> int:
+    from importer.infer import InitOptions, render_yaml, suggest_mapping
+
+    output = args.output or Path.cwd() / f"{args.input.stem}.yaml"
+    if output.resolve() == args.input.resolve():
+        raise ConfigError(f"{output} is the input file; choose another -o path")
+    if output.exists() and not args.force:
+        raise ConfigError(
+            f"{output} already exists; choose another name with -o, or add --force to replace it"
+        )
+    options = InitOptions(
+        asset_type=args.asset_type,
+        activity_type=args.activity_type,
+        asset_name=args.asset_name,
+        timezone=args.timezone,
+        sheet=args.sheet,
+        header_row=args.header_row,
+        catalog=await _init_catalog(args.sandbox),
+    )
+    suggestion = suggest_mapping(args.input, options)
+    try:
+        output.write_text(render_yaml(suggestion), encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
+    print(_init_summary(suggestion, args.input, output, args.sandbox), file=stdout)
+    return int(ExitStatus.OK)
+
+
+async def _init_catalog(sandbox: bool) -> dict[str, list[str]] | None:
+    """Eloqua's asset types (to check the flags and list the choices), when it can be asked."""
+    if not sandbox and not has_credentials():
+        return None
+    async with open_session(1) as session:
+        if sandbox:
+            from importer.sandbox.server import SandboxServer
+
+            async with SandboxServer() as server:
+                _, _, catalog = await connect(session, sandbox_connection(server.base_url))
+        else:
+            _, _, catalog = await connect(session, connection_from_env())
+    return catalog.types
+
+
+def _init_summary(suggestion: Any, data: Path, output: Path, sandbox: bool) -> str:
+    lines = [f"Wrote {output}"]
+    where = f"row {suggestion.header_row}"
+    if suggestion.sheet:
+        where += f" of the sheet {suggestion.sheet!r}"
+    lines.append(f"  column names on {where}")
+    for item in suggestion.fields:
+        value = item.value
+        if isinstance(value, dict):
+            shown = f"column {value.get('column')!r}"
+            if value.get("lookup"):
+                shown = f"{value['lookup']} looked up by {shown}"
+            if value.get("format"):
+                shown += f", format {value['format']!r}"
+        else:
+            shown = repr(value)
+        lines.append(f"  {item.name + ':':<14}{shown}")
+    for skip in suggestion.skip_rules:
+        state = "skip rows where" if skip.active else "(suggested, off) skip rows where"
+        lines.append(f"  {state} {_describe_rule(skip.rule)}")
+    if suggestion.placeholders:
+        lines.append(
+            f"Still to fill in before importing: {', '.join(suggestion.placeholders)}"
+            f" (search {output.name} for FILL IN)."
+        )
+    for note in suggestion.notes:
+        lines.append(f"Check: {note}")
+    flag = " --sandbox" if sandbox else ""
+    lines.append(
+        f"Next: eloqua-import run {_shell_quote(str(data))} --mapping"
+        f" {_shell_quote(str(output))} --dry-run{flag}"
+    )
+    return "\n".join(lines)
+
+
+def _describe_rule(rule: dict[str, Any]) -> str:
+    if "equals" in rule:
+        return f"{rule['column']} is {rule['equals']!r}"
+    if "in" in rule:
+        return f"{rule['column']} is one of {', '.join(map(repr, rule['in']))}"
+    return f"{rule['column']} is blank"
+
+
+def _shell_quote(text: str) -> str:
+    import shlex
+
+    return text if sys.platform == "win32" and " " not in text else shlex.quote(text)
 
 
 async def _check_report(connection: Connection) -> str:

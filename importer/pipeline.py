@@ -18,11 +18,12 @@ from tqdm import tqdm
 
 from importer.config import Connection
 from importer.eloqua import EloquaClient, Timeouts, open_session
-from importer.errors import ConfigError, InputError, Interrupted, RowError
+from importer.errors import ConfigError, InputError, Interrupted, MappingError, RowError
+from importer.infer import locate_columns
 from importer.ledger import FirstSeen, Ledger, LedgerError, default_ledger_path, fingerprint
 from importer.loader import Row, Table, open_table
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
-from importer.mapping import Lookup, Mapping, load_mapping
+from importer.mapping import ColumnsMissing, Lookup, Mapping, load_mapping
 from importer.preflight import Catalog, check_campaign, check_constants, connect
 from importer.report import ErrorsWriter, ResultsWriter, Summary, default_results_path
 from importer.sender import Job, Outcome, RetryPolicy, Sender, SendOptions
@@ -69,7 +70,10 @@ async def run_import(options: RunOptions, connection: Connection | None) -> Summ
         encoding=options.encoding or hints.encoding,
         delimiter=options.delimiter or hints.delimiter,
     ) as table:
-        mapping.bind(table.header, file=str(options.input_path))
+        try:
+            mapping.bind(table.header, file=str(options.input_path))
+        except ColumnsMissing as exc:
+            raise _with_header_row_hint(exc, options, mapping, table) from None
         if connection is None:
             if mapping.has_lookups:
                 raise ConfigError(
@@ -350,6 +354,29 @@ class _Signals:
             file=sys.stderr,
         )
         self.sender.stop(f"interrupted by {name}", interrupted=True)
+
+
+def _with_header_row_hint(
+    exc: ColumnsMissing, options: RunOptions, mapping: Mapping, table: Table
+) -> MappingError:
+    """Say which row the columns are on, when they are all on another one."""
+    try:
+        row = locate_columns(
+            options.input_path,
+            mapping.column_names(),
+            sheet=table.sheet,
+            encoding=table.encoding,
+            delimiter=options.delimiter or mapping.source.delimiter,
+        )
+    except InputError:
+        row = None
+    if row is None or row == table.header_row:
+        return exc
+    return MappingError(
+        f"{exc}\nThe columns the mapping names are all on row {row} of {options.input_path}:"
+        f" add `header_row: {row}` under `source:` in {options.mapping_path}"
+        f" (or run with --header-row {row})."
+    )
 
 
 def _check_outputs(options: RunOptions, results_path: Path, errors_path: Path) -> None:
