@@ -6,7 +6,7 @@ Layout (created on start)::
                         or "~$" are ignored, so "upload as .name.csv, then rename" is a safe
                         way to drop)
     INBOX/processing/   files being imported; each has <name>.lock, flock'ed while it is worked on
-    INBOX/done/         every row created, already_created or duplicate; results beside the file
+    INBOX/done/         every row created, already_created, duplicate or skipped; results beside it
     INBOX/failed/       anything else; results, errors file or <name>.error.txt beside the file
 
 Why it is safe to run twice at once (a cron job firing while the last one still works):
