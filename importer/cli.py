@@ -484,7 +484,7 @@ async def _init(args: argparse.Namespace, stdout: TextIO) -> int:
     )
     suggestion = suggest_mapping(args.input, options)
     try:
-        output.write_text(render_yaml(suggestion), encoding="utf-8")
+        output.write_text(render_yaml(suggestion, output.name), encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
     print(_init_summary(suggestion, args.input, output, args.sandbox), file=stdout)
@@ -520,6 +520,8 @@ def _init_summary(suggestion: Any, data: Path, output: Path, sandbox: bool) -> s
                 shown = f"{value['lookup']} looked up by {shown}"
             if value.get("format"):
                 shown += f", format {value['format']!r}"
+            if value.get("timezone"):
+                shown += f", time zone {value['timezone']!r}"
         else:
             shown = repr(value)
         lines.append(f"  {item.name + ':':<14}{shown}")

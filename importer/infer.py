@@ -248,7 +248,18 @@ class Suggestion:
     @property
     def placeholders(self) -> list[str]:
         """The fields still to fill in by hand."""
-        return [f.name for f in self.fields if f.placeholder]
+        names = []
+        for item in self.fields:
+            if not item.placeholder:
+                continue
+            value = item.value
+            if isinstance(value, dict) and not str(value.get("column", "")).startswith(
+                PLACEHOLDER_PREFIX
+            ):
+                names.append(f"{item.name}.timezone")  # the column is known, the zone is not
+            else:
+                names.append(item.name)
+        return names
 
     def field(self, name: str) -> FieldSuggestion | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -819,9 +830,12 @@ def _comment(text: str) -> str:
     return " ".join(text.split())
 
 
-def render_yaml(suggestion: Suggestion) -> str:
-    """The suggested mapping as a YAML file, every line explained for a first-time reader."""
-    lines = _intro(suggestion)
+def render_yaml(suggestion: Suggestion, mapping_name: str = "THIS_FILE") -> str:
+    """The suggested mapping as a YAML file, every line explained for a first-time reader.
+
+    ``mapping_name`` is the file's own name, for the command line shown in its first lines.
+    """
+    lines = _intro(suggestion, mapping_name)
     lines += ["", "version: 1  # the mapping file format; always 1", ""]
     lines.append("source:  # where the table is in the file")
     if suggestion.sheet is not None:
@@ -848,7 +862,7 @@ def render_yaml(suggestion: Suggestion) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _intro(suggestion: Suggestion) -> list[str]:
+def _intro(suggestion: Suggestion, mapping_name: str) -> list[str]:
     name = suggestion.input_name
     lines = [
         f"# Mapping for {name}, suggested by 'eloqua-import init': which cells become which",
@@ -856,7 +870,7 @@ def _intro(suggestion: Suggestion) -> list[str]:
         "#   - Everything after a # is a comment for you; the importer ignores it.",
         "#   - 'name: value' sets something; lines indented under it belong to it.",
         "#   - Text in double quotes is used exactly as written.",
-        f"# Try it without sending anything:  eloqua-import run {name} --mapping THIS_FILE"
+        f"# Try it without sending anything:  eloqua-import run {name} --mapping {mapping_name}"
         " --dry-run",
     ]
     if suggestion.placeholders:
