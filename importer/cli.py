@@ -173,7 +173,9 @@ def _add_init(commands: argparse._SubParsersAction) -> None:
         epilog=INIT_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    init.add_argument("input", type=Path, metavar="INPUT", help="the .csv or .xlsx file")
+    init.add_argument(
+        "input", type=Path, metavar="INPUT", help="the .csv, .xlsx, .xls or .ods file"
+    )
     init.add_argument(
         "-o",
         "--output",

@@ -321,7 +321,7 @@ def suggest_mapping(path: str | Path, options: InitOptions | None = None) -> Sug
         header=header,
         header_row=header_row,
         header_why=header_why,
-        sheet=sheet_title if kind == "xlsx" and sheet is not None else None,
+        sheet=sheet_title if kind != "csv" and sheet is not None else None,
         delimiter=peek_delimiter if peek_delimiter not in (None, delimiter) else None,
     )
     columns = _profile(header, rows, suggestion)
@@ -368,7 +368,7 @@ def _locate_table(
     """(sheet, header row, why, the rows above the header) for the file's main table."""
     peek = peek_rows(path, sheet=options.sheet, limit=PEEK_ROWS)
     sheet: str | int | None = options.sheet
-    if peek.kind == "xlsx" and options.sheet is None and len(peek.sheets) > 1:
+    if peek.kind != "csv" and options.sheet is None and len(peek.sheets) > 1:
         scored = []
         for title in peek.sheets:
             rows = [cells for _, cells in peek_rows(path, sheet=title, limit=PEEK_ROWS).rows]
@@ -383,7 +383,7 @@ def _locate_table(
     else:
         number = find_header_row(rows)
         why = _header_reason(rows, number)
-    if sheet is not None and peek.kind == "xlsx":
+    if sheet is not None and peek.kind != "csv":
         why += f"; the table is on the sheet {peek.sheet!r}"
         if options.sheet is None:
             why += " (the sheet with the longest table)"

@@ -141,3 +141,12 @@ def test_locate_columns_prefers_the_longest_table():
     samples = Path(__file__).parent.parent / "samples"
     assert locate_columns(samples / "zoom-attendees.csv", ["Email", "Join Time"]) == 12
     assert locate_columns(samples / "zoom-attendees.csv", ["Nope"]) is None
+
+
+@pytest.mark.parametrize("twin", ["webinar.xls", "webinar.ods"])
+def test_xls_and_ods_twins_get_the_mapping_the_xlsx_gets(twin):
+    root = Path(__file__).parent.parent
+    options = InitOptions(asset_type="Webinar", activity_type="Attended", timezone="UTC")
+    expected = suggest_mapping(root / "samples" / "webinar.xlsx", options).document()
+    assert suggest_mapping(root / "tests" / "fixtures" / twin, options).document() == expected
+    assert expected["source"] == {"sheet": "Attendees", "header_row": 3}
