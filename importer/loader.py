@@ -330,12 +330,20 @@ def _name_columns(raw: Sequence[Cell], header_row: int, where: str) -> tuple[lis
         )
     header: list[str] = []
     notes: list[str] = []
+    taken: set[str] = set()
+    # The last copy number given per name: later repeats start from there, so naming stays
+    # linear however many columns repeat a name (and gives the names the plain search would).
+    copies: dict[str, int] = {}
     for index, name in enumerate(names, start=1):
-        unique = name or f"Column {index}"
-        copy = 1
-        while unique in header:
-            copy += 1
-            unique = f"{name or f'Column {index}'} ({copy})"
+        base = name or f"Column {index}"
+        unique = base
+        if unique in taken:
+            copy = copies.get(base, 1)
+            while unique in taken:
+                copy += 1
+                unique = f"{base} ({copy})"
+            copies[base] = copy
+        taken.add(unique)
         if not name:
             notes.append(f"column {index} has no name; it is called {unique!r}")
         elif unique != name:
