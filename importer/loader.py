@@ -19,6 +19,7 @@ import io
 import math
 import os
 import pathlib
+import re
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
@@ -298,6 +299,60 @@ def _read_head(file: pathlib.Path, shown: str, size: int) -> bytes:
         raise InputError(f"cannot read {shown}: {exc.strerror or exc}") from None
 
 
+# --- formula guard ---------------------------------------------------------------------------
+
+#: The results and errors files start with these columns / end with these: a file that does is
+#: one this tool wrote, so its cells carry the formula guard (see protect_formula).
+RESULTS_COLUMNS = ("row", "status", "activity_id", "http_status", "attempts", "error")
+ERRORS_COLUMNS = ("error", "source_row")
+#: First characters that make Excel, LibreOffice or Sheets read a CSV cell as a formula
+#: (OWASP "CSV injection"), plus the guard's own quote.
+GUARDED_FIRST = frozenset("=+-@\t\r'")
+_FORMULA_START = re.compile(r"'*[=+\-@\t\r]")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_OWN_ERRORS_TAIL = re.compile(r"(error|source_row)(?: \([0-9]+\))?")
+
+
+def protect_formula(text: str) -> str:
+    """A cell as written to a results or errors file: one ``'`` before a would-be formula.
+
+    Files from third parties (``=HYPERLINK(...)``, ``+cmd|...``, ``@SUM(...)``) must not run
+    as formulas in the Excel of whoever opens the results. A plain number (``-5``, ``+3.5``) is
+    no formula and stays as it is. Text that already starts with quotes before such a character
+    gets one more, so unprotect_formula restores every cell exactly.
+    """
+    if text[:1] not in GUARDED_FIRST or not _FORMULA_START.match(text):
+        return text
+    if _PLAIN_NUMBER.fullmatch(text):
+        return text
+    return "'" + text
+
+
+def unprotect_formula(text: str) -> str:
+    """The inverse of protect_formula, for a file this tool wrote being imported again."""
+    if text[:1] == "'" and _FORMULA_START.match(text, 1):
+        return text[1:]
+    return text
+
+
+def _is_own_output(names: Sequence[Cell]) -> bool:
+    """Is this the header of a results or errors file this tool wrote?"""
+    texts = [str(name).strip() for name in names]
+    if tuple(texts[: len(RESULTS_COLUMNS)]) == RESULTS_COLUMNS:
+        return True
+    while texts and not texts[-1]:
+        texts.pop()
+    tail = texts[-len(ERRORS_COLUMNS) :]
+    return len(tail) == len(ERRORS_COLUMNS) and all(
+        (match := _OWN_ERRORS_TAIL.fullmatch(text)) is not None and match.group(1) == column
+        for text, column in zip(tail, ERRORS_COLUMNS, strict=True)
+    )
+
+
+def _unprotect_cells(cells: Sequence[Cell]) -> list[Cell]:
+    return [unprotect_formula(cell) if type(cell) is str else cell for cell in cells]
+
+
 # --- shared header and row handling ---------------------------------------------------------
 
 
@@ -318,6 +373,8 @@ def _read_header(records: Iterator[Record], header_row: int, where: str) -> list
 
 def _name_columns(raw: Sequence[Cell], header_row: int, where: str) -> tuple[list[str], list[str]]:
     """Header cells -> unique, trimmed column names, plus notes on every rename made."""
+    if _is_own_output(raw):
+        raw = _unprotect_cells(raw)  # the header of a results or errors file was guarded too
     names = ["" if _is_blank(cell) else str(cell).strip() for cell in raw]
     if names:
         names[0] = names[0].lstrip("\ufeff")  # a BOM left by an explicit --encoding utf-8
@@ -385,10 +442,15 @@ def _cells(count: int) -> str:
 def _data_rows(table: Table, records: Iterator[Record]) -> Iterator[Row]:
     width = len(table.header)
     pad = table.kind != "csv"
+    # Re-importing an errors (or results) file: its cells get back the exact values it was
+    # written from, without the quote that kept formulas from running in Excel.
+    guarded = _is_own_output(table.header)
     for number, cells, broken in records:
         if broken is None and all(_is_blank(cell) for cell in cells):
             table.blank_rows += 1
             continue
+        if guarded:
+            cells = _unprotect_cells(cells)
         row = _fit_row(number, cells, width, pad=pad)
         row.error = broken or row.error
         yield row
