@@ -5,7 +5,9 @@ consumed, so a CSV or XLSX file of any size streams in constant memory. XLS (Exc
 ODS (OpenDocument) sheets are read whole by calamine, so they are refused above
 ``MAX_WHOLE_SHEET_BYTES`` (a few hundred MB of memory at most). Row numbers are the ones Excel
 shows, so a user can find every reported row in the original file; every format gives the same
-cell types (see ``Cell``).
+cell types (see ``Cell``). No cell is longer than ``MAX_CELL_CHARS``, in any format. A results
+or errors file this tool wrote is known by its header, and the quote its formula guard added is
+removed (``unprotect_formula``).
 """
 
 from __future__ import annotations

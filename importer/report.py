@@ -5,7 +5,9 @@ leaves a results file that says what was done up to a moment before (the ledger,
 is what a rerun trusts). Lines come in completion order; the ``row`` column gives the input
 order. A run never destroys an earlier run's files: one already at the path is moved aside
 (timestamped, never over another) before the new one is written. The summary's reasons are
-kept in bounded memory: counts per reason and a few row numbers each.
+kept in bounded memory: counts per reason and a few row numbers each. A cell a spreadsheet would
+run as a formula is written with one leading ``'`` (loader.protect_formula); the loader removes
+it when one of these files is imported again.
 """
 
 from __future__ import annotations
