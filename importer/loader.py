@@ -410,7 +410,17 @@ def _name_columns(raw: Sequence[Cell], header_row: int, where: str) -> tuple[lis
         elif unique != name:
             notes.append(f"column {index} repeats the name {name!r}; it is called {unique!r}")
         header.append(unique)
+    if len(notes) > MAX_RENAME_NOTES:
+        # Thousands of repeated names would bury the rest of the summary.
+        more = len(notes) - MAX_RENAME_NOTES
+        notes[MAX_RENAME_NOTES:] = [
+            f"{more:,} more columns are renamed the same way (the results file shows every name)"
+        ]
     return header, notes
+
+
+#: The summary lists at most this many renamed columns one by one.
+MAX_RENAME_NOTES = 20
 
 
 def _fit_row(number: int, cells: Sequence[Cell], width: int, *, pad: bool) -> Row:
