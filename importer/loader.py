@@ -5,7 +5,9 @@ consumed, so a CSV or XLSX file of any size streams in constant memory. XLS (Exc
 ODS (OpenDocument) sheets are read whole by calamine, so they are refused above
 ``MAX_WHOLE_SHEET_BYTES`` (a few hundred MB of memory at most). Row numbers are the ones Excel
 shows, so a user can find every reported row in the original file; every format gives the same
-cell types (see ``Cell``).
+cell types (see ``Cell``). No cell is longer than ``MAX_CELL_CHARS``, in any format. A results
+or errors file this tool wrote is known by its header, and the quote its formula guard added is
+removed (``unprotect_formula``).
 """
 
 from __future__ import annotations
@@ -19,15 +21,18 @@ import io
 import math
 import os
 import pathlib
+import re
 import zipfile
 import zlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import IO, TYPE_CHECKING, Any, TextIO
 from xml.etree.ElementTree import ParseError, iterparse
+from xml.parsers import expat
 
-import openpyxl
 import python_calamine
+from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
+from openpyxl.utils.cell import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
 
@@ -298,6 +303,60 @@ def _read_head(file: pathlib.Path, shown: str, size: int) -> bytes:
         raise InputError(f"cannot read {shown}: {exc.strerror or exc}") from None
 
 
+# --- formula guard ---------------------------------------------------------------------------
+
+#: The results and errors files start with these columns / end with these: a file that does is
+#: one this tool wrote, so its cells carry the formula guard (see protect_formula).
+RESULTS_COLUMNS = ("row", "status", "activity_id", "http_status", "attempts", "error")
+ERRORS_COLUMNS = ("error", "source_row")
+#: First characters that make Excel, LibreOffice or Sheets read a CSV cell as a formula
+#: (OWASP "CSV injection"), plus the guard's own quote.
+GUARDED_FIRST = frozenset("=+-@\t\r'")
+_FORMULA_START = re.compile(r"'*[=+\-@\t\r]")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+_OWN_ERRORS_TAIL = re.compile(r"(error|source_row)(?: \([0-9]+\))?")
+
+
+def protect_formula(text: str) -> str:
+    """A cell as written to a results or errors file: one ``'`` before a would-be formula.
+
+    Files from third parties (``=HYPERLINK(...)``, ``+cmd|...``, ``@SUM(...)``) must not run
+    as formulas in the Excel of whoever opens the results. A plain number (``-5``, ``+3.5``) is
+    no formula and stays as it is. Text that already starts with quotes before such a character
+    gets one more, so unprotect_formula restores every cell exactly.
+    """
+    if text[:1] not in GUARDED_FIRST or not _FORMULA_START.match(text):
+        return text
+    if _PLAIN_NUMBER.fullmatch(text):
+        return text
+    return "'" + text
+
+
+def unprotect_formula(text: str) -> str:
+    """The inverse of protect_formula, for a file this tool wrote being imported again."""
+    if text[:1] == "'" and _FORMULA_START.match(text, 1):
+        return text[1:]
+    return text
+
+
+def _is_own_output(names: Sequence[Cell]) -> bool:
+    """Is this the header of a results or errors file this tool wrote?"""
+    texts = [str(name).strip() for name in names]
+    if tuple(texts[: len(RESULTS_COLUMNS)]) == RESULTS_COLUMNS:
+        return True
+    while texts and not texts[-1]:
+        texts.pop()
+    tail = texts[-len(ERRORS_COLUMNS) :]
+    return len(tail) == len(ERRORS_COLUMNS) and all(
+        (match := _OWN_ERRORS_TAIL.fullmatch(text)) is not None and match.group(1) == column
+        for text, column in zip(tail, ERRORS_COLUMNS, strict=True)
+    )
+
+
+def _unprotect_cells(cells: Sequence[Cell]) -> list[Cell]:
+    return [unprotect_formula(cell) if type(cell) is str else cell for cell in cells]
+
+
 # --- shared header and row handling ---------------------------------------------------------
 
 
@@ -318,6 +377,8 @@ def _read_header(records: Iterator[Record], header_row: int, where: str) -> list
 
 def _name_columns(raw: Sequence[Cell], header_row: int, where: str) -> tuple[list[str], list[str]]:
     """Header cells -> unique, trimmed column names, plus notes on every rename made."""
+    if _is_own_output(raw):
+        raw = _unprotect_cells(raw)  # the header of a results or errors file was guarded too
     names = ["" if _is_blank(cell) else str(cell).strip() for cell in raw]
     if names:
         names[0] = names[0].lstrip("\ufeff")  # a BOM left by an explicit --encoding utf-8
@@ -330,18 +391,36 @@ def _name_columns(raw: Sequence[Cell], header_row: int, where: str) -> tuple[lis
         )
     header: list[str] = []
     notes: list[str] = []
+    taken: set[str] = set()
+    # The last copy number given per name: later repeats start from there, so naming stays
+    # linear however many columns repeat a name (and gives the names the plain search would).
+    copies: dict[str, int] = {}
     for index, name in enumerate(names, start=1):
-        unique = name or f"Column {index}"
-        copy = 1
-        while unique in header:
-            copy += 1
-            unique = f"{name or f'Column {index}'} ({copy})"
+        base = name or f"Column {index}"
+        unique = base
+        if unique in taken:
+            copy = copies.get(base, 1)
+            while unique in taken:
+                copy += 1
+                unique = f"{base} ({copy})"
+            copies[base] = copy
+        taken.add(unique)
         if not name:
             notes.append(f"column {index} has no name; it is called {unique!r}")
         elif unique != name:
             notes.append(f"column {index} repeats the name {name!r}; it is called {unique!r}")
         header.append(unique)
+    if len(notes) > MAX_RENAME_NOTES:
+        # Thousands of repeated names would bury the rest of the summary.
+        more = len(notes) - MAX_RENAME_NOTES
+        notes[MAX_RENAME_NOTES:] = [
+            f"{more:,} more columns are renamed the same way (the results file shows every name)"
+        ]
     return header, notes
+
+
+#: The summary lists at most this many renamed columns one by one.
+MAX_RENAME_NOTES = 20
 
 
 def _fit_row(number: int, cells: Sequence[Cell], width: int, *, pad: bool) -> Row:
@@ -377,10 +456,15 @@ def _cells(count: int) -> str:
 def _data_rows(table: Table, records: Iterator[Record]) -> Iterator[Row]:
     width = len(table.header)
     pad = table.kind != "csv"
+    # Re-importing an errors (or results) file: its cells get back the exact values it was
+    # written from, without the quote that kept formulas from running in Excel.
+    guarded = _is_own_output(table.header)
     for number, cells, broken in records:
         if broken is None and all(_is_blank(cell) for cell in cells):
             table.blank_rows += 1
             continue
+        if guarded:
+            cells = _unprotect_cells(cells)
         row = _fit_row(number, cells, width, pad=pad)
         row.error = broken or row.error
         yield row
@@ -676,18 +760,27 @@ def _open_xlsx(
     # A file object, not the path: openpyxl would refuse a workbook misnamed .csv or .xls.
     with file.open("rb") as stream:
         try:
-            workbook = openpyxl.load_workbook(stream, read_only=True, data_only=True)
+            # openpyxl's load_workbook, with the shared strings read under the cell cap.
+            reader = _CappedExcelReader(stream, read_only=True, data_only=True)
+            reader.read()
+            workbook = reader.wb
         except _CORRUPT_WORKBOOK:
             raise _corrupt(shown) from None
         with contextlib.closing(workbook):
-            yield _xlsx_table(workbook, file, shown, sheet, header_row)
+            yield _xlsx_table(workbook, file, shown, sheet, header_row, reader.oversized)
 
 
 def _xlsx_table(
-    workbook: Workbook, file: pathlib.Path, shown: str, sheet: str | int | None, header_row: int
+    workbook: Workbook,
+    file: pathlib.Path,
+    shown: str,
+    sheet: str | int | None,
+    header_row: int,
+    oversized: frozenset[int] = frozenset(),
 ) -> Table:
     worksheet = _pick_sheet(workbook, sheet, shown)
     where = f"{shown} (sheet {worksheet.title!r})"
+    _refuse_oversized_cells(worksheet, oversized, where)
     records = _xlsx_records(worksheet, shown)
     raw = _read_header(records, header_row, where)
     header, notes = _name_columns(raw, header_row, where)
@@ -708,6 +801,231 @@ def _xlsx_table(
     )
     table.rows = _data_rows(table, records)
     return table
+
+
+# --- XLSX cell size cap --------------------------------------------------------------------
+#
+# A 400 KB workbook can hold a 400 MB string (XML compresses that well), and openpyxl reads
+# every shared string into memory when it opens the file, then each cell's text whole. Parts
+# no larger than the cap cannot hold a longer text and are read as usual; a larger part is
+# first scanned in chunks, never holding a text whole, and only when that scan finds a cell
+# (or shared string) that may be over the cap is it read with expat, texts counted, not kept.
+
+SCAN_CHUNK = 1 << 18
+_ROOT_PREFIX = re.compile(rb"<(\w+:)?(?:worksheet|sst)\b")
+
+
+class _OversizedText(str):
+    """Stands in the shared strings table for a text over the cap (never read whole)."""
+
+
+def _has_long_text(stream: IO[bytes], cap: int, tag: bytes) -> bool:
+    """Could an XML part hold a cell (``tag`` b"c") or shared string (b"si") over ``cap``?
+
+    Measures, in bytes and at C speed, the stretches between one such element's start and the
+    next: every text longer than the cap lies in one. Text cannot contain "<", so no text can
+    fake a start; a start the scan misses only makes a stretch longer (then expat decides).
+    """
+    first = stream.read(SCAN_CHUNK)
+    prefix = (match.group(1) or b"") if (match := _ROOT_PREFIX.search(first)) else b""
+    start = b"<" + prefix + tag + b" " if tag == b"c" else b"<" + prefix + tag
+    run = 0
+    chunk = first
+    while chunk:
+        pieces = chunk.split(start)
+        run += len(pieces[0])
+        if len(pieces) > 1:
+            if max([run, *map(len, pieces[1:-1])]) > cap:
+                return True
+            run = len(pieces[-1])
+        if run > cap:
+            return True
+        chunk = stream.read(SCAN_CHUNK)
+    return False
+
+
+def _part_may_hold_long_text(archive: zipfile.ZipFile, name: str, tag: bytes) -> bool:
+    # The declared size bounds what can be read: zipfile stops there (a lie reads as corrupt).
+    if archive.getinfo(name).file_size <= MAX_CELL_CHARS:
+        return False
+    with archive.open(name) as part:
+        return _has_long_text(part, MAX_CELL_CHARS, tag)
+
+
+class _CappedExcelReader(ExcelReader):  # type: ignore[misc]
+    """openpyxl's workbook reader; a shared string over the cap is kept as a marker only."""
+
+    oversized: frozenset[int] = frozenset()
+
+    def read_strings(self) -> None:
+        part = self.package.find(SHARED_STRINGS)
+        if part is None or not _part_may_hold_long_text(self.archive, part.PartName[1:], b"si"):
+            super().read_strings()
+            return
+        with self.archive.open(part.PartName[1:]) as source:
+            table = _CappedStrings(MAX_CELL_CHARS)
+            table.parse(source)
+        self.shared_strings = table.strings
+        self.oversized = frozenset(table.oversized)
+
+
+def _local(name: str) -> str:
+    return name.rpartition("}")[2]
+
+
+class _CappedStrings:
+    """The shared strings table read with expat, texts over the cap replaced by a marker.
+
+    Mirrors openpyxl's reading: a string is its <t> texts (plain or rich-text runs), phonetic
+    guides (<rPh>) left out, and Excel's "x005F_" escape removed.
+    """
+
+    def __init__(self, cap: int) -> None:
+        self.cap = cap
+        self.strings: list[str] = []
+        self.oversized: list[int] = []
+        self._parts: list[str] = []
+        self._size = 0
+        self._in_text = False
+        self._phonetic = 0
+
+    def parse(self, source: IO[bytes]) -> None:
+        parser = expat.ParserCreate(namespace_separator="}")
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._data
+        try:
+            parser.ParseFile(source)
+        except expat.ExpatError as exc:
+            raise ValueError(str(exc)) from None  # read as a corrupt workbook
+
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        local = _local(name)
+        if local == "si":
+            self._parts, self._size = [], 0
+        elif local == "rPh":
+            self._phonetic += 1
+        elif local == "t" and not self._phonetic:
+            self._in_text = True
+
+    def _end(self, name: str) -> None:
+        local = _local(name)
+        if local == "t":
+            self._in_text = False
+        elif local == "rPh":
+            self._phonetic -= 1
+        elif local == "si":
+            if self._size > self.cap:
+                self.oversized.append(len(self.strings))
+                self.strings.append(_OversizedText())
+            else:
+                self.strings.append("".join(self._parts).replace("x005F_", ""))
+            self._parts = []
+
+    def _data(self, text: str) -> None:
+        if self._in_text:
+            self._size += len(text)
+            if self._size <= self.cap:
+                self._parts.append(text)
+            else:
+                self._parts = []  # over the cap: count on, keep nothing
+
+
+class _CellSizes:
+    """Finds the first cell of a sheet whose text is over the cap, or that uses an oversized
+    shared string, reading the sheet with expat (texts counted, not kept)."""
+
+    def __init__(self, cap: int, oversized: frozenset[int]) -> None:
+        self.cap = cap
+        self.oversized = oversized
+        self.found: tuple[int, int] | None = None  # (row, column)
+        self._row = 0
+        self._column = 0
+        self._type = ""
+        self._size = 0
+        self._value: list[str] = []
+        self._in_cell = False
+
+    def scan(self, source: IO[bytes]) -> tuple[int, int] | None:
+        parser = expat.ParserCreate(namespace_separator="}")
+        parser.StartElementHandler = self._start
+        parser.EndElementHandler = self._end
+        parser.CharacterDataHandler = self._data
+        with contextlib.suppress(_Found):
+            try:
+                parser.ParseFile(source)
+            except expat.ExpatError:
+                return None  # a broken sheet: the normal reading reports it as corrupt
+        return self.found
+
+    def _start(self, name: str, attrs: dict[str, str]) -> None:
+        local = _local(name)
+        if local == "row":
+            self._row = int(attrs.get("r") or self._row + 1)
+            self._column = 0
+        elif local == "c":
+            self._in_cell = True
+            self._column += 1
+            reference = attrs.get("r")
+            if reference:
+                self._column = _column_number(reference) or self._column
+            self._type = attrs.get("t", "n")
+            self._size, self._value = 0, []  # a cell's texts count together (rich text runs)
+
+    def _end(self, name: str) -> None:
+        local = _local(name)
+        if local == "c":
+            self._in_cell = False
+        elif local == "v" and self._type == "s" and self.oversized:
+            index = "".join(self._value).strip()
+            if index.isdigit() and int(index) in self.oversized:
+                self._found()
+
+    def _data(self, text: str) -> None:
+        if not self._in_cell:
+            return
+        self._size += len(text)
+        if self._size > self.cap:
+            self._found()
+        if self._type == "s" and len(self._value) < 4:
+            self._value.append(text)
+
+    def _found(self) -> None:
+        self.found = (self._row, self._column)
+        raise _Found
+
+
+class _Found(Exception):
+    """Ends the expat scan at the first oversized cell."""
+
+
+def _column_number(reference: str) -> int:
+    number = 0
+    for char in reference:
+        if not char.isalpha():
+            break
+        number = number * 26 + ord(char.upper()) - ord("A") + 1
+    return number
+
+
+def _refuse_oversized_cells(
+    worksheet: ReadOnlyWorksheet, oversized: frozenset[int], where: str
+) -> None:
+    """Refuse, before any row is read, a sheet with a cell over the cap (as the CSV reader)."""
+    archive = worksheet.parent._archive
+    path = worksheet._worksheet_path
+    if not oversized and not _part_may_hold_long_text(archive, path, b"c"):
+        return
+    with archive.open(path) as source:
+        found = _CellSizes(MAX_CELL_CHARS, oversized).scan(source)
+    if found is None:
+        return
+    row, column = found
+    raise InputError(
+        f"{where}: the cell at row {row}, column {get_column_letter(column)} holds more than"
+        f" {MAX_CELL_CHARS:,} characters, the most a cell may hold; such a cell is almost"
+        " always a broken export: shorten or remove it, or export the sheet again"
+    )
 
 
 def _pick_sheet(workbook: Workbook, sheet: str | int | None, shown: str) -> ReadOnlyWorksheet:

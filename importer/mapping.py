@@ -12,6 +12,7 @@ import datetime as dt
 import difflib
 import functools
 import re
+import reprlib
 from collections.abc import Callable, Sequence
 from collections.abc import Mapping as AnyMapping
 from dataclasses import dataclass, field
@@ -267,6 +268,29 @@ class _MappingLoader(yaml.SafeLoader):
     Only true/false are booleans, as in YAML 1.2.
     """
 
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        # PyYAML composes recursively: a deep enough file would end in RecursionError.
+        self._depth += 1
+        try:
+            if self._depth > MAX_NESTING:
+                mark = self.peek_event().start_mark
+                raise _Unbounded(
+                    f"line {mark.line + 1}: it is nested more than {MAX_NESTING} levels deep,"
+                    " far more than a mapping needs; check its indentation and brackets"
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+    def compose_document(self) -> Any:
+        node = super().compose_document()
+        _check_expanded_size(node)
+        return node
+
 
 _MappingLoader.yaml_implicit_resolvers = {
     first: [(tag, regexp) for tag, regexp in resolvers if not tag.endswith((":bool", ":timestamp"))]
@@ -277,20 +301,110 @@ _MappingLoader.add_implicit_resolver(
 )
 
 
+#: Bounds on what a mapping file may hold: a real one is a page of YAML. Beyond them the file is
+#: refused before anything is built from it (a deep nest, an alias bomb, a huge file).
+MAX_MAPPING_BYTES = 1024 * 1024
+MAX_NESTING = 50
+#: Values in the document once every alias (*name) is expanded where it is used.
+MAX_EXPANDED_VALUES = 100_000
+
+
+class _Unbounded(Exception):
+    """The mapping file exceeds one of the bounds above; ``str()`` says which."""
+
+
+def _check_expanded_size(root: Any) -> None:
+    """Count the values the document holds with aliases expanded, without expanding them.
+
+    Aliases share one node, so a small file can stand for billions of values ("billion
+    laughs"); anything that walks or prints such a value would take that long. Each node's
+    size is computed once (iteratively, depth-first), and a node that contains itself is
+    refused too.
+    """
+    sizes: dict[int, int] = {}
+    open_nodes: set[int] = set()  # the ancestors of the node being looked at
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        children = _children(node)
+        if finished:
+            open_nodes.discard(key)
+            sizes[key] = 1 + sum(sizes[id(child)] for child in children)
+            if sizes[key] > MAX_EXPANDED_VALUES:
+                raise _Unbounded(
+                    f"line {node.start_mark.line + 1}: its aliases (*name) expand to more than"
+                    f" {MAX_EXPANDED_VALUES:,} values; write the values out instead of nesting"
+                    " aliases of aliases"
+                )
+        elif key in open_nodes:
+            raise _Unbounded(
+                f"line {node.start_mark.line + 1}: an alias (*name) refers to a value that"
+                " contains it; remove the alias"
+            )
+        elif key not in sizes:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+
+
+def _children(node: Any) -> list[Any]:
+    if isinstance(node, yaml.SequenceNode):
+        return list(node.value)
+    if isinstance(node, yaml.MappingNode):
+        return [part for pair in node.value for part in pair]
+    return []
+
+
+_EXCERPT = reprlib.Repr()
+_EXCERPT.maxlevel = 2
+_EXCERPT.maxstring = _EXCERPT.maxother = 60
+_EXCERPT.maxlist = _EXCERPT.maxdict = 4
+
+
+def _excerpt(value: Any) -> str:
+    """A short repr of a value from the mapping file, however large (or aliased) it is."""
+    return _EXCERPT.repr(value)
+
+
+def _short(value: Any) -> str:
+    """A value from the mapping file as text, cut to an excerpt when long."""
+    if not isinstance(value, str | int | float):
+        return _excerpt(value)
+    text = str(value)
+    return text if len(text) <= _EXCERPT.maxstring else text[: _EXCERPT.maxstring - 3] + "..."
+
+
 def load_mapping(path: str | Path) -> Mapping:
     """Read and check a mapping file. Raises MappingError naming the problem and the fix."""
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8-sig")
-    except FileNotFoundError:
-        raise MappingError(f"mapping file {path} not found; check the --mapping path") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise MappingError(f"cannot read mapping file {path}: {exc}") from None
+    text = _read_mapping_text(path)
     try:
         document = yaml.load(text, Loader=_MappingLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise MappingError(f"{path}: {_describe_yaml_error(exc)}") from None
+    except _Unbounded as exc:
+        raise MappingError(f"{path} is not a usable mapping file: {exc}") from None
     return parse_mapping(document, path)
+
+
+def _read_mapping_text(path: Path) -> str:
+    try:
+        with path.open("rb") as file:
+            data = file.read(MAX_MAPPING_BYTES + 1)
+    except FileNotFoundError:
+        raise MappingError(f"mapping file {path} not found; check the --mapping path") from None
+    except OSError as exc:
+        raise MappingError(f"cannot read mapping file {path}: {exc}") from None
+    if len(data) > MAX_MAPPING_BYTES:
+        raise MappingError(
+            f"mapping file {path} is larger than {MAX_MAPPING_BYTES // 1024} KB, far more than a"
+            " mapping needs; check that --mapping names the mapping (.yaml), not a data file"
+        )
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise MappingError(f"cannot read mapping file {path}: {exc}") from None
 
 
 def parse_mapping(document: Any, path: Path) -> Mapping:
@@ -305,8 +419,8 @@ def parse_mapping(document: Any, path: Path) -> Mapping:
     version = document.get("version")
     if version != 1 or isinstance(version, bool):
         raise MappingError(
-            f"{where}: 'version' must be 1 (found {document.get('version')!r}); add 'version: 1'"
-            " as the first line"
+            f"{where}: 'version' must be 1 (found {_excerpt(document.get('version'))});"
+            " add 'version: 1' as the first line"
         )
     source = _parse_source(document.get("source") or {}, where)
     activity = document.get("activity")
@@ -427,7 +541,8 @@ def _parse_source(source: Any, where: str) -> SourceHints:
     header_row = source.get("header_row", 1)
     if not isinstance(header_row, int) or isinstance(header_row, bool) or header_row < 1:
         raise MappingError(
-            f"{where}: source.header_row must be a row number (1 or more), not {header_row!r}"
+            f"{where}: source.header_row must be a row number (1 or more),"
+            f" not {_excerpt(header_row)}"
         )
     sheet = source.get("sheet")
     if sheet is not None and (not isinstance(sheet, str | int) or isinstance(sheet, bool)):
@@ -463,7 +578,7 @@ def _parse_field_values(raw: Any, where: str) -> list[FieldValueSpec]:
                 ' value, e.g. - {id: "12", column: Booth}'
             )
         rest = {key: value for key, value in item.items() if key != "id"}
-        spec = _parse_spec(f"{label} (id {item['id']})", rest, where, allow_date=False)
+        spec = _parse_spec(f"{label} (id {_short(item['id'])})", rest, where, allow_date=False)
         result.append(FieldValueSpec(id=str(item["id"]), spec=spec))
     return result
 
@@ -496,7 +611,8 @@ def _parse_spec(name: str, raw: Any, where: str, *, allow_date: bool = True) -> 
     for key in (kind, "default"):
         if key in raw and not _is_scalar(raw[key]):
             raise MappingError(
-                f"{where}: {name}: '{key}' must be a single text or number, not {raw[key]!r}"
+                f"{where}: {name}: '{key}' must be a single text or number,"
+                f" not {_excerpt(raw[key])}"
                 " (quote text that contains ':', '{' or '#')"
             )
     if kind == "template":
@@ -571,7 +687,7 @@ def _parse_template(text: str, name: str, where: str) -> list[str | _Placeholder
             parts.append(token[0])
         elif token in ("{", "}") or not match.group(1).strip():
             raise MappingError(
-                f"{where}: {name}: template {text!r} has an unmatched or empty brace; write"
+                f"{where}: {name}: template {_excerpt(text)} has an unmatched or empty brace; write"
                 " {Column Name} for a column and {{ or }} for a literal brace"
             )
         else:
@@ -589,14 +705,16 @@ def _parse_value_map(raw: Any, name: str, where: str) -> dict[str, Any] | None:
     folded: dict[str, Any] = {}
     for key, value in raw.items():
         if not _is_scalar(key) or not _is_scalar(value):
-            shown = f"{key}: {value!r}" if _is_scalar(key) else repr(key)
+            shown = f"{_short(key)}: {_excerpt(value)}"
             raise MappingError(
                 f"{where}: {name}: 'map' entry {shown} needs a single text or number on both"
                 " sides, like  visited: Visited Booth"
             )
         text = _scalar_text(key).strip().casefold()
         if text in folded:
-            raise MappingError(f"{where}: {name}: 'map' has the key {key!r} twice (case-blind)")
+            raise MappingError(
+                f"{where}: {name}: 'map' has the key {_excerpt(key)} twice (case-blind)"
+            )
         folded[text] = _scalar_text(value) if isinstance(value, bool) else value
     return folded
 
@@ -626,7 +744,7 @@ def _parse_formats(raw: Any, where: str) -> tuple[str, ...]:
     for fmt in formats:
         if "%" not in fmt:
             raise MappingError(
-                f"{where}: activityDate.format {fmt!r} has no % codes; write e.g."
+                f"{where}: activityDate.format {_excerpt(fmt)} has no % codes; write e.g."
                 ' "%m/%d/%Y %H:%M" (see strftime codes)'
             )
     return tuple(formats)
@@ -637,7 +755,7 @@ def _check_keys(section: AnyMapping[Any, Any], allowed: Sequence[str], where: st
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1, cutoff=0.6)
             hint = f"did you mean '{close[0]}'?" if close else f"allowed: {', '.join(allowed)}"
-            raise MappingError(f"{where}: unknown key '{key}' in {label}; {hint}")
+            raise MappingError(f"{where}: unknown key {_excerpt(key)} in {label}; {hint}")
 
 
 def _describe_yaml_error(exc: yaml.YAMLError) -> str:

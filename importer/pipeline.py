@@ -159,6 +159,7 @@ class _Run:
                 self.summary.moved_aside.append((writer.path, writer.moved_aside))
         # In-file duplicates, in bounded memory however long the file.
         self.seen = FirstSeen()
+        self.sender: Sender[Row] | None = None
         self.started = time.monotonic()
         # The total (for the ETA) costs a quick pass over the file: only when a bar is shown.
         self.progress = tqdm(
@@ -198,6 +199,7 @@ class _Run:
             ledger=ledger,
             prepare=_resolving(resolver, self._show_resolved) if resolver is not None else None,
         )
+        self.sender = sender
         try:
             signals.sender = sender  # from now on a signal stops the sender cleanly
             stats = await sender.run(self._jobs())
@@ -228,11 +230,25 @@ class _Run:
             for job in self._read_jobs():
                 sent += 1
                 yield job
+                if self.sender is not None and self.sender.aborted:
+                    self._report_unsent()
+                    return
         except InputError as exc:
             if self.options.dry_run or not sent:
                 raise  # nothing went to Eloqua: a plain input error, exit 2
             self.summary.stopped_reason = f"the file could not be read further: {exc}"
             self.summary.stop_cause = "file"
+
+    def _report_unsent(self) -> None:
+        """Stopped at once: every row not yet read is ``failed`` (not sent), fast.
+
+        No mapping, no ledger, no network: only reading and writing lines, so even a large
+        file is finished in seconds and the results still hold every row.
+        """
+        assert self.sender is not None
+        error = self.sender.unsent_text()
+        for row in self.table.rows:
+            self.record(row, Outcome("failed", error=error))
 
     def _read_jobs(self) -> Iterator[Job[Row]]:
         source = self.options.input_path.name
@@ -310,8 +326,10 @@ class _Signals:
     """Ctrl-C / SIGTERM during an online run.
 
     Before sending starts (connecting, preflight, lookups of constants) the run is cancelled:
-    nothing was sent. Once the sender runs, it stops sending, lets in-flight requests finish
-    and every row is reported. A second signal falls back to the default (stop at once).
+    nothing was sent, and a second Ctrl-C quits outright. Once the sender runs, it stops
+    sending, lets in-flight requests finish and every row is reported. A second Ctrl-C stops at
+    once: requests in flight are given up (``uncertain``), the rows not yet sent are written
+    ``failed`` without mapping or network, and the run ends as interrupted (exit 130).
     """
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -338,22 +356,39 @@ class _Signals:
 
     def _stop(self, sig: signal.Signals) -> None:
         assert self._loop is not None
-        # A second Ctrl-C quits at once; more SIGTERMs change nothing (`timeout` and service
-        # managers send SIGTERM to the process and again to its group).
-        self._loop.remove_signal_handler(signal.SIGINT)
+        # More SIGTERMs change nothing (`timeout` and service managers send SIGTERM to the
+        # process and again to its group).
         self._loop.add_signal_handler(signal.SIGTERM, lambda: None)
         name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
         if self.sender is None:
+            # Nothing sent yet: a second Ctrl-C quits outright.
+            self._loop.remove_signal_handler(signal.SIGINT)
             self.interrupted = name
             if self._task is not None:
                 self._task.cancel()
             return
+        # A second Ctrl-C stops at once, still reporting every row (see _stop_at_once).
+        self._loop.add_signal_handler(signal.SIGINT, self._stop_at_once)
         print(
             f"\n{name}: stopping. Waiting for the requests in flight, then writing the results"
-            " (press Ctrl-C again to quit at once).",
+            " (press Ctrl-C again to stop at once).",
             file=sys.stderr,
         )
         self.sender.stop(f"interrupted by {name}", interrupted=True)
+
+    def _stop_at_once(self) -> None:
+        """The second Ctrl-C: no more waiting for answers; every row is still reported."""
+        assert self._loop is not None and self.sender is not None
+        # A third Ctrl-C quits outright, leaving the results file short (the ledger holds what
+        # was sent, so a rerun is still safe).
+        self._loop.remove_signal_handler(signal.SIGINT)
+        print(
+            "\nCtrl-C again: stopping at once. Requests still in flight are reported uncertain,"
+            " the rows not sent yet failed (press Ctrl-C once more to quit without writing"
+            " them).",
+            file=sys.stderr,
+        )
+        self.sender.abort(f"{self.sender.stats.stopped_reason}, then stopped at once by Ctrl-C")
 
 
 def _with_header_row_hint(

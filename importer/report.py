@@ -5,7 +5,9 @@ leaves a results file that says what was done up to a moment before (the ledger,
 is what a rerun trusts). Lines come in completion order; the ``row`` column gives the input
 order. A run never destroys an earlier run's files: one already at the path is moved aside
 (timestamped, never over another) before the new one is written. The summary's reasons are
-kept in bounded memory: counts per reason and a few row numbers each.
+kept in bounded memory: counts per reason and a few row numbers each. A cell a spreadsheet would
+run as a formula is written with one leading ``'`` (loader.protect_formula); the loader removes
+it when one of these files is imported again.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from importer.errors import AbortedError, ExitStatus, InputError
+from importer.loader import GUARDED_FIRST, RESULTS_COLUMNS, protect_formula
 from importer.mapping import cell_text
 
 try:
@@ -38,7 +41,8 @@ try:
 except ImportError:  # POSIX
     msvcrt = None  # type: ignore[assignment]
 
-RESULT_COLUMNS = ("row", "status", "activity_id", "http_status", "attempts", "error")
+#: The loader recognises a results file by these columns (to undo the formula guard).
+RESULT_COLUMNS = RESULTS_COLUMNS
 #: Statuses in the order the summary lists them.
 STATUSES = (
     "created",
@@ -223,7 +227,7 @@ class ResultsWriter(_CsvOut):
     """``row,status,activity_id,http_status,attempts,error`` + every input column."""
 
     def __init__(self, path: Path, input_header: Sequence[str]) -> None:
-        super().__init__(path, [*RESULT_COLUMNS, *input_header])
+        super().__init__(path, [*RESULT_COLUMNS, *_texts(input_header)])
 
     def write(
         self,
@@ -243,7 +247,7 @@ class ResultsWriter(_CsvOut):
                 activity_id,
                 "" if http_status is None else http_status,
                 attempts,
-                _one_line(error),
+                protect_formula(_one_line(error)),
                 *_texts(cells),
             ]
         )
@@ -259,11 +263,11 @@ class ErrorsWriter(_CsvOut):
     """
 
     def __init__(self, path: Path, input_header: Sequence[str], delimiter: str = ",") -> None:
-        super().__init__(path, [*input_header, "error", "source_row"], delimiter)
+        super().__init__(path, [*_texts(input_header), "error", "source_row"], delimiter)
         self.count = 0
 
     def write(self, row: int, cells: Sequence[Any], error: str) -> None:
-        self._write([*_texts(cells), _one_line(error), row])
+        self._write([*_texts(cells), protect_formula(_one_line(error)), row])
         self.count += 1
 
     def close(self) -> None:
@@ -420,8 +424,11 @@ def _shown_lookup(value: Any) -> str:
 
 
 def _texts(cells: Sequence[Any]) -> list[str]:
+    """Cells as text, with the formula guard (people open these files in Excel)."""
     # CSV cells are already text: skip cell_text's type checks for them (the common case).
-    return [cell if type(cell) is str else cell_text(cell) for cell in cells]
+    texts = [cell if type(cell) is str else cell_text(cell) for cell in cells]
+    # The first-character test spares the call for almost every cell.
+    return [protect_formula(text) if text[:1] in GUARDED_FIRST else text for text in texts]
 
 
 def _one_line(text: str) -> str:

@@ -288,7 +288,8 @@ class Sender(Generic[T]):
 
     ``on_outcome`` is called exactly once per job, as each completes. After a stop (401,
     circuit breaker, Ctrl-C) nothing more is sent: the remaining jobs are still drained from
-    the stream and reported ``failed`` so every row is accounted for.
+    the stream and reported ``failed`` so every row is accounted for. After an abort (a second
+    Ctrl-C) the requests in flight are given up at once as well.
     """
 
     def __init__(
@@ -307,6 +308,9 @@ class Sender(Generic[T]):
         self.limit = AdaptiveLimit(self.options.concurrency)
         self.stats = SendStats(lowest_concurrency=self.options.concurrency)
         self._stopping = asyncio.Event()
+        #: Stopped at once (abort): the caller may report its remaining rows unsent without
+        #: handing them over one by one.
+        self.aborted = False
         self._in_flight: set[asyncio.Task[Outcome]] = set()
         self._preparing: set[asyncio.Task[Outcome | None]] = set()
         self._failures_in_a_row = 0
@@ -324,6 +328,17 @@ class Sender(Generic[T]):
             task.cancel()
         if interrupted:
             asyncio.get_running_loop().call_later(self.options.stop_grace, self._give_up_in_flight)
+
+    def abort(self, reason: str) -> None:
+        """Stop at once (a second Ctrl-C): send nothing more and give up the requests in flight
+        now, without their grace period. A given-up request that went out is ``uncertain`` (its
+        ledger record stays pending); the rest of the jobs are reported ``failed``, unsent.
+        """
+        self.stop(reason, interrupted=True)
+        self.stats.stopped_reason = reason
+        self.stats.interrupted = True
+        self.aborted = True
+        self._give_up_in_flight()
 
     async def run(self, jobs: Iterable[Job[T]]) -> SendStats:
         queue: asyncio.Queue[Job[T] | None] = asyncio.Queue(maxsize=self.options.concurrency * 2)
@@ -511,6 +526,10 @@ class Sender(Generic[T]):
 
     def _unsent_outcome(self, attempts: int = 0) -> Outcome:
         return Outcome("failed", attempts=attempts, error=self._unsent_text())
+
+    def unsent_text(self) -> str:
+        """The ``error`` of a row not sent because the run stopped."""
+        return self._unsent_text()
 
     def _unsent_text(self) -> str:
         reason = self.stats.stopped_reason

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -153,3 +154,68 @@ def test_check_with_a_token_holding_a_newline_is_exit_2(sandbox, monkeypatch, ca
     assert main(["check"]) == 2
     err = capsys.readouterr().err
     assert "ELOQUA_ACCESS_TOKEN" in err and "sandbox\n-token" not in err
+
+
+def _mapping_with_asset_name(tmp_path: Path, asset_name: str) -> Path:
+    text = MAPPING.read_text(encoding="utf-8")
+    lines = [
+        f"  assetName: {asset_name}" if line.startswith("  assetName:") else line
+        for line in text.splitlines()
+    ]
+    assert lines != text.splitlines(), "the sample mapping names assetName on one line"
+    path = tmp_path / "m.yaml"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def test_mapping_nested_thousands_deep_is_exit_2_not_a_crash(tmp_path, sandbox, capsys):
+    depth = 100_000
+    mapping = _mapping_with_asset_name(tmp_path, "[" * depth + "]" * depth)
+    assert run_cli(tmp_path, str(SAMPLE), "--mapping", str(mapping)) == 2
+    err = capsys.readouterr().err
+    assert "m.yaml" in err and "nested more than" in err and "Traceback" not in err
+    assert sum(sandbox.state.request_counts.values()) == 0
+
+
+def test_alias_bomb_in_a_default_is_refused_quickly_in_bounded_memory(tmp_path, sandbox, capsys):
+    # "Billion laughs": each level repeats the one before 9 times; 9**7 values in a few lines.
+    levels = ["&l0 [" + ", ".join(["lol"] * 9) + "]"]
+    for level in range(1, 7):
+        levels.append(f"&l{level} [" + ", ".join([f"*l{level - 1}"] * 9) + "]")
+    bomb = "{column: Booth, default: [" + ", ".join(levels) + "]}"
+    mapping = _mapping_with_asset_name(tmp_path, bomb)
+    tracemalloc.start()
+    try:
+        assert run_cli(tmp_path, str(SAMPLE), "--mapping", str(mapping)) == 2
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    err = capsys.readouterr().err
+    assert "m.yaml" in err and "aliases (*name) expand to more than" in err
+    assert len(err) < 1000, "the expanded value is never written into the message"
+    assert peak < 50 * 1024 * 1024
+    assert sum(sandbox.state.request_counts.values()) == 0
+
+
+def test_long_values_in_mapping_messages_are_cut_to_an_excerpt(tmp_path, capsys):
+    long_list = "[" + "x" * 500_000 + "]"
+    mapping = _mapping_with_asset_name(tmp_path, "{column: Booth, default: " + long_list + "}")
+    assert run_cli(tmp_path, str(SAMPLE), "--mapping", str(mapping), "--dry-run") == 2
+    err = capsys.readouterr().err
+    assert "'default' must be a single text or number" in err and len(err) < 1000
+
+
+def test_mapping_file_larger_than_a_megabyte_is_refused(tmp_path, capsys):
+    mapping = _mapping_with_asset_name(tmp_path, "'" + "x" * 2_000_000 + "'")
+    assert run_cli(tmp_path, str(SAMPLE), "--mapping", str(mapping), "--dry-run") == 2
+    err = capsys.readouterr().err
+    assert "larger than 1024 KB" in err and len(err) < 1000
+
+
+def test_aliases_that_stay_small_still_work(tmp_path, capsys):
+    text = MAPPING.read_text(encoding="utf-8")
+    assert text.count("version: 1") == 1 and "\nsource:" not in text
+    mapping = tmp_path / "m.yaml"
+    aliased = text.replace("version: 1", "version: &one 1\nsource: {header_row: *one}")
+    mapping.write_text(aliased, encoding="utf-8")
+    assert run_cli(tmp_path, str(SAMPLE), "--mapping", str(mapping), "--dry-run") == 0

@@ -7,6 +7,7 @@ that id; only rows reported uncertain may be missing.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
@@ -307,3 +308,54 @@ def test_repeated_sigterm_still_stops_cleanly(tmp_path, mapping, sandbox_factory
     assert proc.returncode == 130, err
     assert "Rerun the same command" in out
     assert_exactly_once(sandbox, read_results(tmp_path / "results.csv"), rows)
+
+
+def read_stderr_until(proc: subprocess.Popen, text: str) -> None:
+    assert proc.stderr is not None
+    for line in proc.stderr:  # the run writes it at once; the pipe ends if the run dies
+        if text in line:
+            return
+    raise AssertionError(f"the run ended without saying {text!r}")
+
+
+def release_hung_requests(sandbox) -> None:
+    """End the sandbox's handlers still waiting out their latency (the client is gone)."""
+
+    def cancel() -> None:
+        for task in asyncio.all_tasks(sandbox._loop):
+            if task.get_coro().__qualname__ == "RequestHandler._handle_request":
+                task.cancel()
+
+    sandbox._loop.call_soon_threadsafe(cancel)
+
+
+def test_second_ctrl_c_stops_at_once_and_still_reports_every_row(
+    tmp_path, mapping, sandbox_factory
+):
+    sandbox = sandbox_factory()
+    rows = 3000
+    data = scans(tmp_path / "a.csv", rows)
+    proc = start(tmp_path, data, child_env())
+    wait_for_creations(sandbox, 20, proc)
+    sandbox._server.config.latency = 3600  # from now on Eloqua answers nothing
+    deadline = time.monotonic() + 300
+    while sandbox.state.in_flight < 8 and proc.poll() is None:
+        assert time.monotonic() < deadline, "the requests never went out"
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    read_stderr_until(proc, "Ctrl-C: stopping")
+    proc.send_signal(signal.SIGINT)  # the answers would take an hour: stop at once
+    out, err = proc.communicate(timeout=300)
+    release_hung_requests(sandbox)
+    assert proc.returncode == 130, err
+    assert "Ctrl-C again: stopping at once" in err and "Traceback" not in err
+    assert "Rerun the same command" in out
+    results = read_results(tmp_path / "results.csv")
+    statuses = assert_exactly_once(sandbox, results, rows)
+    assert set(statuses) == {"created", "uncertain", "failed"}
+    assert statuses["uncertain"] >= 8, "the requests in flight may have been created"
+    assert statuses["failed"] > rows // 2
+    unsent = [line for line in results.values() if line["status"] == "failed"]
+    assert all(line["error"].startswith("not sent: the run stopped") for line in unsent)
+    errors = (tmp_path / "a.errors.csv").read_text(encoding="utf-8-sig").splitlines()
+    assert len(errors) == 1 + statuses["uncertain"] + statuses["failed"]

@@ -232,6 +232,41 @@ def test_header_names_are_trimmed_deduplicated_and_blank_ones_named(
     assert rows[0].cells == ["a", "b", "c", "d", "e", "f"]
 
 
+def _names_as_before(names: list[str]) -> list[str]:
+    """The original (quadratic) naming rule, as the reference for the linear one."""
+    header: list[str] = []
+    for index, name in enumerate(names, start=1):
+        unique = name or f"Column {index}"
+        copy = 1
+        while unique in header:
+            copy += 1
+            unique = f"{name or f'Column {index}'} ({copy})"
+        header.append(unique)
+    return header
+
+
+def test_repeated_header_names_get_the_same_names_as_before(tmp_path: pathlib.Path) -> None:
+    names = ["x", "x (2)", "x", "x", "x (3)", "", "Column 6", "x", "", "x (2)", "x (3)", "x"]
+    write(tmp_path / "h.csv", ",".join(names) + ",last\n" + ",".join("v" * len(names)) + ",v\n")
+    table, _ = read_all(tmp_path / "h.csv")
+    assert table.header == _names_as_before([*names, "last"])
+
+
+def test_twenty_thousand_columns_of_one_name_are_named_in_linear_time(
+    tmp_path: pathlib.Path,
+) -> None:
+    # The old search re-scanned the whole header for every copy number: minutes for this file.
+    count = 20_000
+    text = ",".join(["x"] * count) + "\n" + ",".join(["1"] * count) + "\n"
+    table, rows = read_all(write(tmp_path / "wide.csv", text))
+    assert table.header == ["x", *(f"x ({copy})" for copy in range(2, count + 1))]
+    assert table.header_notes[-1] == (
+        "19,979 more columns are renamed the same way (the results file shows every name)"
+    )
+    assert len(table.header_notes) == 21
+    assert rows[0].cells == ["1"] * count
+
+
 def test_header_only_file_has_no_rows(tmp_path: pathlib.Path) -> None:
     table, rows = read_all(write(tmp_path / "h.csv", "Email,Name\n"))
     assert table.header == ["Email", "Name"]
