@@ -759,15 +759,19 @@ def _open_xlsx(
 ) -> Iterator[Table]:
     # A file object, not the path: openpyxl would refuse a workbook misnamed .csv or .xls.
     with file.open("rb") as stream:
-        try:
-            # openpyxl's load_workbook, with the shared strings read under the cell cap.
-            reader = _CappedExcelReader(stream, read_only=True, data_only=True)
-            reader.read()
-            workbook = reader.wb
-        except _CORRUPT_WORKBOOK:
-            raise _corrupt(shown) from None
-        with contextlib.closing(workbook):
-            yield _xlsx_table(workbook, file, shown, sheet, header_row, reader.oversized)
+        reader = _read_xlsx(stream, shown)
+        with contextlib.closing(reader.wb):
+            yield _xlsx_table(reader.wb, file, shown, sheet, header_row, reader.oversized)
+
+
+def _read_xlsx(stream: IO[bytes], shown: str) -> _CappedExcelReader:
+    """openpyxl's load_workbook, with the shared strings read under the cell cap."""
+    try:
+        reader = _CappedExcelReader(stream, read_only=True, data_only=True)
+        reader.read()
+    except _CORRUPT_WORKBOOK:
+        raise _corrupt(shown) from None
+    return reader
 
 
 def _xlsx_table(
@@ -1331,12 +1335,11 @@ def peek_rows(
     kind = _detect_kind(file, shown)
     if kind == "xlsx":
         with file.open("rb") as stream:
-            try:
-                workbook = openpyxl.load_workbook(stream, read_only=True, data_only=True)
-            except _CORRUPT_WORKBOOK:
-                raise _corrupt(shown) from None
+            reader = _read_xlsx(stream, shown)
+            workbook = reader.wb
             with contextlib.closing(workbook):
                 worksheet = _pick_sheet(workbook, sheet, shown)
+                _refuse_oversized_cells(worksheet, reader.oversized, shown)
                 records = _xlsx_records(worksheet, shown)
                 rows = [(n, list(c)) for n, c, _ in _take(records, limit)]
                 titles = [ws.title for ws in workbook.worksheets]
