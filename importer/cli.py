@@ -6,22 +6,27 @@ import argparse
 import asyncio
 import os
 import sys
-import tempfile
 import traceback
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from importer.config import Connection, Credentials, connection_from_env, has_credentials
+from tqdm import tqdm
+
+from importer.api import (
+    DEFAULT_CONCURRENCY,
+    DEFAULT_TIMEOUT,
+    MAX_CONCURRENCY,
+    import_file_async,
+    sandbox_connection,
+)
+from importer.config import Connection, connection_from_env, has_credentials
 from importer.eloqua import Timeouts, open_session
 from importer.errors import ConfigError, ExitStatus, ImporterError
-from importer.pipeline import RunOptions, run_import
 from importer.preflight import check_report, connect
+from importer.report import default_results_path
 
 PROG = "eloqua-import"
-MAX_CONCURRENCY = 64
-DEFAULT_CONCURRENCY = 8
-DEFAULT_TIMEOUT = 120.0
 
 RUN_EXAMPLES = """\
 examples:
@@ -391,42 +396,62 @@ def _closed_pipe(stdout: TextIO) -> int:
 
 
 async def _run(args: argparse.Namespace, stdout: TextIO) -> int:
-    options = RunOptions(
-        input_path=args.input,
-        mapping_path=args.mapping,
-        results_path=args.results,
-        errors_path=args.errors,
-        sheet=args.sheet,
-        header_row=args.header_row,
-        encoding=args.encoding,
-        delimiter=args.delimiter,
-        concurrency=args.concurrency,
-        dry_run=args.dry_run,
-        progress=not args.quiet and sys.stderr.isatty(),
-        ledger_path=args.ledger,
-        retry_uncertain=args.retry_uncertain,
-        allow_duplicates=args.allow_duplicates,
-        timeouts=Timeouts(read=args.timeout),
-        handle_signals=True,
-    )
-    if args.sandbox:
-        from importer.sandbox.server import SandboxServer
+    # A dry run must not overwrite the results of a real run: it gets its own names.
+    prefix = "dry-run." if args.dry_run else ""
+    progress = ProgressBar(enabled=not args.quiet and sys.stderr.isatty())
+    try:
+        result = await import_file_async(
+            args.input,
+            mapping=args.mapping,
+            results=args.results or default_results_path(args.input, prefix + "results"),
+            errors=args.errors or default_results_path(args.input, prefix + "errors"),
+            sheet=args.sheet,
+            header_row=args.header_row,
+            encoding=args.encoding,
+            delimiter=args.delimiter,
+            concurrency=args.concurrency,
+            dry_run=args.dry_run,
+            sandbox=args.sandbox,
+            ledger=args.ledger,
+            retry_uncertain=args.retry_uncertain,
+            allow_duplicates=args.allow_duplicates,
+            timeout=args.timeout,
+            collect=False,  # the results file has them; a big file must not fill memory
+            on_progress=progress if progress.enabled else None,
+            on_notice=_notice,
+            handle_signals=True,
+        )
+    finally:
+        progress.close()
+    result.summary.reimport_options += _reimport_options(args)
+    print(result.summary.render(), file=stdout)
+    return int(result.exit_status)
 
-        # A fresh sandbox knows none of the activities in a real ledger, and must not add to
-        # it: unless --ledger is given, it gets a ledger of its own for this run.
-        with tempfile.TemporaryDirectory(prefix="eloqua-import-sandbox-") as scratch:
-            if options.ledger_path is None:
-                options.ledger_path = Path(scratch) / "ledger.sqlite3"
-            async with SandboxServer() as server:
-                summary = await run_import(options, sandbox_connection(server.base_url))
-    else:
-        # A dry run without credentials still checks every row, offline.
-        offline = args.dry_run and not has_credentials()
-        connection = None if offline else connection_from_env()
-        summary = await run_import(options, connection)
-    summary.reimport_options += _reimport_options(args)
-    print(summary.render(), file=stdout)
-    return int(summary.exit_status())
+
+class ProgressBar:
+    """The run's progress bar on stderr, fed by the library's ``on_progress(done, total)``."""
+
+    def __init__(self, *, enabled: bool) -> None:
+        self.enabled = enabled
+        self._bar: tqdm | None = None  # created at the first row: no bar before an error
+
+    def __call__(self, done: int, total: int | None) -> None:
+        if self._bar is None:
+            self._bar = tqdm(total=total, unit=" rows", file=sys.stderr, dynamic_ncols=True)
+        if total != self._bar.total:
+            # The estimate counts blank lines too: the last call ends the bar at 100%.
+            self._bar.total = total
+            self._bar.refresh()
+        self._bar.update(done - self._bar.n)
+
+    def close(self) -> None:
+        if self._bar is not None:
+            self._bar.close()
+
+
+def _notice(text: str) -> None:
+    # On a line of its own: the progress bar may be mid-line.
+    print(f"\n{text}", file=sys.stderr)
 
 
 def _reimport_options(args: argparse.Namespace) -> list[str]:
@@ -562,15 +587,6 @@ def _shell_quote(text: str) -> str:
 async def _check_report(connection: Connection) -> str:
     async with open_session(1) as session:
         return await check_report(session, connection)
-
-
-def sandbox_connection(base_url: str) -> Connection:
-    from importer.sandbox import server
-
-    credentials = Credentials(
-        server.SANDBOX_COMPANY, server.SANDBOX_USERNAME, server.SANDBOX_PASSWORD
-    )
-    return Connection(credentials=credentials, base_url=base_url, login_url=base_url)
 
 
 def _watch(args: argparse.Namespace) -> int:

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 
+from importer._version import __version__
 from importer.config import Credentials, check_url
 from importer.errors import AuthError, ConfigError
 
@@ -25,7 +26,7 @@ CONTACTS_PATH = "/api/REST/1.0/data/contacts"
 CONTACT_PATH = "/api/REST/1.0/data/contact"
 CAMPAIGNS_PATH = "/api/REST/2.0/assets/campaigns"
 PAGE_SIZE = 1000
-USER_AGENT = "eloqua-import/0.1 (+https://github.com/eloqua-import)"
+USER_AGENT = f"eloqua-import/{__version__} (+https://github.com/eloqua-import)"
 
 _REQUIREMENT_WORDS = {
     "IdRequirement": "is not the id of an existing record",

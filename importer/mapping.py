@@ -375,9 +375,19 @@ def _short(value: Any) -> str:
     return text if len(text) <= _EXCERPT.maxstring else text[: _EXCERPT.maxstring - 3] + "..."
 
 
-def load_mapping(path: str | Path) -> Mapping:
-    """Read and check a mapping file. Raises MappingError naming the problem and the fix."""
-    path = Path(path)
+#: How messages name a mapping given as a dict (``importer.import_records(mapping={...})``).
+MAPPING_DICT = Path("the mapping dict")
+
+
+def load_mapping(source: str | Path | AnyMapping[str, Any]) -> Mapping:
+    """Read and check a mapping file, or a dict of the same schema as the YAML.
+
+    A dict goes through the same checks, with the same messages, as a file; its ``version``
+    may be left out. Raises MappingError naming the problem and the fix.
+    """
+    if isinstance(source, AnyMapping):
+        return parse_mapping({"version": 1, **source}, MAPPING_DICT)
+    path = Path(source)
     text = _read_mapping_text(path)
     try:
         document = yaml.load(text, Loader=_MappingLoader)  # a SafeLoader subclass

@@ -1,4 +1,10 @@
-"""One import: loader -> mapping -> sender (with the ledger) -> report, for one input file."""
+"""One import: loader -> mapping -> sender (with the ledger) -> report, for one input file
+or one stream of records (``importer.records``).
+
+Library code: nothing here prints. Outcomes, progress and notices (e.g. "stopping" after
+Ctrl-C) reach the caller through the callbacks in ``RunOptions``; the CLI and ``watch``
+supply them. A results CSV and an errors file are written only when their paths are given.
+"""
 
 from __future__ import annotations
 
@@ -8,44 +14,64 @@ import contextlib
 import signal
 import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Mapping as AnyMapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tqdm import tqdm
-
 from importer.config import Connection
 from importer.eloqua import EloquaClient, Timeouts, open_session
-from importer.errors import ConfigError, InputError, Interrupted, MappingError, RowError
+from importer.errors import (
+    AbortedError,
+    ConfigError,
+    InputError,
+    Interrupted,
+    MappingError,
+    RowError,
+)
 from importer.infer import locate_columns
 from importer.ledger import FirstSeen, Ledger, LedgerError, default_ledger_path, fingerprint
 from importer.loader import Row, Table, open_table
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
 from importer.mapping import ColumnsMissing, Lookup, Mapping, load_mapping
 from importer.preflight import Catalog, check_campaign, check_constants, connect
-from importer.report import ErrorsWriter, ResultsWriter, Summary, default_results_path
+from importer.records import RecordsTable, records_table
+from importer.report import ErrorsWriter, ResultsWriter, Summary
 from importer.sender import Job, Outcome, RetryPolicy, Sender, SendOptions
 
 PREVIEW_ROWS = 3
 #: Statuses that are not "a reason a row was not created" in the summary.
 NOT_A_REASON = frozenset({"created", "already_created", "valid"})
 
+#: Called once per row as it completes (completion order), after its results line is written,
+#: with the table's header (the names of the row's cells).
+OnOutcome = Callable[[Row, Outcome, Sequence[str]], None]
+#: Called as rows complete: (rows done, estimated total or None); a last call has done == total.
+OnProgress = Callable[[int, int | None], None]
+#: A message for the person running the import, e.g. "Ctrl-C: stopping...".
+OnNotice = Callable[[str], None]
+
 
 @dataclass
 class RunOptions:
-    input_path: Path
-    mapping_path: Path
-    results_path: Path | None = None
-    errors_path: Path | None = None
+    """One import. The rows come from ``input_path`` (a file) or ``records`` (an iterable of
+    dicts or a DataFrame); the mapping from ``mapping_path`` or ``mapping`` (a dict)."""
+
+    input_path: Path | None = None
+    mapping_path: Path | None = None
+    results_path: Path | None = None  # None: no results CSV
+    errors_path: Path | None = None  # None: no errors file
+    records: Any = None
+    mapping: AnyMapping[str, Any] | None = None
+    source_name: str = "records"  # how records are named in the ledger and the summary
     sheet: str | int | None = None
     header_row: int | None = None
     encoding: str | None = None
     delimiter: str | None = None
     concurrency: int = 8
     dry_run: bool = False
-    progress: bool = False
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
     ledger_path: Path | None = None  # None: the per-user default
     retry_uncertain: bool = False
@@ -53,37 +79,46 @@ class RunOptions:
     timeouts: Timeouts = field(default_factory=Timeouts)
     stop_grace: float = 30.0
     handle_signals: bool = False  # Ctrl-C / SIGTERM stop the run cleanly (the CLI sets it)
+    on_outcome: OnOutcome | None = None
+    on_progress: OnProgress | None = None
+    on_notice: OnNotice | None = None
+
+    @property
+    def source(self) -> str:
+        """The input as the summary and the ledger name it."""
+        return str(self.input_path) if self.input_path is not None else self.source_name
 
 
 async def run_import(options: RunOptions, connection: Connection | None) -> Summary:
-    """Import one file. Raises ImporterError subclasses for problems found before sending.
+    """Import one file or stream of records. Raises ImporterError subclasses for problems
+    found before sending.
 
     ``connection`` may be None only for a dry run of a mapping without lookups: the rows are
     then checked offline.
     """
-    mapping = load_mapping(options.mapping_path)
-    hints = mapping.source
-    with open_table(
-        options.input_path,
-        sheet=options.sheet if options.sheet is not None else hints.sheet,
-        header_row=options.header_row or hints.header_row,
-        encoding=options.encoding or hints.encoding,
-        delimiter=options.delimiter or hints.delimiter,
-    ) as table:
+    if options.mapping is not None:
+        mapping = load_mapping(options.mapping)
+    elif options.mapping_path is not None:
+        mapping = load_mapping(options.mapping_path)
+    else:
+        raise ConfigError("no mapping: give the path of a mapping file, or a mapping dict")
+    with _open_source(options, mapping) as table:
         try:
-            mapping.bind(table.header, file=str(options.input_path))
+            mapping.bind(table.header, file=_described(options, table))
         except ColumnsMissing as exc:
+            if isinstance(table, RecordsTable):
+                raise
             raise _with_header_row_hint(exc, options, mapping, table) from None
         if connection is None:
             if mapping.has_lookups:
                 raise ConfigError(
-                    f"{options.mapping_path} looks up contacts or campaigns in Eloqua, so even"
+                    f"{mapping.path} looks up contacts or campaigns in Eloqua, so even"
                     " a dry run needs credentials: set ELOQUA_COMPANY, ELOQUA_USERNAME and"
                     " ELOQUA_PASSWORD (or ELOQUA_ACCESS_TOKEN), or add --sandbox"
                 )
             assert options.dry_run, "a real run needs a connection"
             return _Run(options, mapping, table, Catalog(None)).dry_run_offline()
-        signals = _Signals(options.handle_signals)
+        signals = _Signals(options.handle_signals, options.on_notice)
         with signals:
             try:
                 return await _send_table(options, connection, mapping, table, signals)
@@ -95,11 +130,33 @@ async def run_import(options: RunOptions, connection: Connection | None) -> Summ
                 ) from None
 
 
+@contextlib.contextmanager
+def _open_source(options: RunOptions, mapping: Mapping) -> Iterator[Table | RecordsTable]:
+    if options.input_path is None:
+        # An empty batch has no keys to take a header from: the mapping's columns stand in.
+        columns = [name for spec in mapping.specs() for name in spec.column_names()]
+        yield records_table(options.records, fallback_header=dict.fromkeys(columns))
+        return
+    hints = mapping.source
+    with open_table(
+        options.input_path,
+        sheet=options.sheet if options.sheet is not None else hints.sheet,
+        header_row=options.header_row or hints.header_row,
+        encoding=options.encoding or hints.encoding,
+        delimiter=options.delimiter or hints.delimiter,
+    ) as table:
+        yield table
+
+
+def _described(options: RunOptions, table: Table | RecordsTable) -> str:
+    return table.described if isinstance(table, RecordsTable) else str(options.input_path)
+
+
 async def _send_table(
     options: RunOptions,
     connection: Connection,
     mapping: Mapping,
-    table: Table,
+    table: Table | RecordsTable,
     signals: _Signals,
 ) -> Summary:
     async with AsyncExitStack() as stack:
@@ -123,22 +180,21 @@ async def _send_table(
 class _Run:
     """The state of one import: the writers, the counts and the in-file duplicate index."""
 
-    def __init__(self, options: RunOptions, mapping: Mapping, table: Table, catalog: Catalog):
+    def __init__(
+        self,
+        options: RunOptions,
+        mapping: Mapping,
+        table: Table | RecordsTable,
+        catalog: Catalog,
+    ):
         self.options = options
         self.mapping = mapping
         self.table = table
         self.catalog = catalog
-        # A dry run must not overwrite the results of a real run: it gets its own names.
-        prefix = "dry-run." if options.dry_run else ""
-        results_path = options.results_path or default_results_path(
-            options.input_path, prefix + "results"
-        )
-        errors_path = options.errors_path or default_results_path(
-            options.input_path, prefix + "errors"
-        )
+        results_path, errors_path = options.results_path, options.errors_path
         _check_outputs(options, results_path, errors_path)
         self.summary = Summary(
-            input_path=options.input_path,
+            input_path=options.source,
             results_path=results_path,
             dry_run=options.dry_run,
             header_notes=list(table.header_notes),
@@ -152,31 +208,35 @@ class _Run:
             self.summary.reimport_options += ["--encoding", "utf-8"]
         # Both files are opened now, so an unwritable path fails before anything is sent. An
         # earlier run's files there are moved aside now, after every check before sending.
-        self.results = ResultsWriter(results_path, table.header)
-        self.errors = ErrorsWriter(errors_path, table.header, table.delimiter or ",")
+        self.results = ResultsWriter(results_path, table.header) if results_path else None
+        self.errors = (
+            ErrorsWriter(errors_path, table.header, table.delimiter or ",")
+            if errors_path
+            else None
+        )
         for writer in (self.results, self.errors):
-            if writer.moved_aside is not None:
+            if writer is not None and writer.moved_aside is not None:
                 self.summary.moved_aside.append((writer.path, writer.moved_aside))
         # In-file duplicates, in bounded memory however long the file.
         self.seen = FirstSeen()
         self.sender: Sender[Row] | None = None
         self.started = time.monotonic()
-        # The total (for the ETA) costs a quick pass over the file: only when a bar is shown.
-        self.progress = tqdm(
-            total=table.estimated_rows if options.progress else None,
-            unit=" rows",
-            file=sys.stderr,
-            disable=not options.progress,
-            dynamic_ncols=True,
-        )
+        self.done = 0
+        # The total (for the ETA) costs a quick pass over a file: only when progress is shown.
+        self.total = table.estimated_rows if options.on_progress is not None else None
+        #: What the caller's on_outcome raised: the run stops, then it is raised again.
+        self.hook_error: Exception | None = None
 
     def dry_run_offline(self) -> Summary:
         """A dry run without Eloqua: every row mapped and checked locally."""
         try:
             for job in self._jobs():
                 self.record(job.key, Outcome("valid"))
+        except _HookFailed:
+            pass
         finally:
             self._close()
+        self._raise_hook_error()
         self.summary.offline = True
         return self.summary
 
@@ -202,11 +262,15 @@ class _Run:
         self.sender = sender
         try:
             signals.sender = sender  # from now on a signal stops the sender cleanly
-            stats = await sender.run(self._jobs())
+            try:
+                stats = await sender.run(self._jobs())
+            except _HookFailed:
+                stats = sender.stats  # the caller's callback failed while rows were read
             with contextlib.suppress(LedgerError):  # already reported as the stop reason
                 await ledger.flush()
         finally:
             self._close()
+        self._raise_hook_error()
         summary = self.summary
         if stats.stopped_reason and not summary.stop_cause:
             summary.stopped_reason = stats.stopped_reason
@@ -251,7 +315,8 @@ class _Run:
             self.record(row, Outcome("failed", error=error))
 
     def _read_jobs(self) -> Iterator[Job[Row]]:
-        source = self.options.input_path.name
+        path = self.options.input_path
+        source = path.name if path is not None else self.options.source_name
         for row in self.table.rows:
             try:
                 payload = self.mapping.payload(row)
@@ -283,17 +348,18 @@ class _Run:
                 self.summary.preview[index] = (number, {**payload, **kept})
 
     def record(self, row: Row, outcome: Outcome, reason: RowError | None = None) -> None:
-        self.results.write(
-            row.number,
-            outcome.status,
-            row.cells,
-            activity_id=outcome.activity_id,
-            http_status=outcome.http_status,
-            attempts=outcome.attempts,
-            error=outcome.error,
-        )
+        if self.results is not None:
+            self.results.write(
+                row.number,
+                outcome.status,
+                row.cells,
+                activity_id=outcome.activity_id,
+                http_status=outcome.http_status,
+                attempts=outcome.attempts,
+                error=outcome.error,
+            )
         to_errors = outcome.status in ("invalid", "rejected", "failed", "uncertain")
-        if to_errors:
+        if to_errors and self.errors is not None:
             self.errors.write(row.number, row.cells, f"{outcome.status}: {outcome.error}")
         if outcome.status not in NOT_A_REASON:
             self.summary.reasons.add(
@@ -305,21 +371,40 @@ class _Run:
                 error=to_errors,
             )
         self.summary.counts[outcome.status] += 1
-        self.progress.update()
+        self.done += 1
+        options = self.options
+        if options.on_progress is not None:
+            options.on_progress(self.done, self.total)
+        if options.on_outcome is not None and self.hook_error is None:
+            try:
+                options.on_outcome(row, outcome, self.table.header)
+            except Exception as exc:
+                # Stop sending as after a full disk: in-flight answers still reach the ledger.
+                self.hook_error = exc
+                raise _HookFailed(f"on_outcome raised {type(exc).__name__}: {exc}") from None
 
     def _close(self) -> None:
-        if self.progress.total and self.progress.n != self.progress.total:
-            # The estimate counts blank lines too: end the bar at 100%.
-            self.progress.total = self.progress.n
-            self.progress.refresh()
-        self.progress.close()
+        if self.options.on_progress is not None:
+            # The estimate counts blank lines too: the last call says where it really ended.
+            self.options.on_progress(self.done, self.done)
         self.seen.close()
-        self.results.close()
-        self.errors.close()
+        if self.results is not None:
+            self.results.close()
+        if self.errors is not None:
+            self.errors.close()
         self.summary.blank_rows = self.table.blank_rows
         self.summary.elapsed = time.monotonic() - self.started
-        if self.errors.count:
+        if self.errors is not None and self.errors.count:
             self.summary.errors_path = self.errors.path
+
+    def _raise_hook_error(self) -> None:
+        """The caller's on_outcome failed: the rows so far are recorded; raise its error."""
+        if self.hook_error is not None:
+            raise self.hook_error
+
+
+class _HookFailed(AbortedError):
+    """The caller's ``on_outcome`` raised: stop sending (its error is raised at the end)."""
 
 
 class _Signals:
@@ -334,8 +419,9 @@ class _Signals:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, enabled: bool) -> None:
+    def __init__(self, enabled: bool, on_notice: OnNotice | None = None) -> None:
         self.enabled = enabled and sys.platform != "win32"
+        self.on_notice = on_notice
         self.sender: Sender[Row] | None = None
         self.interrupted = ""  # the signal's name, once one came before sending
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -369,10 +455,9 @@ class _Signals:
             return
         # A second Ctrl-C stops at once, still reporting every row (see _stop_at_once).
         self._loop.add_signal_handler(signal.SIGINT, self._stop_at_once)
-        print(
-            f"\n{name}: stopping. Waiting for the requests in flight, then writing the results"
-            " (press Ctrl-C again to stop at once).",
-            file=sys.stderr,
+        self._notice(
+            f"{name}: stopping. Waiting for the requests in flight, then writing the results"
+            " (press Ctrl-C again to stop at once)."
         )
         self.sender.stop(f"interrupted by {name}", interrupted=True)
 
@@ -382,19 +467,23 @@ class _Signals:
         # A third Ctrl-C quits outright, leaving the results file short (the ledger holds what
         # was sent, so a rerun is still safe).
         self._loop.remove_signal_handler(signal.SIGINT)
-        print(
-            "\nCtrl-C again: stopping at once. Requests still in flight are reported uncertain,"
+        self._notice(
+            "Ctrl-C again: stopping at once. Requests still in flight are reported uncertain,"
             " the rows not sent yet failed (press Ctrl-C once more to quit without writing"
-            " them).",
-            file=sys.stderr,
+            " them)."
         )
         self.sender.abort(f"{self.sender.stats.stopped_reason}, then stopped at once by Ctrl-C")
+
+    def _notice(self, text: str) -> None:
+        if self.on_notice is not None:  # library code never prints: the caller shows it
+            self.on_notice(text)
 
 
 def _with_header_row_hint(
     exc: ColumnsMissing, options: RunOptions, mapping: Mapping, table: Table
 ) -> MappingError:
     """Say which row the columns are on, when they are all on another one."""
+    assert options.input_path is not None  # a file's table
     try:
         row = locate_columns(
             options.input_path,
@@ -414,14 +503,20 @@ def _with_header_row_hint(
     )
 
 
-def _check_outputs(options: RunOptions, results_path: Path, errors_path: Path) -> None:
-    if results_path.resolve() == errors_path.resolve():
+def _check_outputs(
+    options: RunOptions, results_path: Path | None, errors_path: Path | None
+) -> None:
+    if results_path and errors_path and results_path.resolve() == errors_path.resolve():
         raise InputError(
             f"--results and --errors are both {results_path}; give them different names"
         )
-    inputs = {options.input_path.resolve(): "input", options.mapping_path.resolve(): "mapping"}
+    inputs = {
+        path.resolve(): kind
+        for path, kind in ((options.input_path, "input"), (options.mapping_path, "mapping"))
+        if path is not None
+    }
     for output in (results_path, errors_path):
-        if output.resolve() in inputs:
+        if output is not None and output.resolve() in inputs:
             raise InputError(
                 f"{output} is the {inputs[output.resolve()]} file; choose another --results or"
                 " --errors path so it is not overwritten"

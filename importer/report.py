@@ -439,8 +439,8 @@ def _one_line(text: str) -> str:
 class Summary:
     """Counts per status, and where the results went."""
 
-    input_path: Path
-    results_path: Path
+    input_path: Path | str  # a file, or how records are named (e.g. "records")
+    results_path: Path | None  # None: no results CSV was asked for
     errors_path: Path | None = None
     dry_run: bool = False
     counts: Counter[str] = field(default_factory=Counter)
@@ -522,7 +522,8 @@ class Summary:
         for number, payload in self.preview:
             lines.append(f"  row {number} would send: {_preview(payload)}")
         lines.extend(self.reasons.render())
-        lines.append(f"Results: {self.results_path}")
+        if self.results_path is not None:
+            lines.append(f"Results: {self.results_path}")
         for old, aside in self.moved_aside:
             lines.append(f"  The earlier {old.name} was kept: moved to {aside.name}")
         if self.errors_path is not None:
@@ -536,7 +537,9 @@ class Summary:
         return "\n".join(lines)
 
     def _reimport_command(self) -> str:
-        words = ["eloqua-import", "run", str(self.errors_path), "--mapping", str(self.mapping_path)]
+        # A mapping given as a dict has no path: the user saves it as a file first.
+        mapping = str(self.mapping_path) if self.mapping_path else "MAPPING.yaml"
+        words = ["eloqua-import", "run", str(self.errors_path), "--mapping", mapping]
         # The errors file is a plain CSV with its header on row 1, whatever the input had.
         if self.header_row != 1:
             words += ["--header-row", "1"]

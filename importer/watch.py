@@ -468,6 +468,7 @@ class Watcher:
             ledger_path=self.options.ledger_path,
             timeouts=self.options.timeouts,
             handle_signals=self.options.handle_signals,
+            on_notice=lambda text: self.log("stopping", text),  # never plain text on stderr
         )
         try:
             return await run_import(options, self.connection)

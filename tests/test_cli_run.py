@@ -353,14 +353,17 @@ def test_webinar_workbook_sample_sends_london_times_and_whole_ids(tmp_path, sand
 def test_progress_bar_counts_to_the_rows_of_the_file(tmp_path, attendees, capsys):
     import asyncio
 
+    from importer.cli import ProgressBar
     from importer.pipeline import RunOptions, run_import
 
     data, mapping = attendees
+    bar = ProgressBar(enabled=True)
     options = RunOptions(
-        input_path=data, mapping_path=mapping, dry_run=True, progress=True,
+        input_path=data, mapping_path=mapping, dry_run=True, on_progress=bar,
         results_path=tmp_path / "r.csv",
     )  # fmt: skip
     summary = asyncio.run(run_import(options, None))
+    bar.close()
     assert summary.rows == 5
     bar = capsys.readouterr().err
     # 7 lines counted up front (a blank one among them), 5 rows: the bar still ends at 100%.
