@@ -180,8 +180,13 @@ class Mapping:
         names = [name for spec in self.specs() for name in spec.column_names()]
         return list(dict.fromkeys([*names, *(rule.column for rule in self.skip_rules)]))
 
-    def bind(self, header: Sequence[str], *, file: str = "the input file") -> None:
+    def bind(
+        self, header: Sequence[str], *, file: str = "the input file", records: bool = False
+    ) -> None:
         """Resolve every column the mapping names against ``header``.
+
+        ``records``: the header is the keys of Python records or a DataFrame's columns, not a
+        file's header row (the messages say so).
 
         Matching is exact after trimming, else case-insensitive. Raises ColumnsMissing (a
         MappingError) listing every missing column with the closest existing one.
@@ -192,19 +197,20 @@ class Mapping:
         for name, index in exact.items():
             folded.setdefault(name.casefold(), index)
         problems = []
+        where = "the records" if records else "the file"
         for spec in self.specs():
             for column in spec.column_names():
                 key = column.strip()
                 index = exact.get(key, folded.get(key.casefold()))
                 if index is None:
-                    problems.append(_missing_column_message(spec.field, column, header))
+                    problems.append(_missing_column_message(spec.field, column, header, where))
                     missing.append(column)
                 else:
                     spec.columns[column] = index
         for position, rule in enumerate(self.skip_rules):
             index = exact.get(rule.column.strip(), folded.get(rule.column.strip().casefold()))
             if index is None:
-                problems.append(_missing_column_message("skip_if", rule.column, header))
+                problems.append(_missing_column_message("skip_if", rule.column, header, where))
                 missing.append(rule.column)
             else:
                 self.skip_rules[position] = dataclasses.replace(rule, index=index)
@@ -213,8 +219,12 @@ class Mapping:
                 missing,
                 f"{self.path}: the mapping does not fit {file}:\n  "
                 + "\n  ".join(problems)
-                + "\nFix the column names in the mapping (or use --header-row if the column"
-                " names are not on row 1)."
+                + (
+                    "\nFix the column names in the mapping, or give the records those columns."
+                    if records
+                    else "\nFix the column names in the mapping (or use --header-row if the"
+                    " column names are not on row 1)."
+                )
             )
         for spec in self.specs():
             try:
@@ -779,14 +789,16 @@ def _describe_yaml_error(exc: yaml.YAMLError) -> str:
     return f"not valid YAML: {problem}"
 
 
-def _missing_column_message(field_name: str, column: str, header: Sequence[str]) -> str:
+def _missing_column_message(
+    field_name: str, column: str, header: Sequence[str], where: str = "the file"
+) -> str:
     choices = [name for name in header if name]
     close = difflib.get_close_matches(column, choices, n=1, cutoff=0.5)
     if not close:
         folded = {name.casefold(): name for name in choices}
         close = [folded[c] for c in difflib.get_close_matches(column.casefold(), folded, n=1)]
     hint = f"closest existing column: '{close[0]}'" if close else "columns: " + ", ".join(choices)
-    return f"{field_name}: column '{column}' is not in the file ({hint})"
+    return f"{field_name}: column '{column}' is not in {where} ({hint})"
 
 
 # --- evaluating ------------------------------------------------------------------------------

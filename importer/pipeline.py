@@ -104,7 +104,11 @@ async def run_import(options: RunOptions, connection: Connection | None) -> Summ
         raise ConfigError("no mapping: give the path of a mapping file, or a mapping dict")
     with _open_source(options, mapping) as table:
         try:
-            mapping.bind(table.header, file=_described(options, table))
+            mapping.bind(
+                table.header,
+                file=_described(options, table),
+                records=isinstance(table, RecordsTable),
+            )
         except ColumnsMissing as exc:
             if isinstance(table, RecordsTable):
                 raise
@@ -134,8 +138,7 @@ async def run_import(options: RunOptions, connection: Connection | None) -> Summ
 def _open_source(options: RunOptions, mapping: Mapping) -> Iterator[Table | RecordsTable]:
     if options.input_path is None:
         # An empty batch has no keys to take a header from: the mapping's columns stand in.
-        columns = [name for spec in mapping.specs() for name in spec.column_names()]
-        yield records_table(options.records, fallback_header=dict.fromkeys(columns))
+        yield records_table(options.records, fallback_header=mapping.column_names())
         return
     hints = mapping.source
     with open_table(

@@ -180,8 +180,13 @@ def test_records_header_is_the_first_records_keys():
     assert "'Scanned' is blank" in result.outcomes[1].error
     assert result.outcomes[2].error.startswith("record 3 is a tuple, not a dict")
 
-    with pytest.raises(MappingError, match=r"column 'Campaign' is not in the file"):
+    with pytest.raises(MappingError) as missing:
         importer.import_records([{"Contact": 1}], mapping=MAPPING, dry_run=True)
+    assert str(missing.value).startswith(
+        "the mapping dict: the mapping does not fit the records (the first one's keys):\n"
+        "  name: column 'Event' is not in the records (columns: Contact)\n"
+    )
+    assert str(missing.value).endswith("give the records those columns.")
 
 
 def test_an_empty_batch_imports_nothing():
