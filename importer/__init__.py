@@ -10,6 +10,7 @@ before anything is sent raise the exceptions below (all ImporterError subclasses
 
 from importer._version import __version__
 from importer.api import (
+    ImportOptions,
     RecordOutcome,
     Result,
     import_file,
@@ -38,6 +39,7 @@ __all__ = [
     "Connection",
     "Credentials",
     "ExitStatus",
+    "ImportOptions",
     "ImporterError",
     "InputError",
     "Interrupted",

@@ -14,6 +14,8 @@ code) await the ``*_async`` variants instead.
 from __future__ import annotations
 
 import asyncio
+import difflib
+import inspect
 import os
 import tempfile
 from collections import Counter
@@ -21,7 +23,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from operator import attrgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict, Unpack
 
 from importer.config import Connection, Credentials, connection_from_env, has_credentials
 from importer.eloqua import Timeouts
@@ -60,6 +62,26 @@ class RecordOutcome:
 
 
 OnOutcome = Callable[[RecordOutcome], None]
+
+
+class ImportOptions(TypedDict, total=False):
+    """The keyword options of import_file and import_records (see import_records)."""
+
+    dry_run: bool
+    sandbox: bool
+    connection: Connection | None
+    ledger: StrPath | None
+    concurrency: int
+    timeout: float
+    results: StrPath | None
+    errors: StrPath | None
+    retry_uncertain: bool
+    allow_duplicates: bool
+    collect: bool
+    on_outcome: OnOutcome | None
+    on_progress: OnProgress | None
+    on_notice: OnNotice | None
+    handle_signals: bool
 
 
 @dataclass
@@ -106,7 +128,7 @@ def import_file(
     header_row: int | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
-    **options: Any,
+    **options: Unpack[ImportOptions],
 ) -> Result:
     """Import a CSV or Excel file: one External Activity per row.
 
@@ -128,7 +150,9 @@ def import_file(
     )
 
 
-def import_records(records: Any, *, mapping: MappingSource, **options: Any) -> Result:
+def import_records(
+    records: Any, *, mapping: MappingSource, name: str = "records", **options: Unpack[ImportOptions]
+) -> Result:
     """Import records: a pandas DataFrame, or a list or other iterable of dicts.
 
     Each record is one row (numbered from 1); its keys (or the DataFrame's columns) are the
@@ -150,7 +174,7 @@ def import_records(records: Any, *, mapping: MappingSource, **options: Any) -> R
     - ``handle_signals``: Ctrl-C / SIGTERM stop the run cleanly (main thread only).
     """
     _no_running_loop("import_records")
-    return asyncio.run(import_records_async(records, mapping=mapping, **options))
+    return asyncio.run(import_records_async(records, mapping=mapping, name=name, **options))
 
 
 async def import_file_async(
@@ -161,10 +185,10 @@ async def import_file_async(
     header_row: int | None = None,
     encoding: str | None = None,
     delimiter: str | None = None,
-    **options: Any,
+    **options: Unpack[ImportOptions],
 ) -> Result:
     """:func:`import_file` for a running event loop: ``await importer.import_file_async(...)``."""
-    plan = _plan(mapping=mapping, **options)
+    plan = _plan("import_file", mapping=mapping, **options)
     plan.run.input_path = Path(path)
     plan.run.sheet, plan.run.header_row = sheet, header_row
     plan.run.encoding, plan.run.delimiter = encoding, delimiter
@@ -172,10 +196,10 @@ async def import_file_async(
 
 
 async def import_records_async(
-    records: Any, *, mapping: MappingSource, name: str = "records", **options: Any
+    records: Any, *, mapping: MappingSource, name: str = "records", **options: Unpack[ImportOptions]
 ) -> Result:
     """:func:`import_records` for a running event loop (Jupyter, async code)."""
-    plan = _plan(mapping=mapping, **options)
+    plan = _plan("import_records", mapping=mapping, **options)
     plan.run.records, plan.run.source_name = records, str(name)
     return await _import(plan)
 
@@ -203,7 +227,17 @@ class _Plan:
     connection: Connection | None
 
 
-def _plan(
+def _plan(function: str, *, mapping: MappingSource, **options: Any) -> _Plan:
+    """Refuse unknown options by name (a typo would otherwise be silently ignored)."""
+    for name in options:
+        if name not in _OPTIONS:
+            close = difflib.get_close_matches(name, _OPTIONS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "options: " + ", ".join(_OPTIONS)
+            raise TypeError(f"{function}() got an unexpected keyword argument {name!r}; {hint}")
+    return _checked_plan(mapping=mapping, **options)
+
+
+def _checked_plan(
     *,
     mapping: MappingSource,
     dry_run: bool = False,
@@ -248,6 +282,9 @@ def _plan(
             f"mapping must be the path of a mapping file or a dict, not {type(mapping).__name__}"
         )
     return _Plan(run, collector, sandbox, connection)
+
+
+_OPTIONS = tuple(inspect.signature(_checked_plan).parameters)[1:]  # all but mapping
 
 
 def _check_options(concurrency: int, timeout: float) -> None:

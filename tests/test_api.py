@@ -219,6 +219,10 @@ def test_errors_before_sending_raise_documented_exceptions(monkeypatch, capsys):
         importer.import_records("attendees.csv", mapping=MAPPING, dry_run=True)
     with pytest.raises(InputError, match=r"wrap it in a list"):
         importer.import_records({"Contact": 1}, mapping=MAPPING, dry_run=True)
+    with pytest.raises(TypeError, match="'dryrun'; did you mean 'dry_run'"):
+        importer.import_records(rows, mapping=MAPPING, dryrun=True)
+    # Every option checked by name is one the type hints (ImportOptions) know.
+    assert set(importer.ImportOptions.__annotations__) == set(importer.api._OPTIONS)
     with pytest.raises(InputError, match="not found"):
         importer.import_file("missing.csv", mapping=MAPPING, dry_run=True)
     assert capsys.readouterr() == ("", "")
