@@ -384,7 +384,8 @@ class Reasons:
         ranked = sorted(self.groups.values(), key=lambda r: (not r.error, -r.count))
         return ranked[:limit]
 
-    def render(self) -> list[str]:
+    def render(self, *, results_file: bool = True, errors_file: bool = True) -> list[str]:
+        """The files say which were written: a library call writes them only when asked."""
         shown = self.top()
         if not shown:
             return []
@@ -400,11 +401,13 @@ class Reasons:
         if rest:
             # Only errors go to the errors file; a duplicate or a skipped row is in the results.
             where = "errors" if self.uncounted or any(r.error for r in hidden) else "results"
+            if where == "errors" and not errors_file:
+                where = "results"  # every row is in the results file too
             lines.append(
-                f"  and {rest} more row{'s' if rest > 1 else ''} for other reasons: see the"
-                f" {where} file"
+                f"  and {rest} more row{'s' if rest > 1 else ''} for other reasons"
+                + (f": see the {where} file" if where == "errors" or results_file else "")
             )
-        elif any(r.error for r in shown):
+        elif errors_file and any(r.error for r in shown):
             lines.append("  Every row with its reason: see the errors file")
         return lines
 
@@ -521,7 +524,14 @@ class Summary:
                 )
         for number, payload in self.preview:
             lines.append(f"  row {number} would send: {_preview(payload)}")
-        lines.extend(self.reasons.render())
+        # The errors file exists once a row went there, if it was asked for (the CLI always
+        # asks; a library call may not).
+        lines.extend(
+            self.reasons.render(
+                results_file=self.results_path is not None,
+                errors_file=self.errors_path is not None,
+            )
+        )
         if self.results_path is not None:
             lines.append(f"Results: {self.results_path}")
         for old, aside in self.moved_aside:

@@ -259,8 +259,16 @@ def test_import_file_from_python_like_the_cli(sandbox, tmp_path):
 
 
 def test_results_csv_only_when_asked(tmp_path):
-    importer.import_records(every_dtype_frame(), mapping=MAPPING, dry_run=True)
+    result = importer.import_records(every_dtype_frame(), mapping=MAPPING, dry_run=True)
     assert not list(tmp_path.glob("*.csv"))
+    shown = result.summary.render()
+    assert "Why rows were not created:" in shown and "file" not in shown  # none was written
+
+    result = importer.import_records(
+        every_dtype_frame(), mapping=MAPPING, dry_run=True, errors=tmp_path / "e.csv"
+    )
+    assert result.errors_path == tmp_path / "e.csv" and result.errors_path.exists()
+    assert "see the errors file" in result.summary.render()
 
 
 def test_sandbox_true_runs_in_process_with_a_ledger_of_its_own(tmp_path):
