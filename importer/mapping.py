@@ -215,6 +215,8 @@ class Mapping:
             else:
                 self.skip_rules[position] = dataclasses.replace(rule, index=index)
         if problems:
+            if any(problem.endswith("(no similar column)") for problem in problems):
+                problems.append(_columns_shown(header, where))
             raise ColumnsMissing(
                 missing,
                 f"{self.path}: the mapping does not fit {file}:\n  "
@@ -789,16 +791,42 @@ def _describe_yaml_error(exc: yaml.YAMLError) -> str:
     return f"not valid YAML: {problem}"
 
 
+_SHOWN_COLUMNS = 12  # column names listed when none is close
+_SHOWN_CHARS = 40  # characters of one column name in a message
+
+
 def _missing_column_message(
     field_name: str, column: str, header: Sequence[str], where: str = "the file"
 ) -> str:
-    choices = [name for name in header if name]
+    # The header is the dropped file's first line, whatever it holds (a secret, an escape
+    # sequence, megabytes): messages show short, escaped excerpts of it, never the line.
+    choices = {name[:200]: name for name in header if name}  # difflib is quadratic in length
     close = difflib.get_close_matches(column, choices, n=1, cutoff=0.5)
     if not close:
         folded = {name.casefold(): name for name in choices}
         close = [folded[c] for c in difflib.get_close_matches(column.casefold(), folded, n=1)]
-    hint = f"closest existing column: '{close[0]}'" if close else "columns: " + ", ".join(choices)
+    hint = "no similar column"
+    if close:
+        hint = f"closest existing column: '{_shown(choices[close[0]])}'"
     return f"{field_name}: column '{column}' is not in {where} ({hint})"
+
+
+def _columns_shown(header: Sequence[str], where: str) -> str:
+    names = [name for name in header if name]
+    shown = f"columns in {where}: " + ", ".join(_shown(name) for name in names[:_SHOWN_COLUMNS])
+    if len(names) > _SHOWN_COLUMNS:
+        shown += f" and {len(names) - _SHOWN_COLUMNS} more"
+    return shown
+
+
+def _shown(name: str) -> str:
+    """A column name as a message shows it: cut to 40 characters, unprintables escaped."""
+    if len(name) > _SHOWN_CHARS:
+        name = name[: _SHOWN_CHARS - 1] + "…"
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+        for c in name
+    )
 
 
 # --- evaluating ------------------------------------------------------------------------------

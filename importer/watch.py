@@ -5,7 +5,8 @@ Layout (created on start)::
     INBOX/              drop *.csv, *.xlsx, *.xlsm, *.xls, *.ods here (names starting with "."
                         or "~$" are ignored, so "upload as .name.csv, then rename" is a safe
                         way to drop)
-    INBOX/processing/   files being imported; each has <name>.lock, flock'ed while it is worked on
+    INBOX/processing/   files being imported; each has <name>.lock, flock'ed while it is worked on;
+                        created writable by this user only, so no dropper can swap a file there
     INBOX/done/         every row created, already_created, duplicate or skipped; results beside it
     INBOX/failed/       anything else; results, errors file or <name>.error.txt beside the file
 
@@ -20,7 +21,22 @@ Why it is safe to run twice at once (a cron job firing while the last one still 
 - Names in processing/, done/ and failed/ are chosen under one short inbox-wide lock
   (processing/.watch.lock), so an earlier file of the same name is never overwritten.
 
-Locks are POSIX ``flock``: run the watchers of one inbox on one machine.
+Only regular files with one name are read (checked with lstat, never through a link): a
+symbolic link, a pipe, a device or a hard link is moved to failed/ unread, with a note. A file
+is checked again in processing/ before its import (it may have been swapped between the look and
+the rename) and after it: if its size, mtime or inode changed while it was imported (a writer
+that paused longer than the settle time), it stays in processing/ and the next pass imports it
+whole again; it never reaches done/ with rows unread.
+
+Derived names (``<name>.results.csv.part``, ``<name>.lock``, time-stamped names) must fit in
+255 bytes: a longer name is cut and given a hash of the whole name (``_fit``). A file whose
+name, claim or move fails is logged and left; the pass goes on with the others.
+
+Files this module writes (notes, results moved out of processing/) get the inbox folder's
+read bits at most and never group/other write (``Inbox.file_mode``). Text log lines escape
+control characters, so a file name cannot forge a log line.
+
+Locks are POSIX ``flock``: run the watchers of one inbox on one machine, as one user.
 """
 
 from __future__ import annotations
@@ -29,9 +45,12 @@ import asyncio
 import contextlib
 import datetime as dt
 import fcntl
+import hashlib
 import json
 import os
+import re
 import signal
+import stat
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -61,6 +80,9 @@ ERRORS = ".errors.csv"
 NOTE = ".error.txt"
 PART = ".part"  # results being written in processing/; not a data suffix, so never picked up
 LOCK = ".lock"
+NAME_MAX = 255  # bytes in one file name on ext4, APFS, NTFS
+ROOM = NAME_MAX - len(RESULTS + PART)  # a name in the folders leaves room for any suffix
+STAMP_ROOM = 24  # what _candidates adds: ".YYYYmmdd-HHMMSS-NNNNNN"
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -101,12 +123,26 @@ class EventLog:
                 **fields,
             }
             line = json.dumps(record, ensure_ascii=False, default=str)
+            # JSON escapes C0 controls; these others still end a line for some readers.
+            line = _LINE_BREAKERS.sub(lambda m: f"\\u{ord(m[0]):04x}", line)
         else:
             stamp = now.astimezone().strftime("%Y-%m-%d %H:%M:%S")
-            line = f"{stamp} {'ERROR ' if level == 'error' else ''}{message}"
+            line = f"{stamp} {'ERROR ' if level == 'error' else ''}{escape_controls(message)}"
         stream = self.stream or sys.stderr
         stream.write(line + "\n")
         stream.flush()
+
+
+_LINE_BREAKERS = re.compile("[\x7f-\x9f\u2028\u2029]")
+
+
+def escape_controls(text: str) -> str:
+    """``text`` with newlines, escapes and other unprintable characters written as ``\\n``,
+    ``\\x1b``..., so that whatever a file name holds, one event stays one line."""
+    return "".join(
+        c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
+        for c in text
+    )
 
 
 # --- the folders -------------------------------------------------------------------------------
@@ -120,14 +156,15 @@ class Claimed:
     lock_path: Path
     lock_fd: int
     picked_up_as: str  # its name in the inbox (for a resumed file: its name in processing/)
+    seen: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) when its import began
 
     @property
     def results_part(self) -> Path:
-        return self.path.with_name(self.path.name + RESULTS + PART)
+        return self.path.with_name(_fit(self.path.name, ROOM) + RESULTS + PART)
 
     @property
     def errors_part(self) -> Path:
-        return self.path.with_name(self.path.name + ERRORS + PART)
+        return self.path.with_name(_fit(self.path.name, ROOM) + ERRORS + PART)
 
     def release(self) -> None:
         # Unlink before unlocking: a process that opened the old lock file finds, once it gets
@@ -144,12 +181,18 @@ class Inbox:
         self.done = root / "done"
         self.failed = root / "failed"
         self.now = now
+        self.file_mode = 0o600  # set by prepare() from the inbox's own mode
 
     def prepare(self) -> None:
         if not self.root.is_dir():
             raise ConfigError(f"inbox folder {self.root} not found; create it or fix the path")
+        inbox_mode = stat.S_IMODE(os.stat(self.root).st_mode)
+        # What we write is never more readable than the inbox, nor writable by others.
+        self.file_mode = inbox_mode & 0o644
         try:
-            for folder in (self.processing, self.done, self.failed):
+            # processing/ holds the files being read: droppers must not be able to swap them.
+            self.processing.mkdir(mode=inbox_mode & 0o755, exist_ok=True)
+            for folder in (self.done, self.failed):
                 folder.mkdir(exist_ok=True)
         except OSError as exc:
             raise ConfigError(
@@ -157,17 +200,29 @@ class Inbox:
             ) from None
 
     def look(self, folder: Path | None = None) -> dict[str, tuple[int, int, int]]:
-        """Data files in the folder: name -> (size, mtime_ns, inode)."""
-        found = {}
+        """Regular data files in the folder: name -> (size, mtime_ns, inode)."""
+        return self.scan(folder)[0]
+
+    def scan(
+        self, folder: Path | None = None
+    ) -> tuple[dict[str, tuple[int, int, int]], dict[str, str]]:
+        """Data files in the folder, by lstat: the regular ones as name -> identity, and the
+        ones never to be opened (links, pipes, devices) as name -> what they are."""
+        found, refused = {}, {}
         with os.scandir(folder or self.root) as entries:
             for entry in entries:
                 if not is_data_file(entry.name):
                     continue
                 with contextlib.suppress(FileNotFoundError):  # claimed meanwhile
-                    if entry.is_file():
-                        st = entry.stat()
-                        found[entry.name] = (st.st_size, st.st_mtime_ns, st.st_ino)
-        return found
+                    st = entry.stat(follow_symlinks=False)
+                    if stat.S_ISDIR(st.st_mode):
+                        continue  # a folder named like a file: not ours to move
+                    why = refusal(st)
+                    if why:
+                        refused[entry.name] = why
+                    else:
+                        found[entry.name] = identity(st)
+        return found, refused
 
     def claim(self, name: str) -> Claimed | None:
         """Move INBOX/name into processing/, locked. None: another watcher took it first."""
@@ -205,30 +260,55 @@ class Inbox:
 
     def file_away(self, claimed: Claimed, folder: Path, note: str = "") -> dict[str, Path]:
         """Move the file and its results into done/ or failed/ under a name not yet used there."""
-        name = claimed.path.name
         with self.exclusive():
-            target = next(
-                t
-                for t in self._candidates(name)
-                if not any((folder / (t + extra)).exists() for extra in ("", RESULTS, ERRORS, NOTE))
-            )
+            target = self._free_name(folder, claimed.path.name)
             placed = {}
             # The data file moves last: while it is in processing/, the job is not finished.
             for part, extra in ((claimed.results_part, RESULTS), (claimed.errors_part, ERRORS)):
                 if part.exists():
+                    os.chmod(part, stat.S_IMODE(os.stat(part).st_mode) & self.file_mode)
                     os.rename(part, folder / (target + extra))
                     placed[extra] = folder / (target + extra)
             if note:
-                (folder / (target + NOTE)).write_text(note + "\n", encoding="utf-8")
+                self._write_note(folder / (target + NOTE), note)
                 placed[NOTE] = folder / (target + NOTE)
             os.rename(claimed.path, folder / target)
             placed[""] = folder / target
         return placed
 
+    def set_aside(self, source: Path, note: str) -> dict[str, Path] | None:
+        """Move a link, pipe or device into failed/ (the rename moves the entry itself and
+        never opens it), with a note. None: another watcher moved it first."""
+        with self.exclusive():
+            target = self._free_name(self.failed, source.name)
+            try:
+                os.rename(source, self.failed / target)
+            except FileNotFoundError:
+                return None
+            self._write_note(self.failed / (target + NOTE), note)
+        return {"": self.failed / target, NOTE: self.failed / (target + NOTE)}
+
+    def _free_name(self, folder: Path, name: str) -> str:
+        # lexists: a dangling link planted under the name we want counts as taken.
+        return next(
+            t
+            for t in self._candidates(name)
+            if not any(
+                os.path.lexists(folder / (t + extra)) for extra in ("", RESULTS, ERRORS, NOTE)
+            )
+        )
+
+    def _write_note(self, path: Path, note: str) -> None:
+        # O_EXCL never follows a link; the mode keeps the note as private as the inbox.
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, self.file_mode)
+        with open(fd, "w", encoding="utf-8", errors="backslashreplace") as file:
+            file.write(note + "\n")
+
     def _candidates(self, name: str) -> Iterator[str]:
-        """``name``, then ``stem.YYYYmmdd-HHMMSS.ext``, then with ``-2``, ``-3``..."""
-        yield name
-        stem, ext = os.path.splitext(name)
+        """``name``, then ``stem.YYYYmmdd-HHMMSS.ext``, then with ``-2``, ``-3``...; each short
+        enough to take any suffix (see _fit)."""
+        yield _fit(name, ROOM)
+        stem, ext = os.path.splitext(_fit(name, ROOM - STAMP_ROOM))
         stamp = self.now().strftime("%Y%m%d-%H%M%S")
         yield f"{stem}.{stamp}{ext}"
         n = 2
@@ -247,7 +327,7 @@ class Inbox:
             os.close(fd)
 
     def _lock(self, target: str, picked_up_as: str) -> Claimed | None:
-        lock_path = self.processing / (target + LOCK)
+        lock_path = self.processing / (_fit(target, ROOM) + LOCK)
         fd = _try_lock(lock_path)
         if fd is None:
             return None
@@ -256,6 +336,42 @@ class Inbox:
 
 def is_data_file(name: str) -> bool:
     return not name.startswith((".", "~$")) and os.path.splitext(name)[1].lower() in SUFFIXES
+
+
+def identity(st: os.stat_result) -> tuple[int, int, int]:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+def refusal(st: os.stat_result) -> str:
+    """Why a file must not be read ("" for a regular file with a single name). A link could
+    point anywhere the watcher may read (/proc/self/environ); a pipe would block the pass."""
+    mode = st.st_mode
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    if stat.S_ISFIFO(mode):
+        return "a named pipe"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if not stat.S_ISREG(mode):
+        return "not a regular file"
+    if st.st_nlink > 1:
+        return "a hard link (the file has other names)"
+    return ""
+
+
+def _fit(name: str, room: int) -> str:
+    """``name`` if it fits in ``room`` bytes; else its stem cut short, ``~`` and a hash of the
+    whole name, then its extension: distinct names stay distinct, and it is still a data file."""
+    if len(os.fsencode(name)) <= room:
+        return name
+    stem, ext = os.path.splitext(name)
+    tag = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:10]
+    budget = room - len(tag) - len(os.fsencode(ext))
+    while len(os.fsencode(stem)) > budget:  # by characters: never half a UTF-8 sequence
+        stem = stem[:-1]
+    return stem + tag + ext
 
 
 def _try_lock(path: Path) -> int | None:
@@ -372,6 +488,7 @@ class Watcher:
             tally.halted = ExitStatus.USAGE
             return tally
         try:
+            self._refuse_unreadable(self.inbox.processing, tally)
             for name in self.inbox.leftovers():
                 if self.stopping:
                     return tally
@@ -383,10 +500,15 @@ class Watcher:
                         file=name,
                     )
                     await self._process(claimed, tally)
+            self._refuse_unreadable(self.inbox.root, tally)
             for name in await self._stable_files():
                 if self.stopping:
                     return tally
-                claimed = self.inbox.claim(name)
+                try:
+                    claimed = self.inbox.claim(name)
+                except OSError as exc:  # this file's trouble: the others still get their turn
+                    self._trouble(name, exc, "left in the inbox", tally)
+                    continue
                 if claimed is None:
                     self.log("file_skipped", f"{name}: taken by another watcher", file=name)
                     continue
@@ -420,39 +542,115 @@ class Watcher:
             self.log("file_waiting", f"{name}: still changing, left for the next look", file=name)
         return ready
 
+    def _refuse_unreadable(self, folder: Path, tally: _Tally) -> None:
+        """Move links, pipes and devices named like data files to failed/, unread."""
+        for name, what in sorted(self.inbox.scan(folder)[1].items()):
+            note = (
+                f"{name} is {what}, not a plain file: it was not read. Drop the file itself"
+                " (a copy), not a link to it."
+            )
+            try:
+                placed = self.inbox.set_aside(folder / name, note)
+            except OSError as exc:
+                self._trouble(name, exc, f"left in {folder.name}/", tally)
+                continue
+            if placed is None:  # another watcher moved it
+                continue
+            tally.failed += 1
+            self.log(
+                "file_refused",
+                f"{name} -> failed/{placed[''].name}: {note}",
+                level="error",
+                file=name,
+                destination="failed",
+                path=str(placed[""]),
+                note=str(placed[NOTE]),
+                error=note,
+            )
+
+    def _trouble(self, name: str, exc: OSError, where: str, tally: _Tally) -> None:
+        tally.failed += 1
+        error = f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
+        self.log(
+            "file_error",
+            f"{name}: {error}; {where}, the other files go on",
+            level="error",
+            file=name,
+            error=error,
+        )
+
     async def _process(self, claimed: Claimed, tally: _Tally) -> None:
         """Import one claimed file and file it away; the lock is held until it has moved."""
-        name = claimed.picked_up_as
         try:
-            outcome = await self._import(claimed)
-            if isinstance(outcome, str):
-                self._failed(claimed, outcome, tally)
-                return
-            if outcome.interrupted:
-                self._request_stop("interrupted by a signal")
-                self.log(
-                    "file_interrupted",
-                    f"{name}: interrupted; left in processing/, the next run finishes it",
-                    file=name,
-                    counts=_counts(outcome),
-                )
-                return
-            if outcome.stop_cause == "eloqua":  # 401, an outage: not the file's fault
-                self.log(
-                    "error",
-                    f"{name}: stopped: {outcome.stopped_reason}. The file stays in processing/"
-                    " and the next run finishes it (rows already created are not sent again).",
-                    level="error",
-                    file=name,
-                    counts=_counts(outcome),
-                    error=outcome.stopped_reason,
-                )
-                raise _Halt(ExitStatus.ABORTED)
-            ok = outcome.exit_status() == ExitStatus.OK
-            folder = self.inbox.done if ok else self.inbox.failed
-            self._finished(name, folder, self.inbox.file_away(claimed, folder), outcome, tally)
+            await self._import_and_file(claimed, tally)
+        except OSError as exc:  # a move or a check failed: the next run tries again
+            self._trouble(claimed.picked_up_as, exc, "left in processing/", tally)
         finally:
             claimed.release()
+
+    async def _import_and_file(self, claimed: Claimed, tally: _Tally) -> None:
+        name = claimed.picked_up_as
+        st = os.lstat(claimed.path)
+        what = refusal(st)
+        if what:  # swapped for a link between our look and the rename: never read it
+            self._failed(
+                claimed,
+                f"{name} is {what}, not a plain file: it was not read. Drop the file itself"
+                " (a copy), not a link to it.",
+                tally,
+            )
+            return
+        claimed.seen = identity(st)
+        outcome = await self._import(claimed)
+        if not isinstance(outcome, str) and (outcome.interrupted or outcome.stop_cause == "eloqua"):
+            self._stopped(name, outcome)
+            return
+        if self._changed(claimed):
+            self.log(
+                "file_changed",
+                f"{name}: changed while it was imported (still being written?); left in"
+                " processing/, the next pass imports it again (rows already sent come back"
+                " already_created)",
+                file=name,
+                counts=None if isinstance(outcome, str) else _counts(outcome),
+            )
+            return
+        if isinstance(outcome, str):
+            self._failed(claimed, outcome, tally)
+            return
+        ok = outcome.exit_status() == ExitStatus.OK
+        folder = self.inbox.done if ok else self.inbox.failed
+        self._finished(name, folder, self.inbox.file_away(claimed, folder), outcome, tally)
+
+    def _changed(self, claimed: Claimed) -> bool:
+        try:
+            st = os.lstat(claimed.path)
+        except FileNotFoundError:
+            return True
+        return bool(refusal(st)) or identity(st) != claimed.seen
+
+    def _stopped(self, name: str, outcome: Summary) -> None:
+        """The import stopped part-way (a signal, Eloqua): the file stays in processing/."""
+        if outcome.interrupted:
+            self._request_stop("interrupted by a signal")
+            self.log(
+                "file_interrupted",
+                f"{name}: interrupted; left in processing/, the next run finishes it",
+                file=name,
+                counts=_counts(outcome),
+            )
+            return
+        # 401, an outage: not the file's fault
+        self.log(
+            "error",
+            f"{name}: stopped: {outcome.stopped_reason}. The file stays in processing/"
+            " and the next run finishes it (rows already created are not sent again).",
+            level="error",
+            file=name,
+            counts=_counts(outcome),
+            error=outcome.stopped_reason,
+        )
+        raise _Halt(ExitStatus.ABORTED)
 
     async def _import(self, claimed: Claimed) -> Summary | str:
         """The summary, or why the file itself cannot be imported. Raises _Halt for problems

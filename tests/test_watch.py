@@ -407,3 +407,238 @@ def test_an_outage_mid_file_leaves_it_for_the_next_run(inbox, mapping, sandbox_f
     assert "monday.csv" in listing(inbox / "processing")
     assert listing(inbox / "failed") == [] and listing(inbox / "done") == []
     assert sandbox.state.activities == []
+
+
+# --- a file that changes while it is imported (issue 10 #2) -----------------------------------
+
+
+def test_file_that_grows_during_its_import_is_not_filed_away_and_no_row_is_lost(
+    inbox, mapping, sandbox, monkeypatch
+):
+    import importer.watch as watch_module
+
+    growing = scans(inbox / "growing.csv", 5)
+    real_import = watch_module.run_import
+    appended = []
+
+    async def writer_resumes_during_the_import(options, connection):
+        summary = await real_import(options, connection)
+        if not appended:  # the writer paused longer than --settle, then went on
+            with options.input_path.open("a", encoding="utf-8") as file:
+                file.write("P9,2050,Spring Expo,visited,03/10/2026 08:09,B1,37\n")
+            appended.append(options.input_path)
+        return summary
+
+    monkeypatch.setattr(watch_module, "run_import", writer_resumes_during_the_import)
+    first = watcher(inbox, mapping, no_wait)
+    assert asyncio.run(first.run()) == ExitStatus.OK
+    assert not growing.exists() and listing(inbox / "done") == []
+    assert "growing.csv" in listing(inbox / "processing")
+    assert len(sandbox.state.activities) == 5
+
+    # The next pass imports the whole file again: the rows sent come back already_created.
+    assert asyncio.run(watcher(inbox, mapping, no_wait).run()) == ExitStatus.OK
+    assert statuses(inbox / "done" / "growing.csv.results.csv") == {
+        "already_created": 5,
+        "created": 1,
+    }
+    assert len(sandbox.state.activities) == 6 and not created_twice(sandbox)
+    assert [n for n in listing(inbox / "processing") if not n.endswith(".part")] == []
+
+
+def test_file_changed_during_its_import_is_logged(inbox, mapping, sandbox, monkeypatch, capsys):
+    import importer.watch as watch_module
+
+    scans(inbox / "a.csv", 2)
+    real_import = watch_module.run_import
+
+    async def writer_rewrites(options, connection):
+        summary = await real_import(options, connection)
+        scans(options.input_path, 3, first=50)  # rewritten in place: same inode
+        return summary
+
+    monkeypatch.setattr(watch_module, "run_import", writer_rewrites)
+    assert watch_once(inbox, mapping, "--log-format", "json") == 0
+    changed = [e for e in events(capsys.readouterr().err) if e["event"] == "file_changed"]
+    assert len(changed) == 1 and changed[0]["file"] == "a.csv"
+    assert listing(inbox / "done") == [] and listing(inbox / "failed") == []
+
+
+# --- only regular files are read (issue 10 #10) ------------------------------------------------
+
+SECRET = "fake-secret-4f1c9a"
+
+
+def every_file_in(folder: Path) -> list[Path]:
+    """Regular files under ``folder``, never through a link."""
+    found = []
+    for top, _, names in os.walk(folder):
+        for name in names:
+            path = Path(top) / name
+            if path.is_file() and not path.is_symlink():
+                found.append(path)
+    return found
+
+
+def test_symlinks_and_pipes_in_the_inbox_are_refused_and_never_read(
+    tmp_path, inbox, mapping, sandbox, capsys
+):
+    environ = tmp_path / "environ"
+    environ.write_bytes(f"HOME=/root\0ELOQUA_PASSWORD={SECRET}\0LANG=C\0".encode())
+    (inbox / "x.csv").symlink_to(environ)
+    (inbox / "real.csv").symlink_to(scans(tmp_path / "elsewhere.csv", 4))
+    os.mkfifo(inbox / "pipe.csv")
+    scans(inbox / "ok.csv", 2)
+
+    assert watch_once(inbox, mapping, "--log-format", "json") == 1
+
+    err = capsys.readouterr().err
+    assert SECRET not in err
+    for path in every_file_in(inbox):
+        assert SECRET.encode() not in path.read_bytes(), path
+    assert len(sandbox.state.activities) == 2  # only ok.csv's rows
+    failed = inbox / "failed"
+    assert (failed / "x.csv").is_symlink() and (failed / "real.csv").is_symlink()
+    assert "symbolic link" in (failed / "x.csv.error.txt").read_text(encoding="utf-8")
+    assert (failed / "pipe.csv.error.txt").exists()
+    refused = {e["file"] for e in events(err) if e["event"] == "file_refused"}
+    assert refused == {"x.csv", "real.csv", "pipe.csv"}
+    assert listing(inbox / "done") == ["ok.csv", "ok.csv.results.csv"]
+
+
+def test_symlink_left_in_processing_is_refused_too(tmp_path, inbox, mapping, sandbox):
+    (inbox / "processing").mkdir()
+    (inbox / "processing" / "real.csv").symlink_to(scans(tmp_path / "elsewhere.csv", 4))
+    assert watch_once(inbox, mapping) == 1
+    assert sandbox.state.activities == []
+    assert (inbox / "failed" / "real.csv").is_symlink()
+
+
+def test_hard_link_to_another_file_is_refused(tmp_path, inbox, mapping, sandbox):
+    os.link(scans(tmp_path / "elsewhere.csv", 3), inbox / "linked.csv")
+    assert watch_once(inbox, mapping) == 1
+    assert sandbox.state.activities == []
+    assert "hard link" in (inbox / "failed" / "linked.csv.error.txt").read_text(encoding="utf-8")
+
+
+def test_file_swapped_for_a_symlink_after_it_was_seen_is_never_read(
+    tmp_path, inbox, mapping, sandbox, monkeypatch
+):
+    scans(inbox / "a.csv", 3)
+    elsewhere = scans(tmp_path / "elsewhere.csv", 4, first=10)
+    real_claim = Inbox.claim
+
+    def swapped_before_the_claim(self, name):
+        (inbox / name).unlink()
+        (inbox / name).symlink_to(elsewhere)
+        return real_claim(self, name)
+
+    monkeypatch.setattr(Inbox, "claim", swapped_before_the_claim)
+    assert watch_once(inbox, mapping) == 1
+    assert sandbox.state.activities == []
+    assert (inbox / "failed" / "a.csv").is_symlink()
+
+
+def test_missing_column_message_shows_a_short_escaped_excerpt_of_the_header(
+    inbox, mapping, sandbox, capsys
+):
+    columns = [f"Column number {n} " + "x" * 60 for n in range(200)] + ["Contact  ID\x1b[2J"]
+    (inbox / "wide.csv").write_text(",".join(columns) + "\n" + "1," * 200 + "2\n", "utf-8")
+
+    assert watch_once(inbox, mapping, "--log-format", "json") == 1
+
+    note = (inbox / "failed" / "wide.csv.error.txt").read_text(encoding="utf-8")
+    err = capsys.readouterr().err
+    for text in (note, err):
+        assert "\x1b" not in text and "x" * 60 not in text and "Column number 150" not in text
+    assert len(note) < 4000
+    # The hint still points at the column that was meant.
+    assert "closest existing column: 'Contact  ID\\x1b[2J'" in note
+
+
+def test_files_the_watcher_writes_are_never_wider_than_the_inbox(inbox, mapping, sandbox):
+    old = os.umask(0o002)
+    try:
+        inbox.chmod(0o750)
+        bad = scans(inbox / "bad.csv", 2)
+        bad.write_text(bad.read_text() + "Ann,2003,Spring Expo,danced,03/09/2026 10:00,B1,\n")
+        (inbox / "broken.xlsx").write_bytes(b"PK\x03\x04 not a workbook")
+        scans(inbox / "ok.csv", 1, first=40)
+        assert watch_once(inbox, mapping) == 1
+    finally:
+        os.umask(old)
+    written = [
+        inbox / "failed" / "broken.xlsx.error.txt",
+        inbox / "failed" / "bad.csv.results.csv",
+        inbox / "failed" / "bad.csv.errors.csv",
+        inbox / "done" / "ok.csv.results.csv",
+    ]
+    for path in written:
+        assert path.stat().st_mode & 0o777 == 0o640, path
+    # Droppers cannot swap a file in processing/ for a link while it is imported.
+    assert (inbox / "processing").stat().st_mode & 0o022 == 0
+
+
+# --- names: control characters (#12) and length (#13) -------------------------------------------
+
+
+def test_newline_in_a_file_name_cannot_forge_a_text_log_line(inbox, mapping, sandbox, capsys):
+    forged = "a.csv\n2026-03-14 09:05:01 picked up \x1b[8mz.csv"
+    scans(inbox / forged, 2)
+    assert watch_once(inbox, mapping) == 0
+    lines = capsys.readouterr().err.splitlines()
+    assert len(lines) == 4, "started, picked up, finished, stopped: one line each"
+    assert not any(line.startswith("2026-03-14 09:05:01") for line in lines)
+    assert "a.csv\\n2026-03-14 09:05:01 picked up \\x1b[8mz.csv" in lines[1]
+    assert all("\x1b" not in line for line in lines)
+
+
+def test_event_log_escapes_control_characters_in_text_and_line_separators_in_json():
+    from io import StringIO
+
+    text, as_json = StringIO(), StringIO()
+    EventLog("text", text)("e", "one\r\ntwo\u2028three\x85")
+    EventLog("json", as_json)("e", "one\u2028two", file="x\u2029.csv")
+    assert len(text.getvalue().splitlines()) == 1
+    assert "one\\r\\ntwo\\u2028three\\x85" in text.getvalue()
+    assert len(as_json.getvalue().splitlines()) == 1
+    assert json.loads(as_json.getvalue())["file"] == "x\u2029.csv"
+
+
+@pytest.mark.parametrize("stem", ["a" * 251, "é" * 125, "名" * 83], ids=["ascii", "latin", "cjk"])
+def test_a_very_long_file_name_is_imported_and_blocks_nothing(inbox, mapping, sandbox, stem):
+    long_name = stem + ".csv"
+    assert len(long_name.encode()) > 238
+    scans(inbox / long_name, 3)
+    scans(inbox / "b.csv", 2, first=10)
+    scans(inbox / (stem[:-1] + "b.csv"), 1, first=20)  # the same first bytes: a distinct name
+
+    assert watch_once(inbox, mapping) == 0
+
+    done = listing(inbox / "done")
+    assert len(done) == 6 and "b.csv" in done
+    assert all(len(name.encode()) <= 255 for name in done)
+    results = [inbox / "done" / n for n in done if n.endswith(".results.csv")]
+    assert sorted(sum(statuses(p).values()) for p in results) == [1, 2, 3]
+    assert len(sandbox.state.activities) == 6
+
+
+def test_a_file_that_cannot_be_claimed_does_not_block_the_others(
+    inbox, mapping, sandbox, monkeypatch, capsys
+):
+    import errno
+
+    scans(inbox / "a.csv", 1)
+    scans(inbox / "b.csv", 2, first=10)
+    real_claim = Inbox.claim
+
+    def claim(self, name):
+        if name == "a.csv":
+            raise OSError(errno.ENAMETOOLONG, "File name too long", str(inbox / name))
+        return real_claim(self, name)
+
+    monkeypatch.setattr(Inbox, "claim", claim)
+    assert watch_once(inbox, mapping) == 1
+    assert "a.csv" in capsys.readouterr().err
+    assert listing(inbox / "done") == ["b.csv", "b.csv.results.csv"]
+    assert (inbox / "a.csv").exists()
