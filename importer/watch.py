@@ -16,8 +16,9 @@ Why it is safe to run twice at once (a cron job firing while the last one still 
 - ``os.rename`` into processing/ is the claim: of two watchers racing for one file exactly one
   rename succeeds, the other gets FileNotFoundError and skips it. The per-file lock is taken
   *before* the rename, so no other watcher ever sees the file in processing/ unlocked.
-- A file in processing/ whose lock nobody holds was left by a crash (or a clean stop): the next
-  pass imports it again, and the ledger turns the rows already created into already_created.
+- A file in processing/ whose lock nobody holds was left by a crash, a clean stop, or a change
+  during its import: the next pass imports it again once it holds still for the settle time,
+  and the ledger turns the rows already created into already_created.
 - Names in processing/, done/ and failed/ are chosen under one short inbox-wide lock
   (processing/.watch.lock), so an earlier file of the same name is never overwritten.
 
@@ -247,9 +248,6 @@ class Inbox:
                 return claimed
         raise AssertionError("unreachable: the candidate names never run out")
 
-    def leftovers(self) -> list[str]:
-        return sorted(self.look(self.processing))
-
     def resume(self, name: str) -> Claimed | None:
         """Lock a file left in processing/. None: a live watcher holds it, or just filed it."""
         claimed = self._lock(name, name)
@@ -429,7 +427,7 @@ class Watcher:
         self._stop: asyncio.Event | None = None
         self._stop_reason = ""
         self._signal_loop: asyncio.AbstractEventLoop | None = None
-        self._last_look: dict[str, tuple[int, int, int]] = {}
+        self._last_look: dict[Path, dict[str, tuple[int, int, int]]] = {}
 
     async def run(self) -> ExitStatus:
         """``--once``: 0 all went to done/, 1 some to failed/, 3 stopped (Eloqua, ledger),
@@ -489,7 +487,8 @@ class Watcher:
             return tally
         try:
             self._refuse_unreadable(self.inbox.processing, tally)
-            for name in self.inbox.leftovers():
+            # Left by a crash, a stop, or a writer still at work: taken once it holds still.
+            for name in await self._stable_files(self.inbox.processing):
                 if self.stopping:
                     return tally
                 claimed = self.inbox.resume(name)
@@ -501,7 +500,7 @@ class Watcher:
                     )
                     await self._process(claimed, tally)
             self._refuse_unreadable(self.inbox.root, tally)
-            for name in await self._stable_files():
+            for name in await self._stable_files(self.inbox.root):
                 if self.stopping:
                     return tally
                 try:
@@ -524,22 +523,28 @@ class Watcher:
             self._stop_reason = self._stop_reason or "a problem with Eloqua or the mapping (above)"
         return tally
 
-    async def _stable_files(self) -> list[str]:
+    async def _stable_files(self, folder: Path) -> list[str]:
         """Names unchanged across two looks, oldest first. A file that was already there,
         unchanged, at the previous pass needs no second look."""
-        first = self.inbox.look()
-        if any(self._last_look.get(name) != stat for name, stat in first.items()):
+        first = self.inbox.look(folder)
+        last = self._last_look.get(folder, {})
+        if any(last.get(name) != stat for name, stat in first.items()):
             await self._sleep(self.options.settle)
-            second = self.inbox.look()
+            second = self.inbox.look(folder)
         else:
             second = first
-        self._last_look = second
+        self._last_look[folder] = second
         ready = sorted(
             (name for name, stat in second.items() if first.get(name) == stat),
             key=lambda name: (second[name][1], name),
         )
+        where = "" if folder == self.inbox.root else f"{folder.name}/"
         for name in sorted(second.keys() - set(ready)):
-            self.log("file_waiting", f"{name}: still changing, left for the next look", file=name)
+            self.log(
+                "file_waiting",
+                f"{where}{name}: still changing, left for the next look",
+                file=name,
+            )
         return ready
 
     def _refuse_unreadable(self, folder: Path, tally: _Tally) -> None:

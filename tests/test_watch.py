@@ -446,6 +446,21 @@ def test_file_that_grows_during_its_import_is_not_filed_away_and_no_row_is_lost(
     assert [n for n in listing(inbox / "processing") if not n.endswith(".part")] == []
 
 
+def test_file_left_in_processing_is_resumed_only_once_it_holds_still(inbox, mapping, sandbox):
+    (inbox / "processing").mkdir()
+    growing = scans(inbox / "processing" / "growing.csv", 3)
+
+    async def writer_appends(seconds: float) -> None:  # the settle wait: the writer goes on
+        with growing.open("a", encoding="utf-8") as file:
+            file.write("P9,2050,Spring Expo,visited,03/10/2026 08:09,B1,37\n")
+
+    assert asyncio.run(watcher(inbox, mapping, writer_appends).run()) == ExitStatus.OK
+    assert sandbox.state.activities == [] and listing(inbox / "done") == []
+
+    assert asyncio.run(watcher(inbox, mapping, no_wait).run()) == ExitStatus.OK
+    assert statuses(inbox / "done" / "growing.csv.results.csv") == {"created": 4}
+
+
 def test_file_changed_during_its_import_is_logged(inbox, mapping, sandbox, monkeypatch, capsys):
     import importer.watch as watch_module
 
