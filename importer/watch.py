@@ -251,7 +251,7 @@ class Inbox:
     def resume(self, name: str) -> Claimed | None:
         """Lock a file left in processing/. None: a live watcher holds it, or just filed it."""
         claimed = self._lock(name, name)
-        if claimed is not None and not claimed.path.exists():
+        if claimed is not None and not os.path.lexists(claimed.path):
             claimed.release()
             return None
         return claimed
@@ -360,14 +360,17 @@ def refusal(st: os.stat_result) -> str:
 
 
 def _fit(name: str, room: int) -> str:
-    """``name`` if it fits in ``room`` bytes; else its stem cut short, ``~`` and a hash of the
-    whole name, then its extension: distinct names stay distinct, and it is still a data file."""
-    if len(os.fsencode(name)) <= room:
+    """``name`` if it is UTF-8 and fits in ``room`` bytes. Else its stem, cut short and with
+    undecodable bytes replaced, ``~`` and a hash of the whole name, then its extension: distinct
+    names stay distinct, it is still a data file, and the ledger and results can store it."""
+    raw = os.fsencode(name)
+    readable = raw.decode("utf-8", "replace")
+    if readable == name and len(raw) <= room:
         return name
-    stem, ext = os.path.splitext(name)
-    tag = "~" + hashlib.sha256(os.fsencode(name)).hexdigest()[:10]
-    budget = room - len(tag) - len(os.fsencode(ext))
-    while len(os.fsencode(stem)) > budget:  # by characters: never half a UTF-8 sequence
+    stem, ext = os.path.splitext(readable)
+    tag = "~" + hashlib.sha256(raw).hexdigest()[:10]
+    budget = room - len(tag) - len(ext.encode())
+    while len(stem.encode()) > budget:  # by characters: never half a UTF-8 sequence
         stem = stem[:-1]
     return stem + tag + ext
 
@@ -436,6 +439,7 @@ class Watcher:
         self.inbox.prepare()
         load_mapping(self.options.mapping_path)  # a broken mapping stops us before any move
         self._open_ledger()
+        self._check_processing_mode()
         mode = "once" if self.options.once else f"every {self.options.interval:g}s"
         self.log(
             "watch_started",
@@ -461,6 +465,18 @@ class Watcher:
             exit_status=int(status),
         )
         return status
+
+    def _check_processing_mode(self) -> None:
+        """prepare() creates processing/ closed to others; one made earlier may not be."""
+        processing = self.inbox.processing
+        if stat.S_IMODE(os.stat(processing).st_mode) & 0o022:
+            self.log(
+                "warning",
+                f"{processing} is writable by other users, who could swap a file there while it"
+                f" is imported; run: chmod go-w {processing}",
+                level="warning",
+                path=str(processing),
+            )
 
     def _open_ledger(self) -> None:
         """An unusable ledger stops us before any file moves."""
@@ -491,7 +507,11 @@ class Watcher:
             for name in await self._stable_files(self.inbox.processing):
                 if self.stopping:
                     return tally
-                claimed = self.inbox.resume(name)
+                try:
+                    claimed = self.inbox.resume(name)
+                except OSError as exc:
+                    self._trouble(name, exc, "left in processing/", tally)
+                    continue
                 if claimed is not None:
                     self.log(
                         "file_resumed",

@@ -594,6 +594,13 @@ def test_files_the_watcher_writes_are_never_wider_than_the_inbox(inbox, mapping,
     assert (inbox / "processing").stat().st_mode & 0o022 == 0
 
 
+def test_a_processing_folder_others_may_write_to_is_warned_about(inbox, mapping, sandbox, capsys):
+    (inbox / "processing").mkdir()
+    (inbox / "processing").chmod(0o777)
+    assert watch_once(inbox, mapping) == 0
+    assert "chmod go-w" in capsys.readouterr().err
+
+
 # --- names: control characters (#12) and length (#13) -------------------------------------------
 
 
@@ -657,3 +664,22 @@ def test_a_file_that_cannot_be_claimed_does_not_block_the_others(
     assert "a.csv" in capsys.readouterr().err
     assert listing(inbox / "done") == ["b.csv", "b.csv.results.csv"]
     assert (inbox / "a.csv").exists()
+
+
+def test_a_file_name_that_is_not_utf8_is_imported_under_a_readable_name(
+    inbox, mapping, sandbox, capsys
+):
+    scans(inbox / "x.csv", 2)
+    os.rename(inbox / "x.csv", os.fsencode(inbox) + b"/caf\xe9\x1b.csv")
+    Path(os.fsdecode(os.fsencode(inbox) + b"/bad\xff.csv")).write_bytes(b"Email\nx@y.z\n")
+
+    assert watch_once(inbox, mapping) == 1
+
+    err = capsys.readouterr().err
+    assert "caf\\udce9\\x1b.csv -> done/caf\ufffd\\x1b~" in err and "\x1b" not in err
+    done = listing(inbox / "done")
+    assert len(done) == 2 and done[0].startswith("caf\ufffd\x1b~") and done[0].endswith(".csv")
+    assert statuses(inbox / "done" / done[1]) == {"created": 2}
+    note = next(p for p in (inbox / "failed").iterdir() if p.name.endswith(".error.txt"))
+    assert note.name.startswith("bad\ufffd~")
+    assert "Contact ID" in note.read_text(encoding="utf-8")
