@@ -570,10 +570,7 @@ class Watcher:
     def _refuse_unreadable(self, folder: Path, tally: _Tally) -> None:
         """Move links, pipes and devices named like data files to failed/, unread."""
         for name, what in sorted(self.inbox.scan(folder)[1].items()):
-            note = (
-                f"{name} is {what}, not a plain file: it was not read. Drop the file itself"
-                " (a copy), not a link to it."
-            )
+            note = _not_plain(name, what)
             try:
                 placed = self.inbox.set_aside(folder / name, note)
             except OSError as exc:
@@ -618,12 +615,7 @@ class Watcher:
         st = os.lstat(claimed.path)
         what = refusal(st)
         if what:  # swapped for a link between our look and the rename: never read it
-            self._failed(
-                claimed,
-                f"{name} is {what}, not a plain file: it was not read. Drop the file itself"
-                " (a copy), not a link to it.",
-                tally,
-            )
+            self._failed(claimed, _not_plain(name, what), tally)
             return
         claimed.seen = identity(st)
         outcome = await self._import(claimed)
@@ -807,6 +799,10 @@ class Watcher:
         if self._signal_loop is not None and not self.stopping:
             for sig in (signal.SIGINT, signal.SIGTERM):
                 self._signal_loop.add_signal_handler(sig, self._on_signal, sig)
+
+
+def _not_plain(name: str, what: str) -> str:
+    return f"{name} is {what}, not a plain file: it was not read. Drop a plain copy of the file."
 
 
 def _counts(summary: Summary) -> dict[str, int]:
