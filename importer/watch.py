@@ -264,7 +264,7 @@ class Inbox:
             # The data file moves last: while it is in processing/, the job is not finished.
             for part, extra in ((claimed.results_part, RESULTS), (claimed.errors_part, ERRORS)):
                 if part.exists():
-                    os.chmod(part, stat.S_IMODE(os.stat(part).st_mode) & self.file_mode)
+                    self._narrow_mode(part)
                     os.rename(part, folder / (target + extra))
                     placed[extra] = folder / (target + extra)
             if note:
@@ -295,6 +295,11 @@ class Inbox:
                 os.path.lexists(folder / (t + extra)) for extra in ("", RESULTS, ERRORS, NOTE)
             )
         )
+
+    def _narrow_mode(self, path: Path) -> None:
+        # Best effort: some network shares refuse chmod, and a file must still be filed away.
+        with contextlib.suppress(OSError):
+            os.chmod(path, stat.S_IMODE(os.stat(path).st_mode) & self.file_mode)
 
     def _write_note(self, path: Path, note: str) -> None:
         # O_EXCL never follows a link; the mode keeps the note as private as the inbox.
