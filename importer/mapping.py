@@ -215,8 +215,6 @@ class Mapping:
             else:
                 self.skip_rules[position] = dataclasses.replace(rule, index=index)
         if problems:
-            if any(problem.endswith("(no similar column)") for problem in problems):
-                problems.append(_columns_shown(header, where))
             raise ColumnsMissing(
                 missing,
                 f"{self.path}: the mapping does not fit {file}:\n  "
@@ -805,18 +803,14 @@ def _missing_column_message(
     if not close:
         folded = {name.casefold(): name for name in choices}
         close = [folded[c] for c in difflib.get_close_matches(column.casefold(), folded, n=1)]
-    hint = "no similar column"
     if close:
         hint = f"closest existing column: '{_shown(choices[close[0]])}'"
+    else:
+        names = list(choices.values())
+        hint = "columns: " + ", ".join(_shown(name) for name in names[:_SHOWN_COLUMNS])
+        if len(names) > _SHOWN_COLUMNS:
+            hint += f" and {len(names) - _SHOWN_COLUMNS} more"
     return f"{field_name}: column '{column}' is not in {where} ({hint})"
-
-
-def _columns_shown(header: Sequence[str], where: str) -> str:
-    names = [name for name in header if name]
-    shown = f"columns in {where}: " + ", ".join(_shown(name) for name in names[:_SHOWN_COLUMNS])
-    if len(names) > _SHOWN_COLUMNS:
-        shown += f" and {len(names) - _SHOWN_COLUMNS} more"
-    return shown
 
 
 def _shown(name: str) -> str:
