@@ -368,6 +368,7 @@ async def _import_to_sandbox(run: RunOptions) -> Summary:
     with tempfile.TemporaryDirectory(prefix="eloqua-import-sandbox-") as scratch:
         if run.ledger_path is None:
             run.ledger_path = Path(scratch) / "ledger.sqlite3"
+            run.guard_lost_ledger = False  # empty on purpose: not a lost ledger
         async with SandboxServer() as server:
             return await run_import(run, sandbox_connection(server.base_url))
 

@@ -69,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_init(commands)
     _add_check(commands)
     _add_watch(commands)
+    _add_ledger(commands)
     _add_sandbox(commands)
     return parser
 
@@ -296,6 +297,50 @@ problem, 3 stopped (Eloqua unreachable, credentials refused, outage), 130 interr
     _add_sending_options(watch)
 
 
+LEDGER_EXAMPLES = """\
+examples:
+  # the ledger was lost: rebuild it from the last run's results, then rerun safely
+  eloqua-import ledger adopt attendees.results.csv --mapping mappings/attendees.yaml
+  eloqua-import run attendees.csv --mapping mappings/attendees.yaml
+"""
+
+
+def _add_ledger(commands: argparse._SubParsersAction) -> None:
+    ledger = commands.add_parser(
+        "ledger",
+        help="repair the idempotency ledger (adopt a results file)",
+        description="Maintain the idempotency ledger: the record of what was already created.",
+        epilog=LEDGER_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = ledger.add_subparsers(dest="action", metavar="ACTION", required=True)
+    adopt = actions.add_parser(
+        "adopt",
+        help="record the rows a results file shows created",
+        description="Record in the ledger every row a results file shows created or"
+        " already_created, with its activity id, so that a rerun does not send it again. For"
+        " a ledger that was lost or never had them (another machine or user). Reads from"
+        " Eloqua (credentials from the environment) to name the site and resolve lookups;"
+        " sends nothing.",
+        epilog=LEDGER_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    adopt.add_argument(
+        "results", type=Path, metavar="RESULTS.csv", help="a results file written by run/watch"
+    )
+    adopt.add_argument(
+        "--mapping", type=Path, required=True, help="the YAML mapping the run used"
+    )
+    adopt.add_argument(
+        "--ledger",
+        type=Path,
+        metavar="PATH",
+        help="the ledger to record into (default: the per-user state file, see the README)",
+    )
+    adopt.add_argument("--sandbox", action="store_true", help="adopt for the built-in sandbox")
+    adopt.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+
+
 def _add_sandbox(commands: argparse._SubParsersAction) -> None:
     from importer.sandbox import seed  # plain constants: cheap, and the help shows them
 
@@ -379,6 +424,8 @@ def _command(args: argparse.Namespace, stdout: TextIO) -> int:
         return asyncio.run(_init(args, stdout))
     if args.command == "watch":
         return _watch(args)
+    if args.command == "ledger":
+        return asyncio.run(_ledger(args, stdout))
     return _sandbox(args)
 
 
@@ -473,6 +520,25 @@ def _reimport_options(args: argparse.Namespace) -> list[str]:
     if args.timeout != DEFAULT_TIMEOUT:
         words += ["--timeout", f"{args.timeout:g}"]
     return words
+
+
+async def _ledger(args: argparse.Namespace, stdout: TextIO) -> int:
+    from importer.adopt import adopt_results
+    from importer.ledger import default_ledger_path
+
+    ledger_path = args.ledger or default_ledger_path()
+    if args.sandbox:
+        from importer.sandbox.server import SandboxServer
+
+        async with SandboxServer() as server:
+            connection = sandbox_connection(server.base_url)
+            report = await adopt_results(args.results, args.mapping, ledger_path, connection)
+    else:
+        report = await adopt_results(
+            args.results, args.mapping, ledger_path, connection_from_env()
+        )
+    print(report.render(), file=stdout)
+    return int(ExitStatus.ROWS_NOT_CREATED if report.unadoptable else ExitStatus.OK)
 
 
 async def _check(args: argparse.Namespace, stdout: TextIO) -> int:

@@ -12,6 +12,13 @@ fingerprint of its canonical payload:
 
 Writes are group-committed: every claim and outcome that arrives while one commit is being
 written goes into the next one, so durability costs one fsync per batch, not per row.
+
+An activity is identified by what it is (:func:`identify`): the contact, asset type, asset
+name, activity type and date, on one site. Its other fields (name, campaign, field values) are
+kept as short digests, so a rerun with a changed name is ``already_created`` and says what
+differs. Entries written by versions that fingerprinted the whole payload are kept in
+``legacy_activities`` and still stop a rerun of the same rows. The schema carries a version
+(``PRAGMA user_version``); older ledgers are upgraded in place, under a write lock.
 """
 
 from __future__ import annotations
@@ -29,16 +36,21 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from importer.errors import AbortedError, ConfigError
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS activities (
-    site        TEXT NOT NULL,
-    fingerprint BLOB NOT NULL,
+#: The schema version in ``PRAGMA user_version``. 0: the ledgers before versioning (the
+#: first release lacked runs.ended_at, runs.pid_start and activities.prior_*); 1: with those
+#: columns; 2: activity identity and normalised site keys, earlier entries in legacy_activities.
+SCHEMA_VERSION = 2
+
+SCHEMA = (
+    """CREATE TABLE IF NOT EXISTS activities (
+    site        TEXT NOT NULL,          -- normalise_site(): the pod's host and the company
+    fingerprint BLOB NOT NULL,          -- identify(): what the activity is
     state       TEXT NOT NULL,          -- pending | created
     activity_id TEXT,
     run_id      TEXT NOT NULL,          -- the run that wrote it last
@@ -46,17 +58,31 @@ CREATE TABLE IF NOT EXISTS activities (
     updated_at  REAL NOT NULL,
     prior_state TEXT,                   -- what a deliberate resend (--allow-duplicates,
     prior_id    TEXT,                   --   --retry-uncertain) replaced, restored if it fails
+    details     TEXT,                   -- digests of the other fields (JSON), NULL if unknown
     PRIMARY KEY (site, fingerprint)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS runs (
+) WITHOUT ROWID""",
+    """CREATE TABLE IF NOT EXISTS runs (
     run_id     TEXT PRIMARY KEY,
     host       TEXT NOT NULL,
     pid        INTEGER NOT NULL,
     started_at REAL NOT NULL,
     ended_at   REAL,                    -- NULL while running, or if it crashed
     pid_start  TEXT                     -- the process's start time, so a reused pid is not
-);                                      --   taken for a crashed run that is still alive
-"""
+)""",  #                                   taken for a crashed run that is still alive
+    # Entries of schema 0/1, keyed by a fingerprint of the whole payload (legacy_fingerprint).
+    """CREATE TABLE IF NOT EXISTS legacy_activities (
+    site        TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    state       TEXT NOT NULL,
+    activity_id TEXT,
+    run_id      TEXT NOT NULL,
+    source      TEXT,
+    updated_at  REAL NOT NULL,
+    prior_state TEXT,
+    prior_id    TEXT,
+    PRIMARY KEY (site, fingerprint)
+) WITHOUT ROWID""",
+)
 
 
 class LedgerError(AbortedError):
@@ -85,6 +111,34 @@ class Claim:
     decision: str
     activity_id: str = ""
     source: str = ""
+    #: already_created: the fields (name, campaignId, fieldValues...) that differ from what
+    #: was created (Eloqua cannot update them).
+    differs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """What the ledger knows an activity by (see :func:`identify`), with its payload.
+
+    The digests of the payload's other fields and its whole-payload fingerprint are computed
+    only when the ledger needs them (a claim; legacy entries), not for every row read.
+    """
+
+    key: bytes  # site aside: contact, asset type, asset name, activity type, date
+    payload: dict[str, Any] | None = field(default=None, compare=False, repr=False)
+
+    def details(self) -> str:
+        """JSON {field: digest} of the fields outside the identity, to say which differ."""
+        return "" if self.payload is None else _details(self.payload)
+
+    def legacy(self) -> bytes | None:
+        """The schema 0/1 key: the fingerprint of the whole payload."""
+        return None if self.payload is None else fingerprint(self.payload)
+
+
+def _parts(fingerprint: bytes | Identity) -> Identity:
+    """A bare fingerprint (tests, library callers) is an identity without details."""
+    return fingerprint if isinstance(fingerprint, Identity) else Identity(fingerprint)
 
 
 _SELECT_CHUNK = 500  # fingerprints per SELECT ... IN (...): under SQLite's parameter limit
@@ -95,6 +149,8 @@ class _Op:
     kind: str  # claim | created | forget
     fingerprint: bytes
     source: str = ""
+    details: str = ""
+    legacy: bytes | None = None
     activity_id: str = ""
     force: bool = False
     retry_uncertain: bool = False
@@ -106,7 +162,7 @@ class Ledger:
 
     def __init__(self, path: Path, site: str) -> None:
         self.path = path
-        self.site = site
+        self.site = normalise_site(site)
         self.run_id = uuid.uuid4().hex
         self._ops: list[_Op] = []
         self._wake = asyncio.Event()
@@ -114,6 +170,7 @@ class Ledger:
         self._closing = False
         self._db: sqlite3.Connection | None = None
         self._failure: LedgerError | None = None
+        self._has_legacy = False  # entries from before schema 2 for this site
         self.commits = 0
 
     async def __aenter__(self) -> Ledger:
@@ -130,11 +187,17 @@ class Ledger:
                         _process_start(os.getpid()),
                     ),
                 )
+            self._has_legacy = (
+                self._db.execute(
+                    "SELECT 1 FROM legacy_activities WHERE site = ? LIMIT 1", (self.site,)
+                ).fetchone()
+                is not None
+            )
         except sqlite3.Error as exc:
             self._db.close()
             raise LedgerError(
-                f"cannot write the ledger {self.path}: {exc}; free some disk space or choose"
-                " another location with --ledger PATH. Nothing was sent."
+                f"cannot write the ledger {self.path}: {exc}; free some disk space, then rerun"
+                f" the same command. Nothing was sent. {KEEP_THE_LEDGER}"
             ) from None
         _OPEN_RUNS.add(self.run_id)
         self._committer = asyncio.create_task(self._commit_loop())
@@ -155,19 +218,74 @@ class Ledger:
 
     # --- the API the pipeline uses ---------------------------------------------------------
 
-    def lookup(self, fingerprint: bytes) -> Claim:
+    def lookup(self, fingerprint: bytes | Identity) -> Claim:
         """Read-only: what a claim would decide (for dry runs)."""
+        identity = _parts(fingerprint)
+        found = self._find({identity.key}).get(identity.key)
+        legacy = identity.legacy() if self._has_legacy else None
+        if found is None and legacy is not None:
+            found = self._find_legacy({legacy}).get(legacy)
+        return self._judge(found, retry_uncertain=False, details=identity.details()) or Claim(
+            "send"
+        )
+
+    def knows_any(self, activity_ids: list[str], source_file: str = "") -> bool:
+        """Whether any of these Eloqua activity ids is recorded for this site, or (a run killed
+        before its answers were committed) a pending activity from ``source_file``."""
         assert self._db is not None
-        found = self._db.execute(
-            "SELECT state, activity_id, run_id, source, prior_state, prior_id FROM activities"
-            " WHERE site = ? AND fingerprint = ?",
-            (self.site, fingerprint),
-        ).fetchone()
-        return self._judge(found, retry_uncertain=False) or Claim("send")
+        for start in range(0, len(activity_ids), _SELECT_CHUNK):
+            chunk = activity_ids[start : start + _SELECT_CHUNK]
+            marks = ", ".join("?" * len(chunk))
+            for table in ("activities", "legacy_activities"):
+                found = self._db.execute(
+                    f"SELECT 1 FROM {table} WHERE site = ? AND (activity_id IN ({marks})"
+                    f" OR prior_id IN ({marks})) LIMIT 1",
+                    (self.site, *chunk, *chunk),
+                ).fetchone()
+                if found is not None:
+                    return True
+        if source_file:
+            pattern = source_file.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            found = self._db.execute(
+                "SELECT 1 FROM activities WHERE site = ? AND state = 'pending'"
+                " AND source LIKE ? ESCAPE '\\' LIMIT 1",
+                (self.site, pattern + " row %"),
+            ).fetchone()
+            return found is not None
+        return False
+
+    def adopt(self, entries: Iterable[tuple[Identity, str, str]]) -> int:
+        """Record (identity, activity id, source) as created, e.g. rebuilt from a results
+        file; returns how many were new to the ledger. A record already created is kept."""
+        assert self._db is not None
+        now = time.time()
+        rows = [
+            (self.site, identity.key, activity_id, self.run_id, source, now, identity.details())
+            for identity, activity_id, source in entries
+        ]
+        try:
+            with self._db:
+                self._db.execute("BEGIN IMMEDIATE")
+                before = self._db.total_changes
+                self._db.executemany(
+                    "INSERT INTO activities VALUES (?, ?, 'created', ?, ?, ?, ?, NULL, NULL, ?)"
+                    " ON CONFLICT (site, fingerprint) DO UPDATE SET state = 'created',"
+                    " activity_id = excluded.activity_id, source = excluded.source,"
+                    " updated_at = excluded.updated_at, prior_state = NULL, prior_id = NULL,"
+                    " details = COALESCE(activities.details, excluded.details)"
+                    " WHERE activities.state != 'created'",
+                    rows,
+                )
+                return self._db.total_changes - before
+        except sqlite3.Error as exc:
+            raise LedgerError(
+                f"cannot write the ledger {self.path}: {exc}; free some disk space, then run"
+                " the same command again"
+            ) from None
 
     async def claim(
         self,
-        fingerprint: bytes,
+        fingerprint: bytes | Identity,
         source: str,
         *,
         force: bool = False,
@@ -178,11 +296,14 @@ class Ledger:
         ``force`` (--allow-duplicates) sends even if the ledger says it was created.
         """
         future: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
+        identity = _parts(fingerprint)
         self._push(
             _Op(
                 "claim",
-                fingerprint,
+                identity.key,
                 source,
+                details=identity.details(),
+                legacy=identity.legacy() if self._has_legacy else None,
                 force=force,
                 retry_uncertain=retry_uncertain,
                 future=future,
@@ -190,13 +311,13 @@ class Ledger:
         )
         return await future
 
-    def created(self, fingerprint: bytes, activity_id: str) -> None:
+    def created(self, fingerprint: bytes | Identity, activity_id: str) -> None:
         """Eloqua created it (committed with the next batch, before the run ends)."""
-        self._push(_Op("created", fingerprint, activity_id=activity_id))
+        self._push(_Op("created", _parts(fingerprint).key, activity_id=activity_id))
 
-    def not_created(self, fingerprint: bytes) -> None:
+    def not_created(self, fingerprint: bytes | Identity) -> None:
         """Certainly not created (rejected, or failed before reaching Eloqua): may be resent."""
-        self._push(_Op("forget", fingerprint))
+        self._push(_Op("forget", _parts(fingerprint).key))
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is committed."""
@@ -236,7 +357,7 @@ class Ledger:
             except (sqlite3.Error, OSError) as exc:
                 self._failure = LedgerError(
                     f"cannot write the ledger {self.path}: {exc}. Nothing more is sent; free"
-                    " some disk space or choose another --ledger, then rerun the same command"
+                    f" some disk space, then rerun the same command. {KEEP_THE_LEDGER}"
                 )
                 self._fail(batch)
                 return
@@ -290,21 +411,31 @@ class Ledger:
         """Decide claims in order; a claim sees the ones before it in the same group."""
         assert self._db is not None
         found = self._find({op.fingerprint for op in ops})
+        promoted = self._legacy_claims(ops, found, now)
         verdicts = []
         pending = []
         for op in ops:
-            verdict = self._judge(found.get(op.fingerprint), retry_uncertain=op.retry_uncertain)
+            verdict = self._judge(
+                found.get(op.fingerprint), retry_uncertain=op.retry_uncertain, details=op.details
+            )
             if verdict is not None and not (op.force and verdict.decision == "already_created"):
                 verdicts.append(verdict)
                 continue
-            found[op.fingerprint] = ("pending", None, self.run_id, op.source, None, None)
-            pending.append((self.site, op.fingerprint, self.run_id, op.source, now))
+            found[op.fingerprint] = ("pending", None, self.run_id, op.source, None, None, None)
+            pending.append((self.site, op.fingerprint, self.run_id, op.source, now, op.details))
             verdicts.append(Claim("send"))
+        # Created legacy entries move to the identity table, so later runs find them there
+        # even when a cosmetic field changed; this goes before the claims that replace them.
         self._db.executemany(
-            "INSERT INTO activities VALUES (?, ?, 'pending', NULL, ?, ?, ?, NULL, NULL)"
+            "INSERT OR IGNORE INTO activities VALUES (?, ?, 'created', ?, ?, ?, ?, NULL, NULL,"
+            " NULL)",
+            promoted,
+        )
+        self._db.executemany(
+            "INSERT INTO activities VALUES (?, ?, 'pending', NULL, ?, ?, ?, NULL, NULL, ?)"
             " ON CONFLICT (site, fingerprint) DO UPDATE SET state = 'pending',"
             " activity_id = NULL, run_id = excluded.run_id, source = excluded.source,"
-            " updated_at = excluded.updated_at,"
+            " updated_at = excluded.updated_at, details = excluded.details,"
             # Resending an unanswered resend keeps what the first resend replaced.
             " prior_state = CASE WHEN activities.state = 'pending'"
             " AND activities.prior_state IS NOT NULL THEN activities.prior_state"
@@ -316,32 +447,57 @@ class Ledger:
         )
         return verdicts
 
-    def _find(self, fingerprints: set[bytes]) -> dict[bytes, tuple]:
-        """fingerprint -> (state, activity_id, run_id, source, prior_state, prior_id)."""
+    def _legacy_claims(self, ops: list[_Op], found: dict[bytes, tuple], now: float) -> list:
+        """Fill ``found`` from the legacy entries of claims the identity table does not know;
+        returns the rows that promote created ones to it."""
+        if not self._has_legacy:
+            return []
+        unknown = [op for op in ops if op.fingerprint not in found and op.legacy is not None]
+        legacy = self._find_legacy({op.legacy for op in unknown if op.legacy is not None})
+        promoted = []
+        for op in unknown:
+            old = legacy.get(op.legacy) if op.legacy is not None else None
+            if old is None or op.fingerprint in found:
+                continue
+            found[op.fingerprint] = old
+            state, activity_id, run_id, source = old[:4]
+            if state == "created":
+                promoted.append((self.site, op.fingerprint, activity_id, run_id, source, now))
+        return promoted
+
+    def _find(self, fingerprints: set[bytes], table: str = "activities") -> dict[bytes, tuple]:
+        """fingerprint -> (state, activity_id, run_id, source, prior_state, prior_id, details)."""
         assert self._db is not None
+        details = "details" if table == "activities" else "NULL"
         found: dict[bytes, tuple] = {}
         keys = list(fingerprints)
         for start in range(0, len(keys), _SELECT_CHUNK):
             chunk = keys[start : start + _SELECT_CHUNK]
             marks = ", ".join("?" * len(chunk))
             rows = self._db.execute(
-                "SELECT fingerprint, state, activity_id, run_id, source, prior_state, prior_id"
-                f" FROM activities WHERE site = ? AND fingerprint IN ({marks})",
+                "SELECT fingerprint, state, activity_id, run_id, source, prior_state, prior_id,"
+                f" {details} FROM {table} WHERE site = ? AND fingerprint IN ({marks})",
                 (self.site, *chunk),
             )
             found.update((row[0], row[1:]) for row in rows)
         return found
 
-    def _judge(self, found: tuple | None, *, retry_uncertain: bool) -> Claim | None:
+    def _find_legacy(self, fingerprints: set[bytes]) -> dict[bytes, tuple]:
+        return self._find(fingerprints, "legacy_activities") if self._has_legacy else {}
+
+    def _judge(
+        self, found: tuple | None, *, retry_uncertain: bool, details: str = ""
+    ) -> Claim | None:
         """None: nothing stands in the way of sending."""
         if found is None:
             return None
-        state, activity_id, run_id, source, prior_state, prior_id = found
+        state, activity_id, run_id, source, prior_state, prior_id, created_details = found
         if run_id == self.run_id:
             # Two rows of this run became the same activity (e.g. two emails, one contact).
             return Claim("duplicate", activity_id or "", source or "")
         if state == "created":
-            return Claim("already_created", activity_id or "", source or "")
+            differs = _differing(created_details, details)
+            return Claim("already_created", activity_id or "", source or "", differs)
         if self._run_alive(run_id):
             return Claim("in_progress", "", source or "")
         if prior_state == "created":
@@ -380,6 +536,15 @@ def _process_start(pid: int) -> str | None:
     return fields[19] if len(fields) > 19 else None
 
 
+#: Appended to every message about a ledger that cannot be used: a new, empty ledger would
+#: send again every activity already created.
+KEEP_THE_LEDGER = (
+    "Do not start a new ledger: it would not know what was already created, and every row"
+    " would be sent again. If the file is damaged or lost, restore it from a backup, or rebuild"
+    " it from the results files with: eloqua-import ledger adopt RESULTS.csv --mapping MAPPING"
+)
+
+
 def check_ledger(path: Path) -> None:
     """Open (creating if need be) the ledger at ``path``; ConfigError if it is unusable."""
     _connect(path).close()
@@ -387,35 +552,112 @@ def check_ledger(path: Path) -> None:
 
 def _connect(path: Path) -> sqlite3.Connection:
     try:
+        existed = path.exists()
+    except OSError:  # e.g. a folder we may not read: it may well hold a ledger
+        existed = True
+    try:
         path.parent.mkdir(parents=True, exist_ok=True)
         # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in _commit).
         db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
         _use_wal(db)
         # FULL: a commit is on disk before we send, even if the machine loses power.
         db.execute("PRAGMA synchronous=FULL")
-        db.executescript(SCHEMA)
-        _add_missing_columns(db)
+        _upgrade(db, path)
     except (OSError, sqlite3.Error) as exc:
-        raise ConfigError(
-            f"cannot open the ledger {path}: {exc}; choose another location with --ledger PATH"
-        ) from None
+        if not existed:  # nothing to lose yet: another place is as good
+            advice = "check the folder exists and is writable, or choose another --ledger PATH"
+        else:
+            advice = KEEP_THE_LEDGER
+        raise ConfigError(f"cannot open the ledger {path}: {exc}. {advice}") from None
     return db
 
 
+def _upgrade(db: sqlite3.Connection, path: Path) -> None:
+    """Create the schema, or bring an older ledger's up to SCHEMA_VERSION in place.
+
+    Under BEGIN IMMEDIATE (the write lock), with the version read again inside it: of two
+    processes opening an old ledger at once, the second finds the work done.
+    """
+    if _version(db, path) == SCHEMA_VERSION:
+        return
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        version = _version(db, path)
+        if version < SCHEMA_VERSION:
+            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
+            if "activities" in tables:  # a ledger written by an earlier version
+                for migrate in _MIGRATIONS[version:]:
+                    migrate(db)
+            for statement in SCHEMA:
+                db.execute(statement)
+            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        db.execute("COMMIT")
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+
+
+def _version(db: sqlite3.Connection, path: Path) -> int:
+    # A statement on sqlite_master checks this connection's copy of the schema against the
+    # file's and reloads it if another process has just upgraded it (PRAGMA user_version does
+    # not, and statements compiled against the stale copy would fail).
+    db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    version = int(db.execute("PRAGMA user_version").fetchone()[0])
+    if version > SCHEMA_VERSION:
+        raise ConfigError(
+            f"the ledger {path} was written by a newer version of eloqua-import (schema"
+            f" {version}; this one knows {SCHEMA_VERSION}): upgrade eloqua-import to use it"
+        )
+    return version
+
+
 def _add_missing_columns(db: sqlite3.Connection) -> None:
-    """Ledgers written by an earlier version lack the newer columns: add them."""
-    for table, column in (
-        ("activities", "prior_state"),
-        ("activities", "prior_id"),
-        ("runs", "pid_start"),
+    """Schema 0 -> 1: the ledgers before versioning lack some of these columns (the first
+    release had none of them)."""
+    for table, column, kind in (
+        ("activities", "prior_state", "TEXT"),
+        ("activities", "prior_id", "TEXT"),
+        ("runs", "ended_at", "REAL"),
+        ("runs", "pid_start", "TEXT"),
     ):
         names = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
         if column not in names:
-            try:
-                db.execute(f"ALTER TABLE {table} ADD COLUMN {column} TEXT")
-            except sqlite3.OperationalError as exc:  # another process added it meanwhile
-                if "duplicate column" not in str(exc):
-                    raise
+            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
+
+
+def _keep_as_legacy(db: sqlite3.Connection) -> None:
+    """Schema 1 -> 2: whole-payload entries move to legacy_activities, under normalised sites.
+
+    Two old keys of one site (``h:443/acme`` and ``h/acme``) may both hold an entry for the
+    same payload: a created one wins over a pending one.
+    """
+    db.create_function("normalise_site", 1, normalise_site, deterministic=True)
+    db.execute(SCHEMA[2])
+    db.execute(
+        "INSERT OR IGNORE INTO legacy_activities SELECT normalise_site(site), fingerprint,"
+        " state, activity_id, run_id, source, updated_at, prior_state, prior_id"
+        " FROM activities ORDER BY state = 'created' DESC"
+    )
+    db.execute("DROP TABLE activities")
+
+
+#: _MIGRATIONS[n] upgrades schema n to n + 1.
+_MIGRATIONS = (_add_missing_columns, _keep_as_legacy)
+
+
+def normalise_site(site: str) -> str:
+    """One key per Eloqua instance: ``HOST[:PORT]/company`` with the host lower-cased, without
+    a trailing dot or a default port (80, 443: Eloqua answers on one of them, and the scheme
+    never named another instance), and localhost as 127.0.0.1."""
+    host, slash, company = site.partition("/")
+    host = host.lower()
+    name, colon, port = host.rpartition(":")
+    if colon and name and not name.endswith(":") and port in ("80", "443"):
+        host = name
+    host = host.rstrip(".")
+    if host == "localhost":
+        host = "127.0.0.1"
+    return f"{host}{slash}{company}"
 
 
 def _use_wal(db: sqlite3.Connection, attempts: int = 50) -> None:
@@ -515,8 +757,76 @@ class FirstSeen:
             self._db = None
 
 
+#: The fields that say what an activity is. Anything else (name, campaignId, fieldValues) may
+#: change between runs without making it another activity.
+IDENTITY_FIELDS = ("contactId", "assetType", "assetName", "activityType", "activityDate")
+
+
+def identify(payload: dict[str, Any]) -> Identity:
+    """What the ledger and the in-file duplicate check know an activity by.
+
+    The key covers IDENTITY_FIELDS only (the site is the ledger's other key column). Asset and
+    activity types compare without case or repeated spaces (Eloqua's names are, and the
+    preflight fixes the case to Eloqua's spelling); the asset name compares exactly, trimmed; a
+    contact id compares as text ("42" is 42). A value still to be looked up (an email) counts
+    by its normalised key, so rows with one email are one activity before the lookup too.
+    """
+    contact, asset_type, asset_name, activity_type, date = (
+        payload.get(name) for name in IDENTITY_FIELDS
+    )
+    text = "\x1f".join(  # a separator no field holds: one tuple, one text
+        (
+            _identity_text(contact),
+            " ".join(str(asset_type).casefold().split()),
+            str(asset_name).strip(),
+            " ".join(str(activity_type).casefold().split()),
+            _identity_text(date),
+        )
+    )
+    return Identity(hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest(), payload)
+
+
+def _identity_text(value: Any) -> str:
+    if value is None:
+        return "\x00"  # absent (an invalid row never gets here; tests may)
+    if getattr(value, "cache_key", None) is not None:
+        return _lookup_key(value)
+    return str(value).strip()
+
+
+def _details(payload: dict[str, Any]) -> str:
+    return _CANONICAL.encode(
+        {
+            name: _digest(_canonical_field(name, value))
+            for name, value in payload.items()
+            if name not in IDENTITY_FIELDS
+        }
+    )
+
+
+def _canonical_field(name: str, value: Any) -> str:
+    if type(value) is str:
+        return "s" + value  # the common case, without the JSON encoder
+    if name == "fieldValues" and isinstance(value, list):
+        # Their order is the mapping's, not the activity's.
+        value = sorted(_CANONICAL.encode(item) for item in value)
+    return _CANONICAL.encode(value)
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
+
+
+def _differing(created: str | None, now: str) -> tuple[str, ...]:
+    """The fields whose digests differ (nothing known: none)."""
+    if not created or not now:
+        return ()
+    before, after = json.loads(created), json.loads(now)
+    return tuple(sorted(name for name in {*before, *after} if before.get(name) != after.get(name)))
+
+
 def fingerprint(payload: dict[str, Any]) -> bytes:
-    """A stable digest of the canonical payload: equal activities, equal fingerprints.
+    """The schema 0/1 key: a digest of the whole canonical payload (see legacy_activities).
 
     A value still to be looked up (an email) counts by its normalised key, so two rows with the
     same email are the same activity before the lookup, too.

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from importer.adopt import refuse_lost_ledger
 from importer.config import Connection
 from importer.eloqua import EloquaClient, Timeouts, open_session
 from importer.errors import (
@@ -32,7 +33,7 @@ from importer.errors import (
     RowError,
 )
 from importer.infer import locate_columns
-from importer.ledger import FirstSeen, Ledger, LedgerError, default_ledger_path, fingerprint
+from importer.ledger import FirstSeen, Ledger, LedgerError, default_ledger_path, identify
 from importer.loader import Row, Table, open_table
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
 from importer.mapping import ColumnsMissing, Lookup, Mapping, load_mapping
@@ -79,6 +80,9 @@ class RunOptions:
     timeouts: Timeouts = field(default_factory=Timeouts)
     stop_grace: float = 30.0
     handle_signals: bool = False  # Ctrl-C / SIGTERM stop the run cleanly (the CLI sets it)
+    #: Refuse to send when the results file shows rows created that the ledger does not know
+    #: (off only for a ledger meant to start empty: run --sandbox's temporary one).
+    guard_lost_ledger: bool = True
     on_outcome: OnOutcome | None = None
     on_progress: OnProgress | None = None
     on_notice: OnNotice | None = None
@@ -176,7 +180,14 @@ async def _send_table(
             await check_campaign(mapping, resolver.id_of)
         ledger_path = options.ledger_path or default_ledger_path()
         ledger = await stack.enter_async_context(Ledger(ledger_path, site))
+        if options.results_path and not options.dry_run and options.guard_lost_ledger:
+            # Before _Run moves the results file aside: it may be all that is left of a lost
+            # ledger, and a rerun must not send again what it shows created.
+            path = options.input_path
+            source = path.name if path is not None else options.source_name  # as in _read_jobs
+            refuse_lost_ledger(ledger, options.results_path, options.mapping_path, source)
         run = _Run(options, mapping, table, catalog)
+        run.summary.ledger_path = ledger_path
         return await run.send(client, ledger, resolver, signals)
 
 
@@ -327,8 +338,8 @@ class _Run:
             except RowError as exc:  # RowSkipped too: its status is "skipped"
                 self.record(row, Outcome(exc.status, error=str(exc)), reason=exc)
                 continue
-            key = fingerprint(payload)
-            first = self.seen.first(key, row.number)
+            key = identify(payload)
+            first = self.seen.first(key.key, row.number)
             if first != row.number:
                 self.record(
                     row, Outcome("duplicate", error=f"same activity as row {first}; not sent again")
@@ -543,14 +554,14 @@ def _http_code(outcome: Outcome) -> str | None:
 def _resolving(
     resolver: Resolver, on_resolved: Callable[[Row, dict[str, Any]], None]
 ) -> Callable[[Job[Row]], Awaitable[Outcome | None]]:
-    """The sender's prepare step: ids for the lookups, then the fingerprint of the result."""
+    """The sender's prepare step: ids for the lookups, then the identity of the result."""
 
     async def prepare(job: Job[Row]) -> Outcome | None:
         try:
             job.payload = await resolver.resolve(job.payload)
         except LookupFailed as exc:
             return Outcome(exc.status, http_status=exc.http_status, error=str(exc))
-        job.fingerprint = fingerprint(job.payload)
+        job.fingerprint = identify(job.payload)
         on_resolved(job.key, job.payload)
         return None
 

@@ -470,6 +470,7 @@ class Summary:
     #: Options the printed re-import command repeats (``--sandbox``, ``--ledger PATH``, ...):
     #: the caller knows which shaped the run. ``--dry-run`` and ``--header-row`` are added here.
     reimport_options: list[str] = field(default_factory=list)
+    ledger_path: Path | None = None  # the ledger consulted (None: an offline dry run)
 
     @property
     def rows(self) -> int:
@@ -536,6 +537,8 @@ class Summary:
             lines.append(f"Results: {self.results_path}")
         for old, aside in self.moved_aside:
             lines.append(f"  The earlier {old.name} was kept: moved to {aside.name}")
+        if self.ledger_path is not None:
+            lines.append(f"Ledger:  {self.ledger_path}")
         if self.errors_path is not None:
             lines.append(f"Rows not created: {self.errors_path}")
             lines.append(f"  Fix them there, then import them again: {self._reimport_command()}")

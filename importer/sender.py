@@ -38,7 +38,7 @@ from importer.eloqua import (
     is_redirect,
 )
 from importer.errors import ImporterError
-from importer.ledger import Claim, Ledger, LedgerError
+from importer.ledger import Claim, Identity, Ledger, LedgerError
 from importer.throttle import THROTTLE_STATUSES, AdaptiveLimit
 
 #: Answers that mean "not created, try again later".
@@ -255,7 +255,7 @@ class Job(Generic[T]):
 
     key: T
     payload: dict[str, Any]
-    fingerprint: bytes = b""
+    fingerprint: bytes | Identity = b""  # what the ledger knows it by (ledger.identify)
     source: str = ""
 
 
@@ -401,7 +401,7 @@ class Sender(Generic[T]):
             if self.ledger is not None:
                 claim = self.ledger.lookup(job.fingerprint)
                 if claim.decision != "send":
-                    return _ledger_outcome(claim.decision, claim.activity_id, claim.source)
+                    return _ledger_outcome(claim)
             return Outcome("valid")
         if self.ledger is not None:
             try:
@@ -417,7 +417,7 @@ class Sender(Generic[T]):
             if claim.decision == "in_progress":
                 claim = await self._wait_for_other_run(job, claim)
             if claim.decision != "send":
-                return _ledger_outcome(claim.decision, claim.activity_id, claim.source)
+                return _ledger_outcome(claim)
             if self._stopping.is_set():  # stopped while the claim was being committed
                 self.ledger.not_created(job.fingerprint)
                 return self._unsent_outcome()
@@ -536,13 +536,20 @@ class Sender(Generic[T]):
         return f"not sent: the run stopped ({reason}); rerun the same command to send it"
 
 
-def _ledger_outcome(decision: str, activity_id: str, source: str) -> Outcome:
+def _ledger_outcome(claim: Claim) -> Outcome:
+    decision, activity_id, source = claim.decision, claim.activity_id, claim.source
     where = f" ({source})" if source else ""
     if decision == "already_created":
+        differs = ""
+        if claim.differs:
+            differs = (
+                f"; its {', '.join(claim.differs)} differ from what was created, which Eloqua"
+                " cannot update"
+            )
         return Outcome(
             "already_created",
             activity_id=activity_id,
-            error=f"created by an earlier run{where}; not sent again",
+            error=f"created by an earlier run{where}; not sent again{differs}",
         )
     if decision == "duplicate":
         return Outcome(

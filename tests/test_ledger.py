@@ -8,7 +8,21 @@ import sqlite3
 import subprocess
 import sys
 
-from importer.ledger import FirstSeen, Ledger, default_ledger_path
+import pytest
+
+from importer.errors import ConfigError
+from importer.ledger import (
+    SCHEMA_VERSION,
+    FirstSeen,
+    Ledger,
+    check_ledger,
+    default_ledger_path,
+    fingerprint,
+    identify,
+    normalise_site,
+)
+from importer.mapping import Lookup
+from importer.preflight import ledger_site
 
 SITE = "secure.p03.eloqua.com/acme"
 
@@ -235,12 +249,17 @@ def test_ledgers_from_before_the_newer_columns_are_upgraded(tmp_path):
             " updated_at REAL NOT NULL, PRIMARY KEY (site, fingerprint)) WITHOUT ROWID;"
             "CREATE TABLE runs (run_id TEXT PRIMARY KEY, host TEXT NOT NULL, pid INTEGER NOT"
             " NULL, started_at REAL NOT NULL, ended_at REAL);"
-            f"INSERT INTO activities VALUES ('{SITE}', x'01', 'created', '7', 'r', 's', 0);"
         )
+        # Schema 0/1 keys are whole-payload fingerprints.
+        db.execute(
+            "INSERT INTO activities VALUES (?, ?, 'created', '7', 'r', 's', 0)",
+            (SITE, fingerprint({"assetName": "a"})),
+        )
+    db.close()
 
     async def rerun() -> str:
         async with Ledger(path, SITE) as ledger:
-            return (await ledger.claim(b"\x01", "s")).activity_id
+            return (await ledger.claim(identify({"assetName": "a"}), "s")).activity_id
 
     assert asyncio.run(rerun()) == "7"
 
@@ -256,3 +275,197 @@ async def test_an_unanswered_deliberate_resend_still_knows_the_first_copy(tmp_pa
     async with Ledger(path, SITE) as ledger:
         claim = await ledger.claim(b"fp-1", "a.csv row 2", retry_uncertain=True)
     assert (claim.decision, claim.activity_id) == ("already_created", "100001")
+
+
+# --- activity identity (issue 10 #5) --------------------------------------------------------
+
+PAYLOAD = {
+    "name": "Spring Expo - Visited Booth",
+    "assetName": "Spring Expo",
+    "assetType": "Tradeshow",
+    "activityType": "Visited Booth",
+    "activityDate": 1773144000,
+    "contactId": "2001",
+    "fieldValues": [
+        {"type": "FieldValue", "id": "12", "value": "B1"},
+        {"type": "FieldValue", "id": "13", "value": "Hall 2"},
+    ],
+}
+
+
+def cosmetic(payload: dict) -> dict:
+    """The same activity with another name, its field values swapped and a campaign added."""
+    return {
+        **payload,
+        "name": "Spring Expo: Visited Booth",
+        "fieldValues": list(reversed(payload["fieldValues"])),
+        "campaignId": "37",
+    }
+
+
+def test_identity_is_what_the_activity_is_not_how_it_is_dressed():
+    assert identify(PAYLOAD).key == identify(cosmetic(PAYLOAD)).key
+    assert identify(PAYLOAD).key == identify({**PAYLOAD, "contactId": 2001}).key
+    # Type names as Eloqua compares them: without case or repeated spaces.
+    spelled = {**PAYLOAD, "assetType": "TRADESHOW", "activityType": "visited  booth"}
+    assert identify(PAYLOAD).key == identify(spelled).key
+    for field, other in (
+        ("contactId", "2002"),
+        ("assetName", "Autumn Expo"),
+        ("assetType", "Webinar"),
+        ("activityType", "Viewed a Demo"),
+        ("activityDate", 1773144060),
+    ):
+        assert identify(PAYLOAD).key != identify({**PAYLOAD, field: other}).key, field
+
+
+def test_field_value_order_never_changes_the_details():
+    swapped = {**PAYLOAD, "fieldValues": list(reversed(PAYLOAD["fieldValues"]))}
+    assert identify(PAYLOAD).details() == identify(swapped).details()
+
+
+def test_a_lookup_counts_by_its_normalised_key_before_resolution():
+    one = {**PAYLOAD, "contactId": Lookup("contact", "Ada@Example.com")}
+    other = {**PAYLOAD, "contactId": Lookup("contact", "ada@example.com"), "name": "x"}
+    assert identify(one).key == identify(other).key
+    assert identify(one).key != identify(PAYLOAD).key  # resolved, it is keyed by the id
+
+
+async def test_a_rerun_with_other_cosmetics_is_already_created_and_names_what_differs(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, SITE) as ledger:
+        assert (await ledger.claim(identify(PAYLOAD), "a.csv row 2")).decision == "send"
+        ledger.created(identify(PAYLOAD), "100001")
+    async with Ledger(path, SITE) as ledger:
+        claim = await ledger.claim(identify(cosmetic(PAYLOAD)), "a.csv row 2")
+        same = await ledger.claim(identify(PAYLOAD), "a.csv row 2")
+        assert ledger.lookup(identify(cosmetic(PAYLOAD))).differs == claim.differs
+    assert (claim.decision, claim.activity_id) == ("already_created", "100001")
+    assert claim.differs == ("campaignId", "name")  # the swapped field values are no change
+    assert (same.decision, same.differs) == ("already_created", ())
+
+
+# --- schema versions and upgrades (issue 10 #8, #5 migration, #7) -----------------------------
+
+#: The SCHEMA of the first release that had the ledger (commit b3ac9b8), verbatim.
+FIRST_SCHEMA = """
+CREATE TABLE IF NOT EXISTS activities (
+    site        TEXT NOT NULL,
+    fingerprint BLOB NOT NULL,
+    state       TEXT NOT NULL,          -- pending | created
+    activity_id TEXT,
+    run_id      TEXT NOT NULL,          -- the run that wrote it last
+    source      TEXT,                   -- file and row, to explain a duplicate
+    updated_at  REAL NOT NULL,
+    PRIMARY KEY (site, fingerprint)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS runs (
+    run_id     TEXT PRIMARY KEY,
+    host       TEXT NOT NULL,
+    pid        INTEGER NOT NULL,
+    started_at REAL NOT NULL
+);
+"""
+
+
+def first_release_ledger(path, site=SITE, payload=PAYLOAD):
+    """A ledger as the first release wrote it: one created activity, one finished run."""
+    with sqlite3.connect(path) as db:
+        db.executescript(FIRST_SCHEMA)
+        db.execute("INSERT INTO runs VALUES ('old-run', 'elsewhere', 1, 0)")
+        db.execute(
+            "INSERT INTO activities VALUES (?, ?, 'created', '100001', 'old-run', 'a.csv row 2',"
+            " 0)",
+            (site, fingerprint(payload)),
+        )
+    db.close()
+    return path
+
+
+async def test_a_ledger_of_the_first_release_is_upgraded_in_place(tmp_path):
+    path = first_release_ledger(tmp_path / "old.sqlite3")
+    async with Ledger(path, SITE) as ledger:
+        claim = await ledger.claim(identify(PAYLOAD), "a.csv row 2")
+        fresh = await ledger.claim(identify({**PAYLOAD, "contactId": "2002"}), "a.csv row 3")
+    assert (claim.decision, claim.activity_id, claim.source) == (
+        "already_created", "100001", "a.csv row 2"
+    )
+    assert fresh.decision == "send"
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
+    db.close()
+    # Recognised once by its old fingerprint, it is now known by its identity: a later run
+    # with another name (another whole-payload fingerprint) still finds it.
+    async with Ledger(path, SITE) as ledger:
+        claim = await ledger.claim(identify(cosmetic(PAYLOAD)), "a.csv row 2")
+    assert (claim.decision, claim.activity_id) == ("already_created", "100001")
+
+
+def test_processes_upgrading_one_old_ledger_at_once_all_succeed(tmp_path):
+    path = first_release_ledger(tmp_path / "old.sqlite3")
+    script = (
+        "import asyncio, sys, pathlib\n"
+        "from importer.ledger import Ledger, identify\n"
+        f"payload = {PAYLOAD!r}\n"
+        "async def main():\n"
+        f"    async with Ledger(pathlib.Path(sys.argv[1]), {SITE!r}) as ledger:\n"
+        "        print((await ledger.claim(identify(payload), 'x')).decision)\n"
+        "asyncio.run(main())\n"
+    )
+    processes = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, str(path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(3)
+    ]
+    for process in processes:
+        out, err = process.communicate(timeout=60)
+        assert process.returncode == 0, err
+        assert out.strip() == "already_created"
+
+
+def test_a_ledger_from_a_newer_version_is_refused_not_changed(tmp_path):
+    path = tmp_path / "new.sqlite3"
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    db.close()
+    with pytest.raises(ConfigError, match="newer version of eloqua-import"):
+        check_ledger(path)
+
+
+def test_one_eloqua_is_one_site_key_however_its_url_is_written():
+    keys = {
+        normalise_site(ledger_site(url, "Acme"))
+        for url in ("http://h", "http://h:80", "https://h:443", "https://H.", "https://h.:443/")
+    }
+    assert keys == {"h/acme"}
+    assert normalise_site(ledger_site("https://h:8443", "Acme")) == "h:8443/acme"
+
+
+async def test_entries_under_a_non_normalised_site_are_found_after_the_upgrade(tmp_path):
+    path = first_release_ledger(tmp_path / "old.sqlite3", site="secure.p03.eloqua.com.:443/acme")
+    async with Ledger(path, "secure.p03.eloqua.com/acme") as ledger:
+        claim = await ledger.claim(identify(PAYLOAD), "a.csv row 2")
+    assert (claim.decision, claim.activity_id) == ("already_created", "100001")
+
+
+async def test_new_entries_are_keyed_by_the_normalised_site(tmp_path):
+    path = tmp_path / "ledger.sqlite3"
+    async with Ledger(path, "h:443/acme") as ledger:
+        await ledger.claim(b"fp-1", "a.csv row 2")
+        ledger.created(b"fp-1", "100001")
+    async with Ledger(path, "h./acme") as ledger:
+        assert (await ledger.claim(b"fp-1", "a.csv row 2")).decision == "already_created"
+
+
+def test_an_unusable_ledger_is_never_answered_with_advice_to_start_a_new_one(tmp_path):
+    corrupt = tmp_path / "ledger.sqlite3"
+    corrupt.write_bytes(b"not a database" * 100)
+    with pytest.raises(ConfigError) as raised:
+        check_ledger(corrupt)
+    message = str(raised.value)
+    assert "another location" not in message and "another --ledger" not in message
+    assert "restore it from a backup" in message and "ledger adopt" in message
