@@ -364,11 +364,12 @@ async def _import_to_sandbox(run: RunOptions) -> Summary:
     from importer.sandbox.server import SandboxServer
 
     # A fresh sandbox knows none of the activities in a real ledger, and must not add to it:
-    # unless a ledger is given, it gets a ledger of its own for this run.
+    # unless a ledger is given, it gets a ledger of its own for this run. It has none of the
+    # activities an earlier results file shows either: sending them again is right.
+    run.guard_lost_ledger = False
     with tempfile.TemporaryDirectory(prefix="eloqua-import-sandbox-") as scratch:
         if run.ledger_path is None:
             run.ledger_path = Path(scratch) / "ledger.sqlite3"
-            run.guard_lost_ledger = False  # empty on purpose: not a lost ledger
         async with SandboxServer() as server:
             return await run_import(run, sandbox_connection(server.base_url))
 

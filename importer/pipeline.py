@@ -81,7 +81,7 @@ class RunOptions:
     stop_grace: float = 30.0
     handle_signals: bool = False  # Ctrl-C / SIGTERM stop the run cleanly (the CLI sets it)
     #: Refuse to send when the results file shows rows created that the ledger does not know
-    #: (off only for a ledger meant to start empty: run --sandbox's temporary one).
+    #: (off for the built-in sandbox: it starts empty, so sending them again is right).
     guard_lost_ledger: bool = True
     on_outcome: OnOutcome | None = None
     on_progress: OnProgress | None = None

@@ -133,10 +133,12 @@ def test_adopt_resolves_emails_as_the_run_did(tmp_path, sandbox, capsys):
     assert sandbox.state.request_counts["activity_post"] == posts
 
 
-def test_a_sandbox_run_with_its_temporary_ledger_is_not_taken_for_a_lost_one(tmp_path, mapping):
+def test_a_fresh_sandbox_is_not_taken_for_a_lost_ledger(tmp_path, mapping):
     data = scans(tmp_path / "a.csv", 3)
     assert run(tmp_path, data, mapping, "--sandbox") == 0
     assert run(tmp_path, data, mapping, "--sandbox") == 0  # a fresh sandbox: sent again
+    ledger = str(tmp_path / "ledger.sqlite3")
+    assert run(tmp_path, data, mapping, "--sandbox", "--ledger", ledger) == 0
 
 
 def test_adopt_refuses_a_file_that_is_not_a_results_file(tmp_path, mapping, sandbox, capsys):
