@@ -542,8 +542,9 @@ def _ledger_outcome(claim: Claim) -> Outcome:
     if decision == "already_created":
         differs = ""
         if claim.differs:
+            verb = "differs" if len(claim.differs) == 1 else "differ"
             differs = (
-                f"; its {', '.join(claim.differs)} differ from what was created, which Eloqua"
+                f"; its {', '.join(claim.differs)} {verb} from what was created, which Eloqua"
                 " cannot update"
             )
         return Outcome(
