@@ -173,17 +173,29 @@ async def _identity(
         catalog.check(payload)
     except RowError as exc:
         return str(exc)
-    if resolver is not None:
-        lookups = {name for name, value in payload.items() if isinstance(value, Lookup)}
-        try:
-            payload = await resolver.resolve(payload)
-        except LookupFailed as exc:
-            return str(exc)
-        except Unauthorized:
-            raise AuthError("Eloqua answered 401: it no longer accepts the credentials") from None
-        if "contactId" in lookups and payload["contactId"] == DRY_RUN_NEW_CONTACT:
+    if resolver is None:
+        return identify(payload)
+    try:
+        return await _resolved_identity(payload, resolver)
+    except LookupFailed as exc:
+        return str(exc)
+    except Unauthorized:
+        raise AuthError("Eloqua answered 401: it no longer accepts the credentials") from None
+
+
+async def _resolved_identity(payload: dict[str, Any], resolver: Resolver) -> Identity | str:
+    contact = payload.get("contactId")
+    if isinstance(contact, Lookup):
+        contact_id = await resolver.id_of(contact)
+        if contact_id == DRY_RUN_NEW_CONTACT:
             return "its contact is not in Eloqua (the run would have created it); not adopted"
-    return identify(payload)
+        payload = {**payload, "contactId": contact_id}
+    try:
+        return identify(await resolver.resolve(payload))
+    except LookupFailed:
+        # Only the contact is part of the identity: a campaign renamed since costs the record
+        # of the other fields (to say what differs later), not the row.
+        return Identity(identify(payload).key)
 
 
 class _ResultsRows:

@@ -164,3 +164,21 @@ async def test_a_ledger_that_knows_the_rows_only_as_pending_is_not_taken_for_los
         refuse_lost_ledger(ledger, results, tmp_path / "m.yaml", "a.csv")
         with pytest.raises(ConfigError):  # pending rows of another file are no evidence
             refuse_lost_ledger(ledger, results, tmp_path / "m.yaml", "b.csv")
+
+
+def test_adopt_keeps_rows_whose_campaign_was_renamed_since(tmp_path, sandbox, capsys):
+    data = tmp_path / "report.csv"
+    data.write_text(REPORT, encoding="utf-8")
+    mapping = tmp_path / "map.yaml"
+    mapping.write_text(LOOKUP_MAPPING, encoding="utf-8")
+    run(tmp_path, data, mapping)
+    created = sum(
+        line["status"] == "created" for line in read_results(tmp_path / "results.csv").values()
+    )
+    default_ledger_path().unlink()
+    campaigns = sandbox.state.campaigns
+    for cid, name in list(campaigns.items()):
+        if name == "Webinar Series 2026":
+            campaigns[cid] = "Webinar Series 2026 (archived)"
+    assert adopt(tmp_path, mapping) == 0  # the campaign is not part of what an activity is
+    assert f"newly recorded   {created:>8}" in capsys.readouterr().out
