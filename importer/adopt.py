@@ -19,8 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+
 from importer.config import Connection
-from importer.eloqua import open_session
+from importer.eloqua import ACTIVITY_PATH, EloquaClient, open_session
 from importer.errors import AuthError, ConfigError, InputError, RowError
 from importer.ledger import Identity, Ledger, identify
 from importer.loader import Row
@@ -63,14 +65,33 @@ def created_ids(results_path: Path, limit: int = SAMPLE_IDS) -> list[str]:
     return ids
 
 
-def refuse_lost_ledger(
-    ledger: Ledger, results_path: Path, mapping_path: Path | None, input_name: str = ""
-) -> None:
+#: Ids read back from Eloqua to tell a lost ledger from results of another Eloqua.
+READ_BACK = 3
+
+
+async def refuse_lost_ledger(
+    ledger: Ledger,
+    results_path: Path,
+    mapping_path: Path | None,
+    input_name: str = "",
+    client: EloquaClient | None = None,
+) -> str | None:
     """Stop (exit 2) before sending when the results of an earlier run of this input show
-    rows created that the ledger knows nothing of: they would all be created again."""
+    rows created that the ledger knows nothing of: they would all be created again.
+
+    Before refusing, a few of those ids are read back from this Eloqua (activities can be read,
+    never changed): when none of them exists here, the results came from another Eloqua (the
+    sandbox tried first, a test instance) and the run goes on; the note returned says so.
+    """
     ids = created_ids(results_path)
     if not ids or ledger.knows_any(ids, input_name):
-        return
+        return None
+    if client is not None and await _none_exist(client, ids[:READ_BACK]):
+        return (
+            f"{results_path} showed rows created in another Eloqua (activity"
+            f" {ids[0]} and others do not exist in this one, e.g. a sandbox trial); they are"
+            " sent here as new rows"
+        )
     shown = f"{len(ids)}+" if len(ids) >= SAMPLE_IDS else str(len(ids))
     raise ConfigError(
         f"{results_path} shows {shown} rows already created in Eloqua, but the ledger"
@@ -79,9 +100,23 @@ def refuse_lost_ledger(
         " from a backup (or point --ledger at it), or rebuild it from the results file:\n"
         f"  eloqua-import ledger adopt {results_path} --mapping {mapping_path or 'MAPPING.yaml'}"
         f" --ledger {ledger.path}\n"
-        f"then run the same command again. If those rows were created in another Eloqua (the"
-        f" sandbox, a test instance), move {results_path} away and run again."
+        f"then run the same command again. If those rows were created in another Eloqua (a"
+        f" test instance), move {results_path} away and run again."
     )
+
+
+async def _none_exist(client: EloquaClient, ids: list[str]) -> bool:
+    """True only when Eloqua answers 404 for every id; any doubt counts as "they exist"."""
+    for activity_id in ids:
+        if not activity_id.isdigit():
+            return False
+        try:
+            answer = await client.get(f"{ACTIVITY_PATH}/{activity_id}")
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+        if answer.status != 404:
+            return False
+    return True
 
 
 @dataclass

@@ -301,7 +301,9 @@ class Ledger:
             _Op(
                 "claim",
                 identity.key,
-                source,
+                # A file name that is not valid UTF-8 (os.fsdecode's surrogates) cannot be
+                # stored as TEXT: keep a readable, storable form.
+                source.encode("utf-8", "backslashreplace").decode("utf-8"),
                 details=identity.details(),
                 legacy=identity.legacy() if self._has_legacy else None,
                 force=force,
@@ -358,6 +360,14 @@ class Ledger:
                 self._failure = LedgerError(
                     f"cannot write the ledger {self.path}: {exc}. Nothing more is sent; free"
                     f" some disk space, then rerun the same command. {KEEP_THE_LEDGER}"
+                )
+                self._fail(batch)
+                return
+            except Exception as exc:  # never leave a claim waiting forever on a dead committer
+                self._failure = LedgerError(
+                    f"could not record in the ledger {self.path}"
+                    f" ({type(exc).__name__}: {exc}). Nothing more is sent; rerun the same"
+                    f" command. {KEEP_THE_LEDGER}"
                 )
                 self._fail(batch)
                 return

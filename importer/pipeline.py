@@ -180,13 +180,18 @@ async def _send_table(
             await check_campaign(mapping, resolver.id_of)
         ledger_path = options.ledger_path or default_ledger_path()
         ledger = await stack.enter_async_context(Ledger(ledger_path, site))
+        note = None
         if options.results_path and not options.dry_run and options.guard_lost_ledger:
             # Before _Run moves the results file aside: it may be all that is left of a lost
             # ledger, and a rerun must not send again what it shows created.
             path = options.input_path
             source = path.name if path is not None else options.source_name  # as in _read_jobs
-            refuse_lost_ledger(ledger, options.results_path, options.mapping_path, source)
+            note = await refuse_lost_ledger(
+                ledger, options.results_path, options.mapping_path, source, client
+            )
         run = _Run(options, mapping, table, catalog)
+        if note:
+            run.summary.header_notes.append(note)
         run.summary.ledger_path = ledger_path
         return await run.send(client, ledger, resolver, signals)
 

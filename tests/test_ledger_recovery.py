@@ -6,6 +6,7 @@ End to end through the CLI against the threaded sandbox; the ledger is the per-u
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,25 @@ def test_a_lost_ledger_stops_the_rerun_before_sending_and_adopt_recovers_it(
     assert "already known          10" in capsys.readouterr().out
 
 
+def test_results_of_a_sandbox_trial_do_not_block_the_first_real_import(
+    tmp_path, mapping, sandbox, capsys
+):
+    """The Quick start path: try the file on --sandbox, then import it for real. The results
+    file shows rows created, the real ledger knows none of them, and this Eloqua (here the
+    threaded sandbox standing in for production) has none of those ids: not a lost ledger."""
+    data = scans(tmp_path / "a.csv", 6)
+    assert run(tmp_path, data, mapping, "--sandbox") == 0
+    capsys.readouterr()
+    assert run(tmp_path, data, mapping) == 0
+    out = capsys.readouterr().out
+    assert "rows created in another Eloqua" in out
+    lines = read_results(tmp_path / "results.csv")
+    assert {line["status"] for line in lines.values()} == {"created"}
+    assert_exactly_once(sandbox, lines, 6)
+    # The ids were read back from this Eloqua (each answered 404) before anything was sent.
+    assert sandbox.state.request_counts["activity_get"] == 3
+
+
 def test_adopt_resolves_emails_as_the_run_did(tmp_path, sandbox, capsys):
     data = tmp_path / "report.csv"
     data.write_text(REPORT, encoding="utf-8")
@@ -158,12 +178,12 @@ async def test_a_ledger_that_knows_the_rows_only_as_pending_is_not_taken_for_los
     path = tmp_path / "ledger.sqlite3"
     async with Ledger(path, "h/acme") as ledger:
         with pytest.raises(ConfigError, match="knows none of them"):
-            refuse_lost_ledger(ledger, results, tmp_path / "m.yaml", "a.csv")
+            await refuse_lost_ledger(ledger, results, tmp_path / "m.yaml", "a.csv")
         await ledger.claim(b"fp-1", "a.csv row 2")
     async with Ledger(path, "h/acme") as ledger:
-        refuse_lost_ledger(ledger, results, tmp_path / "m.yaml", "a.csv")
+        assert await refuse_lost_ledger(ledger, results, tmp_path / "m.yaml", "a.csv") is None
         with pytest.raises(ConfigError):  # pending rows of another file are no evidence
-            refuse_lost_ledger(ledger, results, tmp_path / "m.yaml", "b.csv")
+            await refuse_lost_ledger(ledger, results, tmp_path / "m.yaml", "b.csv")
 
 
 def test_adopt_keeps_rows_whose_campaign_was_renamed_since(tmp_path, sandbox, capsys):
@@ -182,3 +202,15 @@ def test_adopt_keeps_rows_whose_campaign_was_renamed_since(tmp_path, sandbox, ca
             campaigns[cid] = "Webinar Series 2026 (archived)"
     assert adopt(tmp_path, mapping) == 0  # the campaign is not part of what an activity is
     assert f"newly recorded   {created:>8}" in capsys.readouterr().out
+
+
+def test_a_file_name_that_is_not_utf8_is_imported_and_recorded(tmp_path, mapping, sandbox):
+    """Linux file names are bytes: one saved by an old Windows tool may not be UTF-8. The
+    ledger records its rows anyway (it used to hang, waiting on a commit that had failed)."""
+    name = os.fsdecode(b"caf\xe9.csv")
+    data = scans(tmp_path / name, 3)
+    assert run(tmp_path, data, mapping) == 0
+    assert run(tmp_path, data, mapping) == 0
+    lines = read_results(tmp_path / "results.csv")
+    assert {line["status"] for line in lines.values()} == {"already_created"}
+    assert_exactly_once(sandbox, lines, 3)
