@@ -30,6 +30,7 @@ def test_every_command_has_help_with_examples(command, capsys):
     assert "examples:" in out and f"eloqua-import {command}" in out
 
 
+@pytest.mark.slow
 def test_python_dash_m_importer_shows_help():
     done = subprocess.run(
         [sys.executable, "-m", "importer", "--help"], capture_output=True, text=True, timeout=120
