@@ -56,7 +56,7 @@ def options(command: Command) -> list[list[str]]:
         list(action.option_strings)
         for action in parser_of(command)._actions
         if action.option_strings
-        and action.help is not argparse.SUPPRESS
+        and action.help != argparse.SUPPRESS
         and not isinstance(action, argparse._HelpAction)
     ]
 
@@ -75,7 +75,7 @@ def section(title: str) -> str:
 def usage_blocks() -> dict[Command, str]:
     """The Command line section's code block, cut at each line starting with the program's
     name, keyed by the command path the line names; blocks for one command are joined."""
-    code = "\n".join(re.findall(r"^```\n(.*?)^```", section("Command line"), re.M | re.S))
+    code = "\n".join(re.findall(r"^```\w*\n(.*?)^```", section("Command line"), re.M | re.S))
     known = set(ALL)
     blocks: dict[Command, str] = {}
     for block in re.split(rf"^(?={re.escape(PROG)} )", code, flags=re.M):
@@ -99,8 +99,8 @@ def test_readme_command_line_shows_every_command(command):
 @pytest.mark.parametrize("command", ALL, ids=IDS)
 def test_readme_command_line_names_every_option_of_every_command(command):
     block = usage_blocks().get(command, "")
-    named = set(OPTION.findall(block))
-    missing = [spellings[-1] for spellings in options(command) if not named & set(spellings)]
+    shown = set(OPTION.findall(block))
+    missing = [spellings[-1] for spellings in options(command) if not shown & set(spellings)]
     assert not missing, (
         f"README, Command line, '{named(command)}': add {', '.join(missing)}"
     )
