@@ -3,9 +3,9 @@
 The README's Command line section names every subcommand and every option, found by walking
 the real argparse parser (nested subcommands such as ``ledger adopt`` included; options hidden
 with ``argparse.SUPPRESS`` are exempt), and names none that does not exist; every ``--help``
-ends with examples that run that command; and every ``ELOQUA_*`` variable the code reads is in
-the README's Configuration section. A command or option added later is covered without
-touching this file.
+ends with examples that run that command, each one a command line the parser accepts; and
+every ``ELOQUA_*`` variable the code reads is in the README's Configuration section. A command
+or option added later is covered without touching this file.
 """
 
 from __future__ import annotations
@@ -65,6 +65,10 @@ ALL = list(commands(build_parser()))
 IDS = [" ".join(c) or PROG for c in ALL]
 
 
+def named(command: Command) -> str:
+    return " ".join((PROG, *command))
+
+
 def section(title: str) -> str:
     """The README section under ``## <title>``, up to the next one."""
     match = re.search(rf"^## {re.escape(title)}.*?$(.*?)(?=^## |\Z)", README, re.M | re.S)
@@ -112,10 +116,6 @@ def test_readme_command_line_names_no_option_that_does_not_exist(command):
     real = {s for spellings in options(command) for s in spellings} | {"-h", "--help"}
     stale = sorted(set(OPTION.findall(block)) - real)  # comments' options count too
     assert not stale, f"README, Command line, '{named(command)}': there is no {stale}"
-
-
-def named(command: Command) -> str:
-    return " ".join((PROG, *command))
 
 
 def examples(command: Command, capsys: pytest.CaptureFixture[str]) -> list[str]:
