@@ -58,11 +58,27 @@ Then point the importer at it:
 """
 
 
+EXAMPLES = """\
+examples:
+  # try it on the built-in sandbox (no Eloqua account needed)
+  eloqua-import run samples/attendees.csv --mapping mappings/attendees.yaml --sandbox
+
+  # your own export: write a mapping, check every row, then import
+  eloqua-import check
+  eloqua-import init attendees.csv --asset-type Tradeshow --activity-type "Visited Booth"
+  eloqua-import run attendees.csv --mapping attendees.yaml --dry-run
+  eloqua-import run attendees.csv --mapping attendees.yaml
+
+Run 'eloqua-import COMMAND --help' for a command's options and examples.
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Create Oracle Eloqua External Activities from CSV and Excel files.",
-        epilog="Run 'eloqua-import COMMAND --help' for a command's options and examples.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     _add_run(commands)

@@ -291,6 +291,7 @@ def test_on_outcome_error_stops_the_run_and_is_raised(sandbox):
         importer.import_records(every_dtype_frame(), mapping=MAPPING, on_outcome=fail)
 
 
+@pytest.mark.slow
 def test_collect_false_keeps_no_outcomes_and_memory_stays_flat(monkeypatch):
     # The in-file duplicate index keeps its recent keys in memory: keep them few, so that
     # what remains to measure is what the API keeps per record.
@@ -325,6 +326,7 @@ def test_version_comes_from_the_package_metadata_and_goes_in_the_user_agent():
     assert all(hasattr(importer, name) for name in importer.__all__)
 
 
+@pytest.mark.slow
 def test_pandas_is_not_imported_for_dicts_nor_tqdm_by_the_library():
     code = (
         "import sys, importer\n"

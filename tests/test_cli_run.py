@@ -292,6 +292,7 @@ def test_dropped_connections_are_uncertain_not_resent(tmp_path, sandbox_factory,
     assert len(sandbox.state.activities) == 2  # created once each, never resent
 
 
+@pytest.mark.slow
 def test_quick_start_sample_import_runs_as_a_real_process(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("ELOQUA_")}
     done = subprocess.run(

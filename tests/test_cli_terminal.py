@@ -235,6 +235,7 @@ def test_results_files_open_without_posix_locks(tmp_path, monkeypatch):
     assert writer.moved_aside is not None and writer.moved_aside.read_text() == "old"
 
 
+@pytest.mark.slow
 def test_run_and_check_need_no_posix_only_module(tmp_path):
     """As on Windows: fcntl cannot be imported, and run and check still work."""
     data = write(tmp_path, "scans.csv", "Contact ID,Scan Date,Action\n2001,03/14/2026 09:00,demo\n")
@@ -373,6 +374,7 @@ def test_dry_run_preview_shows_the_ids_the_lookups_found(tmp_path, capsys):
 # --- a closed pipe ---------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     "args",
     [

@@ -216,6 +216,7 @@ def child_env() -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
 
 
+@pytest.mark.slow
 def test_kill_9_at_random_moments_then_rerun_creates_each_row_once(
     tmp_path, mapping, sandbox_factory
 ):
@@ -239,6 +240,7 @@ def test_kill_9_at_random_moments_then_rerun_creates_each_row_once(
     assert statuses["created"] + statuses["already_created"] + statuses["uncertain"] == rows
 
 
+@pytest.mark.slow
 def test_sigterm_stops_cleanly_and_the_rerun_finishes(tmp_path, mapping, sandbox_factory):
     sandbox = sandbox_factory(latency=0.01)
     rows = 160
@@ -280,6 +282,7 @@ def test_basic_then_token_for_one_company_share_the_ledger(tmp_path, mapping, sa
     assert len(sandbox.state.activities) == 4
 
 
+@pytest.mark.slow
 def test_sigterm_before_sending_exits_130_with_nothing_sent(tmp_path, mapping, sandbox_factory):
     sandbox = sandbox_factory(latency=30)  # the preflight read hangs until we stop the run
     data = scans(tmp_path / "a.csv", 10)
@@ -295,6 +298,7 @@ def test_sigterm_before_sending_exits_130_with_nothing_sent(tmp_path, mapping, s
     assert sandbox.state.activities == []
 
 
+@pytest.mark.slow
 def test_repeated_sigterm_still_stops_cleanly(tmp_path, mapping, sandbox_factory):
     # `timeout` and service managers send SIGTERM to the process and again to its group.
     sandbox = sandbox_factory(latency=0.5)
@@ -329,6 +333,7 @@ def release_hung_requests(sandbox) -> None:
     sandbox._loop.call_soon_threadsafe(cancel)
 
 
+@pytest.mark.slow
 def test_second_ctrl_c_stops_at_once_and_still_reports_every_row(
     tmp_path, mapping, sandbox_factory
 ):

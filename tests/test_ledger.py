@@ -71,6 +71,7 @@ async def test_rows_certainly_not_created_may_be_sent_again(tmp_path):
         assert (await ledger.claim(b"fp-1", "a.csv row 2")).decision == "send"
 
 
+@pytest.mark.slow
 def test_pending_left_by_a_killed_run_is_uncertain_unless_asked(tmp_path):
     path = tmp_path / "ledger.sqlite3"
     # A real process claims a row and is killed before it can record the answer.
@@ -401,6 +402,7 @@ async def test_a_ledger_of_the_first_release_is_upgraded_in_place(tmp_path):
     assert (claim.decision, claim.activity_id) == ("already_created", "100001")
 
 
+@pytest.mark.slow
 def test_processes_upgrading_one_old_ledger_at_once_all_succeed(tmp_path):
     path = first_release_ledger(tmp_path / "old.sqlite3")
     script = (

@@ -459,3 +459,30 @@ async def test_mean_in_flight_is_time_weighted_and_reset_starts_a_new_window() -
         assert stats["activities_in_window"] == 1 and stats["activities"] == 5
         assert 0.0 < stats["mean_in_flight"] <= 1.0
         assert stats["requests"] == {"activity_post": 1, "sandbox_stats": 1}
+
+
+async def test_idle_keep_alive_connections_do_not_hold_up_the_teardown() -> None:
+    # Every test pays the teardown: a connection kept alive by the client (as the importer's
+    # session does) must be closed at once, not waited for, whatever the grace says.
+    server = SandboxServer(shutdown_timeout=3600)
+    # The server is left first, inside the time limit, while the client still holds on.
+    async with aiohttp.ClientSession(headers=BASIC) as session, asyncio.timeout(60), server:
+        async with session.post(server.base_url + ACTIVITY, json=activity()) as answer:
+            assert answer.status == 201
+            await answer.read()
+        assert server._runner is not None
+        assert len(server._runner.server.connections) == 1  # idle, kept alive
+    assert server.state.in_flight == 0 and len(server.state.activities) == 1
+
+
+async def test_teardown_cancels_a_request_still_waiting_after_the_grace() -> None:
+    server = SandboxServer(SandboxConfig(latency=3600))
+    assert server.shutdown_timeout <= 0.1  # not the whole second every test used to wait
+    async with aiohttp.ClientSession(headers=BASIC) as session, asyncio.timeout(60):
+        async with server:
+            hung = asyncio.ensure_future(session.post(server.base_url + ACTIVITY, json=activity()))
+            while server.state.in_flight == 0:
+                await asyncio.sleep(0.01)
+        with pytest.raises(aiohttp.ServerDisconnectedError):
+            await hung
+    assert server.state.in_flight == 0 and server.state.activities == []

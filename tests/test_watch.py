@@ -304,6 +304,7 @@ def start_watch(tmp_path: Path, inbox: Path, *args: str) -> subprocess.Popen:
     )
 
 
+@pytest.mark.slow
 def test_overlapping_once_runs_import_every_file_exactly_once(
     tmp_path, inbox, mapping, sandbox_factory
 ):
@@ -370,6 +371,7 @@ def test_refused_credentials_leave_the_file_for_the_next_run(
     assert statuses(inbox / "done" / "a.csv.results.csv") == {"created": 3}
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_long_running_watch_and_the_next_start_finishes_the_file(
     tmp_path, inbox, mapping, sandbox_factory
 ):

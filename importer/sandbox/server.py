@@ -480,22 +480,38 @@ def create_app(config: SandboxConfig | None = None) -> web.Application:
     return app
 
 
+# How long closing the server lets requests still being answered finish before cancelling them.
+# Idle keep-alive connections are closed at once whatever this says; only a handler still
+# waiting (a latency, a client gone mid-request) is waited for. Nobody needs those answers
+# once the sandbox stops, and every test pays this wait at teardown: keep it short. Never 0:
+# aiohttp reads 0 as "no limit".
+SHUTDOWN_GRACE = 0.1
+
+
 class SandboxServer:
     """Run the sandbox on a real loopback socket for the duration of an ``async with``."""
 
     def __init__(
-        self, config: SandboxConfig | None = None, host: str = "127.0.0.1", port: int = 0
+        self,
+        config: SandboxConfig | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        *,
+        shutdown_timeout: float = SHUTDOWN_GRACE,
     ) -> None:
         self.config = config or SandboxConfig()
         self.host = host
         self.port = port
+        self.shutdown_timeout = shutdown_timeout
         self.app = create_app(self.config)
         self.state: SandboxState = self.app[STATE_KEY]
         self.base_url = ""
         self._runner: web.AppRunner | None = None
 
     async def __aenter__(self) -> SandboxServer:
-        self._runner = web.AppRunner(self.app, access_log=None, shutdown_timeout=1.0)
+        self._runner = web.AppRunner(
+            self.app, access_log=None, shutdown_timeout=self.shutdown_timeout
+        )
         await self._runner.setup()
         await web.TCPSite(self._runner, self.host, self.port).start()
         self.port = self._runner.addresses[0][1]  # the real port when 0 was asked for
