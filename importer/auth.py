@@ -147,8 +147,10 @@ class OAuthApp:
     client_secret: str = field(repr=False)
     login_url: str = "https://login.eloqua.com"
 
-    def client_auth(self) -> aiohttp.BasicAuth:
-        return aiohttp.BasicAuth(self.client_id, self.client_secret)
+    def client_auth(self) -> str:
+        """The Authorization header the token endpoint wants: HTTP Basic, id:secret."""
+        pair = f"{self.client_id}:{self.client_secret}".encode()
+        return "Basic " + base64.b64encode(pair).decode("ascii")
 
 
 @dataclass(frozen=True)
@@ -176,7 +178,7 @@ async def request_tokens(
     grant = body.get("grant_type", "?")
     try:
         async with session.post(
-            url, json=body, auth=app.client_auth(), timeout=TOKEN_TIMEOUT
+            url, json=body, headers={"Authorization": app.client_auth()}, timeout=TOKEN_TIMEOUT
         ) as response:
             status = response.status
             text = await response.text(errors="replace")
