@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -468,7 +469,7 @@ class OAuth2Auth(Auth):
                 return  # renewed while this request waited for the lock: use the new one
             try:
                 if self.token_file is None:
-                    self._tokens = await self._grant(session, None)
+                    self._tokens = await self._grant(session, "")
                 else:
                     async with self.token_file.locked():
                         await self._renew_chain(session, stale)
@@ -480,34 +481,30 @@ class OAuth2Auth(Auth):
         """Under the file lock: adopt another process's renewal, or refresh and store."""
         assert self.token_file is not None
         record = self.token_file.read()
-        seed_hash = fingerprint(self._seed) if self._seed else None
         if record is not None:
             self._check_owner(record)
-        if seed_hash is not None and (record is None or record.get("seed_sha256") != seed_hash):
-            # A new ELOQUA_REFRESH_TOKEN: it starts the chain, whatever the file held.
-            base, refresh = (record and tokens_from_record(record)), self._seed or ""
-        elif record is not None:
-            base = tokens_from_record(record)
-            fresh = base.access_token and base.access_token != stale
-            if fresh and not base.expiring(self.clock()):
-                self._tokens = base  # another process (or an earlier run) renewed it already
+        seed_hash = fingerprint(self._seed) if self._seed else None
+        seen = record.get("seed_sha256") if record else None
+        # A token file deleted under a running process: go on from the tokens in memory.
+        stored = tokens_from_record(record) if record else self._tokens
+        if self._seed and seed_hash != seen:
+            refresh = self._seed  # a new ELOQUA_REFRESH_TOKEN starts the chain afresh
+        elif stored is not None:
+            if stored.access_token not in ("", stale) and not stored.expiring(self.clock()):
+                self._tokens = stored  # another process (or an earlier run) renewed it already
                 return
-            refresh = base.refresh_token
+            refresh = stored.refresh_token
         else:
             raise AuthRefused(f"there is no OAuth2 token in {self.token_file.path} yet")
-        tokens = await self._grant(session, refresh)
-        generation = (base.generation if base else 0) + 1
-        tokens = Tokens(
-            tokens.access_token,
-            tokens.refresh_token or refresh,
-            tokens.expires_at,
-            tokens.lifetime,
-            generation,
-        )
         redirect_uri = str((record or {}).get("redirect_uri") or DEFAULT_REDIRECT_URI)
-        seed_seen = seed_hash or (record or {}).get("seed_sha256")
+        tokens = await self._grant(session, refresh, redirect_uri)
+        tokens = dataclasses.replace(
+            tokens,
+            refresh_token=tokens.refresh_token or refresh,
+            generation=(stored.generation if stored else 0) + 1,
+        )
         # Written before the new token is used: the old refresh token is spent now.
-        self.token_file.write(record_from_tokens(tokens, self.app, redirect_uri, seed_seen))
+        self.token_file.write(record_from_tokens(tokens, self.app, redirect_uri, seed_hash or seen))
         self._tokens = tokens
 
     def _check_owner(self, record: dict[str, Any]) -> None:
@@ -521,20 +518,20 @@ class OAuth2Auth(Auth):
                 " this app's own"
             )
 
-    async def _grant(self, session: aiohttp.ClientSession, refresh: str | None) -> Tokens:
+    async def _grant(
+        self, session: aiohttp.ClientSession, refresh: str, redirect_uri: str = ""
+    ) -> Tokens:
         self.grants += 1
         if self._password is not None:
             user, password = self._password
             body = {"grant_type": "password", "scope": "full", "username": user}
             body["password"] = password
         else:
-            record = self.token_file.read() if self.token_file else None
-            redirect_uri = str((record or {}).get("redirect_uri") or DEFAULT_REDIRECT_URI)
             body = {
                 "grant_type": "refresh_token",
-                "refresh_token": refresh or "",
+                "refresh_token": refresh,
                 "scope": "full",
-                "redirect_uri": redirect_uri,
+                "redirect_uri": redirect_uri or DEFAULT_REDIRECT_URI,
             }
         return await request_tokens(session, self.app, body, self.clock())
 
