@@ -485,8 +485,11 @@ class OAuth2Auth(Auth):
             self._check_owner(record)
         seed_hash = fingerprint(self._seed) if self._seed else None
         seen = record.get("seed_sha256") if record else None
-        # A token file deleted under a running process: go on from the tokens in memory.
-        stored = tokens_from_record(record) if record else self._tokens
+        stored = tokens_from_record(record) if record else None
+        if record is None and self._tokens is not None:
+            # The token file was deleted under this process: go on from the tokens in memory
+            # (the seed, if any, was taken into account when they were had).
+            stored, seen = self._tokens, seed_hash
         if self._seed and seed_hash != seen:
             refresh = self._seed  # a new ELOQUA_REFRESH_TOKEN starts the chain afresh
         elif stored is not None:

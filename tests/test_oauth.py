@@ -201,6 +201,32 @@ async def test_a_process_adopts_tokens_another_process_renewed(tmp_path):
         assert path.read()["generation"] == 2  # type: ignore[index]
 
 
+async def test_a_new_refresh_token_in_the_environment_starts_a_new_chain(tmp_path):
+    async with SandboxServer() as server, aiohttp.ClientSession() as session:
+        app, path = app_for(server.base_url), TokenFile(tmp_path / "t.json")
+        spent = await password_grant_async(server)
+        await OAuth2Auth(app, token_file=path, seed=spent).header(session)
+        still_set = OAuth2Auth(app, token_file=path, seed=spent)  # the old value: file wins
+        await still_set.header(session)
+        assert still_set.grants == 0
+        fresh = OAuth2Auth(app, token_file=path, seed=await password_grant_async(server))
+        await fresh.header(session)
+        assert fresh.grants == 1 and server.state.oauth.grants["refused"] == 0
+
+
+async def test_a_deleted_token_file_is_written_again_from_memory(tmp_path):
+    async with SandboxServer() as server, aiohttp.ClientSession() as session:
+        path = TokenFile(tmp_path / "t.json")
+        auth = OAuth2Auth(
+            app_for(server.base_url), token_file=path, seed=await password_grant_async(server)
+        )
+        used = await auth.header(session)
+        path.path.unlink()
+        assert await auth.renew(session, used)
+        assert await auth.header(session) != used
+        assert path.read() is not None and server.state.oauth.grants["refused"] == 0
+
+
 async def test_refused_refresh_is_final_and_names_login(tmp_path):
     async with SandboxServer() as server, aiohttp.ClientSession() as session:
         auth = OAuth2Auth(
