@@ -179,7 +179,11 @@ async def request_tokens(
     grant = body.get("grant_type", "?")
     try:
         async with session.post(
-            url, json=body, headers={"Authorization": app.client_auth()}, timeout=TOKEN_TIMEOUT
+            url,
+            json=body,
+            headers={"Authorization": app.client_auth()},
+            timeout=TOKEN_TIMEOUT,
+            allow_redirects=False,  # the client secret and the grant never follow a redirect
         ) as response:
             status = response.status
             text = await response.text(errors="replace")

@@ -50,12 +50,7 @@ class Credentials:
             ("ELOQUA_USERNAME", self.username),
             ("ELOQUA_PASSWORD", self.password),
         ):
-            if any(unicodedata.category(char) == "Cc" for char in value):
-                raise ConfigError(
-                    f"{variable} contains a line break or another control character (was it"
-                    " pasted with a line end, or read from a file?): set it again without it."
-                    " Nothing was sent."
-                )
+            refuse_control_characters(variable, value)
 
     def authorization(self) -> str:
         """The Authorization header value. Never log it."""
@@ -196,14 +191,8 @@ def oauth2_from_env(
     return OAuth2Auth(app, token_file=token_file, seed=seed)
 
 
-#: Variables checked for control characters (a pasted newline, an escape sequence).
-CHECKED_VARIABLES = (
-    "ELOQUA_BASE_URL",
-    "ELOQUA_LOGIN_URL",
-    "ELOQUA_COMPANY",
-    "ELOQUA_USERNAME",
-    "ELOQUA_PASSWORD",
-    "ELOQUA_ACCESS_TOKEN",
+#: The OAuth2 variables (the Basic ones and the token are checked by Credentials), trimmed.
+OAUTH_VARIABLES = (
     "ELOQUA_CLIENT_ID",
     "ELOQUA_CLIENT_SECRET",
     "ELOQUA_REFRESH_TOKEN",
@@ -212,15 +201,18 @@ CHECKED_VARIABLES = (
 
 
 def check_values(env: Mapping[str, str]) -> None:
-    """A control character inside a value (surrounding whitespace is trimmed) is refused,
-    naming the variable but never showing the value (it may be a secret)."""
-    for name in CHECKED_VARIABLES:
-        value = env.get(name, "").strip()
-        if any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
-            raise ConfigError(
-                f"{name} contains a control character (a line break or tab pasted with it?);"
-                f" set it again without one"
-            )
+    for name in OAUTH_VARIABLES:
+        refuse_control_characters(name, env.get(name, "").strip())
+
+
+def refuse_control_characters(variable: str, value: str) -> None:
+    """Exit 2 naming the variable, never showing the value (it may be a secret)."""
+    if any(unicodedata.category(char) == "Cc" for char in value):
+        raise ConfigError(
+            f"{variable} contains a line break or another control character (was it"
+            " pasted with a line end, or read from a file?): set it again without it."
+            " Nothing was sent."
+        )
 
 
 def has_credentials(env: Mapping[str, str] | None = None) -> bool:

@@ -98,6 +98,11 @@ def open_session(concurrency: int, timeouts: Timeouts | None = None) -> aiohttp.
     )
 
 
+@dataclass(frozen=True)
+class LocalAnswer(ApiResponse):
+    """An answer made here, not by Eloqua: no token could be had, so nothing was sent."""
+
+
 def as_auth(credentials: Credentials | Auth) -> Auth:
     return credentials if isinstance(credentials, Auth) else credentials.authenticator()
 
@@ -116,9 +121,9 @@ async def authorized(
     try:
         authorization = await auth.header(session)
     except AuthRefused as exc:
-        return ApiResponse(401, str(exc))
+        return LocalAnswer(401, str(exc))
     except TokenUnavailable as exc:
-        return ApiResponse(503, str(exc))
+        return LocalAnswer(503, str(exc))
     answer = await send(authorization)
     if answer.status != 401:
         return answer
@@ -129,7 +134,7 @@ async def authorized(
     except AuthRefused:
         return answer  # auth.advice() now says why and what to do
     except TokenUnavailable as exc:
-        return ApiResponse(503, str(exc))
+        return LocalAnswer(503, str(exc))
     return await send(authorization)
 
 
@@ -253,9 +258,9 @@ async def fetch_identity(
         said = " answered 'Not authenticated.'" if _not_authenticated(answer.body) else ""
         raise AuthError(
             f"Eloqua did not accept the credentials for {auth.describe()} ({login_url}/id"
-            f"{said}): {auth.advice()}. Nothing was sent."
+            f"{said}): {auth.advice()}; nothing was sent."
         )
-    if answer.status == 503 and isinstance(answer.body, str):
+    if isinstance(answer, LocalAnswer):
         raise AuthError(f"{answer.body}; try again later. Nothing was sent.")
     if not isinstance(answer.body, dict):
         raise AuthError(f"{login_url}/id answered {answer.status} without the site's details")

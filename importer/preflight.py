@@ -16,12 +16,12 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
-from importer.auth import OAuth2Auth
 from importer.config import Connection
 from importer.eloqua import (
     ASSET_TYPES_PATH,
     ApiResponse,
     EloquaClient,
+    LocalAnswer,
     discover_site,
     fetch_identity,
     shown_location,
@@ -115,7 +115,7 @@ async def connect(
         )
     if answer.redirect:
         raise _redirecting_base(base_url, connection, answer)
-    if answer.status == 503 and isinstance(answer.body, str) and isinstance(auth, OAuth2Auth):
+    if isinstance(answer, LocalAnswer):  # no token could be had (the login service is down)
         raise AbortedError(f"{answer.body}; try again later. Nothing was sent.")
     if not company:  # a token with an explicit base URL: ask /id which company it is
         company = await _company_of_token(session, connection)
