@@ -42,6 +42,7 @@ from importer.sandbox.server import (
     SandboxConfig,
     SandboxServer,
 )
+from importer.sender import RetryPolicy, Unauthorized, send_one
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -225,6 +226,32 @@ async def test_a_deleted_token_file_is_written_again_from_memory(tmp_path):
         assert await auth.renew(session, used)
         assert await auth.header(session) != used
         assert path.read() is not None and server.state.oauth.grants["refused"] == 0
+
+
+async def test_a_401_is_resent_once_with_a_renewed_token_then_stops(tmp_path, scripted):
+    """Eloqua refuses the request (401: not processed), the token is renewed and the same
+    request sent once more; a second 401 ends it: two sends, never a third."""
+    scripted.then(401, "Not authenticated.").then(401, "Not authenticated.")
+    async with SandboxServer() as server, aiohttp.ClientSession() as session:
+        auth = OAuth2Auth(
+            app_for(server.base_url),
+            token_file=TokenFile(tmp_path / "t.json"),
+            seed=await password_grant_async(server),
+        )
+        client = EloquaClient(session, scripted.base_url, auth)
+        with pytest.raises(Unauthorized):
+            await send_one(client, {"assetName": "x"}, RetryPolicy(max_attempts=1))
+        assert len(scripted.received) == 2 and auth.grants == 2  # the seed, one refresh
+        assert "eloqua-import login" in client.why_unauthorized()
+        assert (await client.create_activity({"assetName": "y"})).status == 201
+
+
+def test_login_that_gets_no_answer_stops_with_exit_3(tmp_path, sandbox, monkeypatch, capsys):
+    oauth_env(monkeypatch, sandbox, tmp_path)
+    assert main(["login", "--no-browser", "--port", "0", "--timeout", "0.05"]) == 3
+    shown = capsys.readouterr()
+    assert "/auth/oauth2/authorize?" in shown.out and "Nothing was stored" in shown.err
+    assert not (tmp_path / "token.json").exists()
 
 
 async def test_refused_refresh_is_final_and_names_login(tmp_path):
