@@ -446,7 +446,9 @@ def _add_sandbox(commands: argparse._SubParsersAction) -> None:
         "--token-requests",
         type=_positive_int,
         metavar="N",
-        help="an OAuth2 access token expires after N API requests (for tests)",
+        help="an OAuth2 access token expires after N API requests (for tests; keep N well"
+        " above the importer's --concurrency, or a renewed token is spent before a request"
+        " refused with the old one is sent again, and the run stops)",
     )
     sandbox.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
 
