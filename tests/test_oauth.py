@@ -10,6 +10,7 @@ import base64
 import json
 import os
 import re
+import socket
 import stat
 import subprocess
 import sys
@@ -369,6 +370,41 @@ def test_two_processes_share_one_refresh_chain(tmp_path, sandbox_factory, monkey
     assert json.loads(token_file.read_text())["generation"] == grants["refresh_token"]
     for out, err in outputs:
         assert seed not in out + err and "sbx-" not in out + err
+
+
+def test_watch_renews_one_chain_across_files(tmp_path, sandbox_factory, monkeypatch):
+    sandbox = sandbox_factory(token_requests=30)
+    seed = password_grant(sandbox.base_url)["refresh_token"]
+    oauth_env(monkeypatch, sandbox, tmp_path, seed)
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    text = scans(tmp_path / "a.csv", 80).read_text()
+    (inbox / "b.csv").write_text(text.replace("Spring", "Fall"))
+    (tmp_path / "a.csv").rename(inbox / "a.csv")
+    (tmp_path / "map.yaml").write_text(MAPPING, encoding="utf-8")
+    command = ["watch", str(inbox), "--mapping", str(tmp_path / "map.yaml"), "--once"]
+    assert main([*command, "--settle", "0", "--log-format", "json"]) == 0
+    assert sorted(p.name for p in (inbox / "done").iterdir()) == [
+        "a.csv",
+        "a.csv.results.csv",
+        "b.csv",
+        "b.csv.results.csv",
+    ]
+    assert_created_once(sandbox, 160)
+    assert sandbox.state.oauth.grants["refused"] == 0
+
+
+def test_unreachable_login_service_stops_before_sending_and_keeps_the_seed(
+    tmp_path, sandbox, monkeypatch, capsys
+):
+    seed = password_grant(sandbox.base_url)["refresh_token"]
+    oauth_env(monkeypatch, sandbox, tmp_path, seed)
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        monkeypatch.setenv("ELOQUA_LOGIN_URL", f"http://127.0.0.1:{closed.getsockname()[1]}")
+    assert import_file(tmp_path, scans(tmp_path / "a.csv", 5)) == 3
+    assert "try again later" in capsys.readouterr().err
+    assert sandbox.state.activities == [] and sandbox.state.oauth.refresh[seed] is True
 
 
 # --- login ------------------------------------------------------------------------------------
