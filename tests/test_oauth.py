@@ -374,7 +374,7 @@ def test_two_processes_share_one_refresh_chain(tmp_path, sandbox_factory, monkey
     one = start_run(tmp_path, first, "a.results.csv", env)
     wait_until(lambda: created(sandbox, "Spring Expo") >= 100, one)
     # Slow the sandbox so the first run is still mid-file while the second one starts.
-    sandbox.config.latency = 0.5
+    sandbox.config.latency = 0.3  # 200 rows left: 7 s or more
     two = start_run(tmp_path, second, "b.results.csv", env)
     wait_until(lambda: created(sandbox, "Fall Expo") >= 1, two)
     assert one.poll() is None, "the first run ended before the second one started sending"
