@@ -192,7 +192,7 @@ async def request_tokens(
             f"could not reach {url} to renew the OAuth2 token ({type(exc).__name__})"
         ) from None
     answer = _json(text)
-    if 400 <= status < 500:
+    if 400 <= status < 500 and status not in (408, 429):  # busy is not a refusal
         raise AuthRefused(f"Eloqua refused the OAuth2 {grant} grant ({_oauth_error(answer)})")
     if status != 200 or not isinstance(answer, dict) or not answer.get("access_token"):
         raise TokenUnavailable(f"{url} answered {status} to the OAuth2 {grant} grant")
@@ -475,11 +475,23 @@ class OAuth2Auth(Auth):
                 if self.token_file is None:
                     self._tokens = await self._grant(session, "")
                 else:
-                    async with self.token_file.locked():
-                        await self._renew_chain(session, stale)
+                    await self._renew_chain_locked(session, stale)
             except AuthRefused as exc:
                 self._refused = f"{exc}: {self.advice()}"
                 raise AuthRefused(self._refused) from None
+
+    async def _renew_chain_locked(self, session: aiohttp.ClientSession, stale: str) -> None:
+        assert self.token_file is not None
+        try:
+            async with self.token_file.locked():
+                await self._renew_chain(session, stale)
+        except OSError as exc:
+            # Renewed tokens that cannot be kept break the chain for the next run: stop now
+            # (nothing more is sent) rather than carry on with tokens only this process knows.
+            raise AuthRefused(
+                f"cannot write the OAuth2 token file {self.token_file.path}"
+                f" ({exc.strerror or type(exc).__name__}); fix that (disk space, permissions)"
+            ) from None
 
     async def _renew_chain(self, session: aiohttp.ClientSession, stale: str) -> None:
         """Under the file lock: adopt another process's renewal, or refresh and store."""

@@ -255,6 +255,20 @@ def test_login_that_gets_no_answer_stops_with_exit_3(tmp_path, sandbox, monkeypa
     assert not (tmp_path / "token.json").exists()
 
 
+async def test_renewed_tokens_that_cannot_be_saved_stop_the_run(tmp_path, monkeypatch):
+    def full_disk(record) -> None:
+        raise OSError(28, "No space left on device")
+
+    async with SandboxServer() as server, aiohttp.ClientSession() as session:
+        path = TokenFile(tmp_path / "t.json")
+        monkeypatch.setattr(path, "write", full_disk)
+        auth = OAuth2Auth(
+            app_for(server.base_url), token_file=path, seed=await password_grant_async(server)
+        )
+        with pytest.raises(AuthRefused, match="No space left on device.*eloqua-import login"):
+            await auth.header(session)
+
+
 async def test_refused_refresh_is_final_and_names_login(tmp_path):
     async with SandboxServer() as server, aiohttp.ClientSession() as session:
         auth = OAuth2Auth(
