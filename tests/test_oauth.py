@@ -265,7 +265,7 @@ async def test_renewed_tokens_that_cannot_be_saved_stop_the_run(tmp_path, monkey
         auth = OAuth2Auth(
             app_for(server.base_url), token_file=path, seed=await password_grant_async(server)
         )
-        with pytest.raises(AuthRefused, match="No space left on device.*eloqua-import login"):
+        with pytest.raises(AuthRefused, match=r"No space left on device.*eloqua-import login"):
             await auth.header(session)
 
 
