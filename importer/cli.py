@@ -254,9 +254,10 @@ def _add_check(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check",
         help="check the credentials and list the asset and activity types",
-        description="Check the credentials (from the environment) and print the site, the"
-        " user, the base URL, and the external asset types with their activity types. The"
-        " first command to run against a new Eloqua instance.",
+        description="Check the credentials (from the environment) and print the auth in use"
+        " (Basic, bearer token, OAuth2 password grant or refresh chain) and when its access"
+        " token expires, the site, the user, the base URL, and the external asset types with"
+        " their activity types. The first command to run against a new Eloqua instance.",
         epilog=CHECK_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
