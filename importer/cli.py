@@ -20,7 +20,14 @@ from importer.api import (
     import_file_async,
     sandbox_connection,
 )
-from importer.config import Connection, connection_from_env, has_credentials
+from importer.config import (
+    Connection,
+    check_values,
+    connection_from_env,
+    has_credentials,
+    oauth_app_from_env,
+    token_file_from_env,
+)
 from importer.eloqua import Timeouts, open_session
 from importer.errors import ConfigError, ExitStatus, ImporterError
 from importer.preflight import check_report, connect
@@ -55,6 +62,26 @@ examples:
 Then point the importer at it:
   export ELOQUA_BASE_URL=http://127.0.0.1:8080 ELOQUA_COMPANY=Sandbox
   export ELOQUA_USERNAME=api.user ELOQUA_PASSWORD=sandbox
+
+OAuth2 against it (app sandbox-client / sandbox-secret; tokens renewing every 50 requests):
+  eloqua-import sandbox --port 8080 --token-requests 50
+  export ELOQUA_LOGIN_URL=http://127.0.0.1:8080 ELOQUA_BASE_URL=http://127.0.0.1:8080
+  export ELOQUA_CLIENT_ID=sandbox-client ELOQUA_CLIENT_SECRET=sandbox-secret
+  export ELOQUA_TOKEN_FILE=/tmp/sandbox-token.json   # keep the real token file apart
+  eloqua-import login --port 0
+"""
+
+LOGIN_EXAMPLES = """\
+examples:
+  export ELOQUA_CLIENT_ID=...        # Eloqua: Settings > AppCloud Developer > your app
+  read -rs ELOQUA_CLIENT_SECRET && export ELOQUA_CLIENT_SECRET
+  eloqua-import login                # then log in in the browser that opens
+
+  eloqua-import login --no-browser   # on a server: open the printed address elsewhere
+
+The app's OAuth callback URL in Eloqua must be http://127.0.0.1:8765/callback (or the --port
+you use). The tokens go to the token file (ELOQUA_TOKEN_FILE, default: oauth-token.json in
+the per-user state folder, beside the ledger); run and watch renew them from then on.
 """
 
 
@@ -84,6 +111,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(commands)
     _add_init(commands)
     _add_check(commands)
+    _add_login(commands)
     _add_watch(commands)
     _add_ledger(commands)
     _add_sandbox(commands)
@@ -242,14 +270,47 @@ def _add_check(commands: argparse._SubParsersAction) -> None:
     check = commands.add_parser(
         "check",
         help="check the credentials and list the asset and activity types",
-        description="Check the credentials (from the environment) and print the site, the"
-        " user, the base URL, and the external asset types with their activity types. The"
-        " first command to run against a new Eloqua instance.",
+        description="Check the credentials (from the environment) and print the auth in use"
+        " (Basic, bearer token, OAuth2 password grant or refresh chain) and when its access"
+        " token expires, the site, the user, the base URL, and the external asset types with"
+        " their activity types. The first command to run against a new Eloqua instance.",
         epilog=CHECK_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("--sandbox", action="store_true", help="check the built-in sandbox")
     check.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+
+
+def _add_login(commands: argparse._SubParsersAction) -> None:
+    from importer.auth import DEFAULT_LOGIN_PORT
+
+    login = commands.add_parser(
+        "login",
+        help="log in to Eloqua with OAuth2 (once); tokens then renew themselves",
+        description="Log in to Eloqua through the browser (OAuth2 authorization code grant)"
+        " and store the tokens in the token file, so run and watch can renew them for"
+        " months without a password. Needs ELOQUA_CLIENT_ID and ELOQUA_CLIENT_SECRET.",
+        epilog=LOGIN_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    login.add_argument(
+        "--port",
+        type=int,
+        default=DEFAULT_LOGIN_PORT,
+        help=f"port on 127.0.0.1 for Eloqua's redirect (default {DEFAULT_LOGIN_PORT}; 0: any"
+        " free port, for apps whose callback URL allows it)",
+    )
+    login.add_argument(
+        "--no-browser", action="store_true", help="only print the address to open"
+    )
+    login.add_argument(
+        "--timeout",
+        type=_positive_float,
+        default=300.0,
+        metavar="S",
+        help="seconds to wait for the login in the browser (default 300)",
+    )
+    login.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
 
 
 def _add_watch(commands: argparse._SubParsersAction) -> None:
@@ -365,7 +426,7 @@ def _add_sandbox(commands: argparse._SubParsersAction) -> None:
         help="serve the Eloqua-compatible sandbox",
         description="Serve an Eloqua-compatible sandbox on this machine, for trying and testing"
         " imports. Credentials: company Sandbox, user api.user, password sandbox (or the"
-        " bearer token sandbox-token).",
+        " bearer token sandbox-token; OAuth2 app sandbox-client, secret sandbox-secret).",
         epilog=SANDBOX_EXAMPLES + "\n" + seed.describe(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -391,6 +452,21 @@ def _add_sandbox(commands: argparse._SubParsersAction) -> None:
         "--retry-after", type=int, metavar="S", help="send Retry-After: S with 429/503"
     )
     sandbox.add_argument("--seed", type=int, help="random seed for the faults")
+    sandbox.add_argument(
+        "--token-ttl",
+        type=_positive_float,
+        default=28800.0,
+        metavar="S",
+        help="seconds an OAuth2 access token lives (default 28800, as in Eloqua)",
+    )
+    sandbox.add_argument(
+        "--token-requests",
+        type=_positive_int,
+        metavar="N",
+        help="an OAuth2 access token expires after N API requests (for tests; keep N well"
+        " above the importer's --concurrency, or a renewed token is spent before a request"
+        " refused with the old one is sent again, and the run stops)",
+    )
     sandbox.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -442,6 +518,8 @@ def _command(args: argparse.Namespace, stdout: TextIO) -> int:
         return _watch(args)
     if args.command == "ledger":
         return asyncio.run(_ledger(args, stdout))
+    if args.command == "login":
+        return asyncio.run(_login(args, stdout))
     return _sandbox(args)
 
 
@@ -671,6 +749,30 @@ async def _check_report(connection: Connection) -> str:
         return await check_report(session, connection)
 
 
+async def _login(args: argparse.Namespace, stdout: TextIO) -> int:
+    from importer.login import LoginOptions, login
+
+    check_values(os.environ)
+    app = oauth_app_from_env(os.environ)
+    if app is None:
+        raise ConfigError(
+            "login needs the OAuth2 app: set ELOQUA_CLIENT_ID and ELOQUA_CLIENT_SECRET (Eloqua:"
+            " Settings > AppCloud Developer > your app)"
+        )
+
+    def say(text: str) -> None:
+        print(text, file=stdout, flush=True)
+
+    options = LoginOptions(
+        port=args.port,
+        open_browser=not args.no_browser,
+        timeout=args.timeout,
+        seed=os.environ.get("ELOQUA_REFRESH_TOKEN", "").strip(),
+    )
+    await login(app, token_file_from_env(), options, say)
+    return int(ExitStatus.OK)
+
+
 def _watch(args: argparse.Namespace) -> int:
     from importer.watch import EventLog, WatchOptions, watch
 
@@ -706,6 +808,8 @@ def _sandbox(args: argparse.Namespace) -> int:
         rate_drop=args.drop_rate,
         retry_after=args.retry_after,
         seed=args.seed,
+        token_ttl=args.token_ttl,
+        token_requests=args.token_requests,
     )
     serve(args.host, args.port, config)
     return int(ExitStatus.OK)

@@ -1,9 +1,12 @@
 """The Eloqua REST client: auth header, /id discovery, creating activities, reading answers.
 
-One request per call, no retries here: the retry policy lives in ``sender.py``. Redirects are
-never followed: a followed 302 turns a create into a GET whose answer looks like success, and a
-307 sends the payload to another server; a 3xx comes back as the answer, with its ``Location``.
-Every request, answer included, is bounded in time (``Timeouts``), however slowly bytes arrive.
+One request per call, no retries here: the retry policy lives in ``sender.py``. The one
+exception is a 401 with an OAuth2 token that could be renewed: the request is sent once more
+with the new token (a 401 means Eloqua did not process it, so nothing can be created twice).
+Redirects are never followed: a followed 302 turns a create into a GET whose answer looks like
+success, and a 307 sends the payload to another server; a 3xx comes back as the answer, with
+its ``Location``. Every request, answer included, is bounded in time (``Timeouts``), however
+slowly bytes arrive.
 """
 
 from __future__ import annotations
@@ -11,12 +14,14 @@ from __future__ import annotations
 import email.utils
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
 from importer._version import __version__
+from importer.auth import Auth, AuthRefused, TokenUnavailable
 from importer.config import Credentials, check_url
 from importer.errors import AuthError, ConfigError
 
@@ -93,17 +98,72 @@ def open_session(concurrency: int, timeouts: Timeouts | None = None) -> aiohttp.
     )
 
 
+@dataclass(frozen=True)
+class LocalAnswer(ApiResponse):
+    """An answer made here, not by Eloqua: no token could be had, so nothing was sent."""
+
+
+def as_auth(credentials: Credentials | Auth) -> Auth:
+    return credentials if isinstance(credentials, Auth) else credentials.authenticator()
+
+
+async def authorized(
+    session: aiohttp.ClientSession,
+    auth: Auth,
+    send: Callable[[str], Awaitable[ApiResponse]],
+) -> ApiResponse:
+    """``send(authorization)``, and again after a 401 when ``auth`` renewed its token.
+
+    Resending after a 401 is safe: Eloqua refused the request before processing it. A renewed
+    token refused in turn is renewed once more, at most ``RENEWALS`` times in all: another
+    process sharing the refresh chain may have worn it out meanwhile (a token is renewed by
+    whoever finds it expired). When a renewal brings no new token, or the refresh itself is
+    refused, the 401 stands and the run stops. A token that cannot be had answers as Eloqua
+    would without sending anything: refused -> 401 (the run stops), token endpoint
+    unreachable -> 503 (not created: the retry policy waits).
+    """
+    try:
+        authorization = await auth.header(session)
+    except AuthRefused as exc:
+        return LocalAnswer(401, str(exc))
+    except TokenUnavailable as exc:
+        return LocalAnswer(503, str(exc))
+    answer = await send(authorization)
+    for _ in range(RENEWALS):
+        if answer.status != 401:
+            return answer
+        try:
+            if not await auth.renew(session, authorization):
+                return answer
+            renewed = await auth.header(session)
+        except AuthRefused:
+            return answer  # auth.advice() now says why and what to do
+        except TokenUnavailable as exc:
+            return LocalAnswer(503, str(exc))
+        if renewed == authorization:
+            return answer  # no newer token to try: the credentials themselves are refused
+        authorization = renewed
+        answer = await send(authorization)
+    return answer
+
+
+#: Renewals one request may ask for after a 401 before the 401 stands.
+RENEWALS = 3
+
+
 class EloquaClient:
     def __init__(
-        self, session: aiohttp.ClientSession, base_url: str, credentials: Credentials
+        self, session: aiohttp.ClientSession, base_url: str, credentials: Credentials | Auth
     ) -> None:
         self.session = session
         self.base_url = base_url.rstrip("/")
-        self._headers = {
-            "Authorization": credentials.authorization(),
-            "Accept": "application/json",
-        }
+        self.auth = as_auth(credentials)
+        self._headers = {"Accept": "application/json"}
         self._post_headers = {**self._headers, "Content-Type": "application/json; charset=utf-8"}
+
+    def why_unauthorized(self) -> str:
+        """What to do now that Eloqua answered 401 even to a renewed token."""
+        return self.auth.advice()
 
     async def create_activity(self, payload: dict[str, Any]) -> ApiResponse:
         """POST one activity. Network errors propagate (the sender decides what they mean)."""
@@ -111,16 +171,25 @@ class EloquaClient:
 
     async def _post(self, path: str, body: dict[str, Any]) -> ApiResponse:
         data = json.dumps(body, ensure_ascii=False).encode("utf-8")
-        async with self.session.post(
-            self.base_url + path, data=data, headers=self._post_headers, allow_redirects=False
-        ) as response:
-            return await _read(response)
+
+        async def send(authorization: str) -> ApiResponse:
+            headers = {**self._post_headers, "Authorization": authorization}
+            async with self.session.post(
+                self.base_url + path, data=data, headers=headers, allow_redirects=False
+            ) as response:
+                return await _read(response)
+
+        return await authorized(self.session, self.auth, send)
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> ApiResponse:
-        async with self.session.get(
-            self.base_url + path, params=params, headers=self._headers, allow_redirects=False
-        ) as response:
-            return await _read(response)
+        async def send(authorization: str) -> ApiResponse:
+            headers = {**self._headers, "Authorization": authorization}
+            async with self.session.get(
+                self.base_url + path, params=params, headers=headers, allow_redirects=False
+            ) as response:
+                return await _read(response)
+
+        return await authorized(self.session, self.auth, send)
 
     async def search_contacts(self, email: str) -> ApiResponse:
         """Contacts whose email address is ``email`` (Eloqua's search is case-insensitive).
@@ -155,7 +224,7 @@ class EloquaClient:
 
 
 async def discover_site(
-    session: aiohttp.ClientSession, login_url: str, credentials: Credentials
+    session: aiohttp.ClientSession, login_url: str, credentials: Credentials | Auth
 ) -> tuple[str, str]:
     """Ask ``{login_url}/id`` which pod this company lives on: (base URL, company name).
 
@@ -172,30 +241,40 @@ async def discover_site(
     site = identity.get("site")
     company = str(site.get("name") or "") if isinstance(site, dict) else ""
     base_url = check_url(str(base), f"the base URL from {login_url}/id")
-    return base_url, company or credentials.company
+    fallback = credentials.company if isinstance(credentials, Credentials) else ""
+    return base_url, company or fallback
 
 
 async def fetch_identity(
-    session: aiohttp.ClientSession, login_url: str, credentials: Credentials
+    session: aiohttp.ClientSession, login_url: str, credentials: Credentials | Auth
 ) -> dict[str, Any]:
     """The /id answer: site, user and URLs. Raises AuthError for bad credentials, ConfigError
     when the login URL redirects (the credentials would follow the redirect)."""
-    headers = {"Authorization": credentials.authorization(), "Accept": "application/json"}
+    auth = as_auth(credentials)
     url = login_url.rstrip("/") + "/id"
-    async with session.get(url, headers=headers, allow_redirects=False) as response:
-        answer = await _read(response)
+
+    async def send(authorization: str) -> ApiResponse:
+        headers = {"Authorization": authorization, "Accept": "application/json"}
+        async with session.get(url, headers=headers, allow_redirects=False) as response:
+            answer = await _read(response)
+        # /id says "Not authenticated." with a 200: the same as a 401 (renew, resend once).
+        return ApiResponse(401, answer.body) if _not_authenticated(answer.body) else answer
+
+    answer = await authorized(session, auth, send)
     if answer.redirect:
         raise ConfigError(
             f"{url} answered {answer.status}, a redirect to {shown_location(answer)}; redirects"
             " are never followed. Set ELOQUA_LOGIN_URL to the address that answers (by default"
             " https://login.eloqua.com), or set ELOQUA_BASE_URL. Nothing was sent."
         )
-    if answer.status == 401 or _not_authenticated(answer.body):
+    if answer.status == 401:
+        said = " answered 'Not authenticated.'" if _not_authenticated(answer.body) else ""
         raise AuthError(
-            f"Eloqua did not accept the credentials for {credentials.describe()} ({login_url}/id"
-            " answered 'Not authenticated.'). Check ELOQUA_COMPANY, ELOQUA_USERNAME and"
-            " ELOQUA_PASSWORD (or ELOQUA_ACCESS_TOKEN); nothing was sent."
+            f"Eloqua did not accept the credentials for {auth.describe()} ({login_url}/id"
+            f"{said}): {auth.advice()}; nothing was sent."
         )
+    if isinstance(answer, LocalAnswer):
+        raise AuthError(f"{answer.body}; try again later. Nothing was sent.")
     if not isinstance(answer.body, dict):
         raise AuthError(f"{login_url}/id answered {answer.status} without the site's details")
     return answer.body

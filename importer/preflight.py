@@ -21,6 +21,7 @@ from importer.eloqua import (
     ASSET_TYPES_PATH,
     ApiResponse,
     EloquaClient,
+    LocalAnswer,
     discover_site,
     fetch_identity,
     shown_location,
@@ -93,12 +94,13 @@ async def connect(
     The name keys the ledger: the pod's host and the company (many companies share a pod).
     """
     credentials = connection.credentials
+    auth = connection.authenticator()
     try:
         if connection.base_url:
             base_url, company = connection.base_url, credentials.company
         else:
-            base_url, company = await discover_site(session, connection.login_url, credentials)
-        client = EloquaClient(session, base_url, credentials)
+            base_url, company = await discover_site(session, connection.login_url, auth)
+        client = EloquaClient(session, base_url, auth)
         answer = await client.list_all(ASSET_TYPES_PATH)
     except (aiohttp.ClientError, TimeoutError) as exc:
         where = connection.base_url or connection.login_url
@@ -108,12 +110,13 @@ async def connect(
         ) from None
     if answer.status == 401:
         raise AuthError(
-            f"Eloqua did not accept the credentials for {credentials.describe()} at"
-            f" {base_url}. Check ELOQUA_COMPANY, ELOQUA_USERNAME and ELOQUA_PASSWORD (or"
-            " ELOQUA_ACCESS_TOKEN). Nothing was sent."
+            f"Eloqua did not accept the credentials for {auth.describe()} at"
+            f" {base_url}: {auth.advice()}. Nothing was sent."
         )
     if answer.redirect:
         raise _redirecting_base(base_url, connection, answer)
+    if isinstance(answer, LocalAnswer):  # no token could be had (the login service is down)
+        raise AbortedError(f"{answer.body}; try again later. Nothing was sent.")
     if not company:  # a token with an explicit base URL: ask /id which company it is
         company = await _company_of_token(session, connection)
     if not company:
@@ -153,7 +156,9 @@ def ledger_site(base_url: str, company: str) -> str:
 async def _company_of_token(session: aiohttp.ClientSession, connection: Connection) -> str:
     try:
         async with asyncio.timeout(IDENTITY_TIMEOUT):
-            identity = await fetch_identity(session, connection.login_url, connection.credentials)
+            identity = await fetch_identity(
+                session, connection.login_url, connection.authenticator()
+            )
     except (aiohttp.ClientError, TimeoutError, AuthError):
         return ""
     site = identity.get("site")
@@ -224,11 +229,12 @@ async def check_report(session: aiohttp.ClientSession, connection: Connection) -
     client, _, catalog = await connect(session, connection)
     lines = []
     try:
-        identity = await fetch_identity(session, connection.login_url, connection.credentials)
+        identity = await fetch_identity(session, connection.login_url, client.auth)
     except (aiohttp.ClientError, TimeoutError, AuthError):
         identity = {}
     site, user = identity.get("site") or {}, identity.get("user") or {}
     lines.append("Credentials: accepted")
+    lines.append(f"Auth:        {client.auth.status()}")
     if not identity:
         lines.append(f"Site:        (unknown: {connection.login_url}/id did not answer)")
     if site:

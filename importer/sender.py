@@ -445,7 +445,7 @@ class Sender(Generic[T]):
         try:
             return task.result()
         except Unauthorized:
-            self.stop("Eloqua answered 401: it no longer accepts the credentials")
+            self.stop(self._unauthorized())
             return Outcome("failed", http_status=401, error=self._unsent_text())
 
     async def _wait_for_other_run(self, job: Job[T], claim: Claim) -> Claim:
@@ -491,10 +491,16 @@ class Sender(Generic[T]):
         try:
             return task.result()
         except Unauthorized:
-            self.stop("Eloqua answered 401: it no longer accepts the credentials")
+            self.stop(self._unauthorized())
             return Outcome(
                 "failed", http_status=401, attempts=progress.attempts, error=self._unsent_text()
             )
+
+    def _unauthorized(self) -> str:
+        """The stop reason after a 401 that renewing the token (if it could) did not cure."""
+        advice = getattr(self.client, "why_unauthorized", lambda: "")()
+        reason = "Eloqua answered 401: it no longer accepts the credentials"
+        return f"{reason}; {advice}" if advice else reason
 
     def _watch_failures(self, outcome: Outcome) -> None:
         """The circuit breaker: many rows in a row that could not be created -> stop."""

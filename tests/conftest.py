@@ -117,6 +117,7 @@ class ThreadedSandbox:
             raise RuntimeError("sandbox did not start")
         self.base_url = self._server.base_url
         self.state = self._server.state
+        self.config = self._server.config  # read per request: a test may change it mid-run
 
     def close(self) -> None:
         assert self._stop is not None

@@ -5,6 +5,8 @@ except to start it.
 """
 
 from .server import (
+    SANDBOX_CLIENT_ID,
+    SANDBOX_CLIENT_SECRET,
     SANDBOX_COMPANY,
     SANDBOX_PASSWORD,
     SANDBOX_TOKEN,
@@ -17,6 +19,8 @@ from .server import (
 )
 
 __all__ = [
+    "SANDBOX_CLIENT_ID",
+    "SANDBOX_CLIENT_SECRET",
     "SANDBOX_COMPANY",
     "SANDBOX_PASSWORD",
     "SANDBOX_TOKEN",

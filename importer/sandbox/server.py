@@ -5,6 +5,13 @@ plus fault injection (latency, 500/429/503 answers, dropped connections) so retr
 ``uncertain`` status can be exercised without a real Eloqua site. It stands apart from the rest
 of the package: nothing here imports the importer, and the importer never imports this.
 
+OAuth2 as Eloqua's login service does it: ``/auth/oauth2/token`` (password, authorization_code
+and refresh_token grants, HTTP Basic client auth with ``sandbox-client`` / ``sandbox-secret``;
+refresh tokens are single-use and rotate on every refresh; an access token stays valid until it
+expires, as since Eloqua 26B) and ``/auth/oauth2/authorize``, which approves at once and
+redirects to ``redirect_uri`` with a code and the ``state`` (there is no one to ask). Tokens
+live ``token_ttl`` seconds, or for ``token_requests`` API requests, so tests can cross expiries.
+
 Extra endpoints for tests (no authentication): ``GET /sandbox/activities`` lists every created
 activity in creation order; ``GET /sandbox/stats`` gives request counts and in-flight figures
 (``mean_in_flight`` is time-weighted: the concurrency a client really achieved, whatever its
@@ -19,6 +26,7 @@ import functools
 import json
 import random
 import re
+import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
@@ -27,6 +35,7 @@ from types import TracebackType
 from typing import Any
 
 from aiohttp import BasicAuth, web
+from yarl import URL
 
 from . import seed
 from .validation import (
@@ -42,6 +51,11 @@ SANDBOX_COMPANY = "Sandbox"
 SANDBOX_USERNAME = "api.user"
 SANDBOX_PASSWORD = "sandbox"
 SANDBOX_TOKEN = "sandbox-token"
+SANDBOX_CLIENT_ID = "sandbox-client"
+SANDBOX_CLIENT_SECRET = "sandbox-secret"
+#: Eloqua's access tokens live 8 hours; a refresh token 12 months or until used.
+TOKEN_TTL = 28800.0
+CODE_TTL = 300.0
 
 NOT_AUTHENTICATED = "Not authenticated."
 MAX_PAGE_SIZE = 1000
@@ -58,6 +72,8 @@ class SandboxConfig:
     rate_drop: float = 0.0  # created, then the connection is closed without an answer
     retry_after: int | None = None  # if set, 429/503 answers carry "Retry-After: <n>"
     seed: int | None = None  # random seed for fault injection (reproducible runs)
+    token_ttl: float = TOKEN_TTL  # seconds an OAuth2 access token lives
+    token_requests: int | None = None  # ... or how many API requests it may make
 
     def __post_init__(self) -> None:
         rates = (self.rate_500, self.rate_429, self.rate_503, self.rate_drop)
@@ -65,6 +81,24 @@ class SandboxConfig:
             raise ValueError("fault rates must each be between 0 and 1 and add up to at most 1")
         if self.latency < 0:
             raise ValueError("latency must be >= 0 seconds")
+        if self.token_ttl <= 0 or (self.token_requests is not None and self.token_requests < 1):
+            raise ValueError("token lifetimes must be positive")
+
+
+@dataclass
+class IssuedToken:
+    expires_at: float
+    uses: int = 0
+
+
+@dataclass
+class OAuthState:
+    """Tokens the sandbox issued. Refresh tokens map to True while unused (single-use)."""
+
+    access: dict[str, IssuedToken] = field(default_factory=dict)
+    refresh: dict[str, bool] = field(default_factory=dict)
+    codes: dict[str, tuple[str, float]] = field(default_factory=dict)  # code -> redirect, expiry
+    grants: Counter[str] = field(default_factory=Counter)  # by grant type, and "refused"
 
 
 @dataclass
@@ -85,6 +119,7 @@ class SandboxState:
     activities_at_reset: int = 0
     next_activity_id: int = seed.FIRST_ACTIVITY_ID
     next_contact_id: int = seed.FIRST_NEW_CONTACT_ID
+    oauth: OAuthState = field(default_factory=OAuthState)
 
     def __post_init__(self) -> None:
         if not self.contacts:
@@ -146,6 +181,7 @@ class SandboxState:
             "max_in_flight": self.max_in_flight,
             "mean_in_flight": self.mean_in_flight,
             "window_seconds": span,
+            "oauth_grants": dict(self.oauth.grants),
         }
 
 
@@ -166,7 +202,8 @@ def _authenticated(request: web.Request) -> bool:
     header = request.headers.get("Authorization", "")
     scheme, _, credentials = header.partition(" ")
     if scheme.lower() == "bearer":
-        return credentials.strip() == SANDBOX_TOKEN
+        token = credentials.strip()
+        return token == SANDBOX_TOKEN or _oauth_token_valid(request, token)
     try:
         auth = BasicAuth.decode(header)
     except ValueError:
@@ -177,6 +214,16 @@ def _authenticated(request: web.Request) -> bool:
         and user.lower() == SANDBOX_USERNAME.lower()
         and auth.password == SANDBOX_PASSWORD
     )
+
+
+def _oauth_token_valid(request: web.Request, token: str) -> bool:
+    """An access token the sandbox issued, neither expired nor out of requests (counts one)."""
+    issued = request.app[STATE_KEY].oauth.access.get(token)
+    if issued is None or time.time() >= issued.expires_at:
+        return False
+    limit = request.app[CONFIG_KEY].token_requests
+    issued.uses += 1
+    return limit is None or issued.uses <= limit
 
 
 def _bad_request(errors: Errors) -> web.Response:
@@ -410,6 +457,82 @@ async def _list_asset_types(request: web.Request, _: re.Match[str]) -> web.Respo
     return _page(request, _search(request, elements, "name"))
 
 
+async def _token(request: web.Request, _: re.Match[str]) -> web.Response:
+    """The OAuth2 token endpoint: one grant per call, tokens in Eloqua's answer shape."""
+    oauth, config = request.app[STATE_KEY].oauth, request.app[CONFIG_KEY]
+    form = await _token_form(request)
+    if not _client_ok(request, form):
+        oauth.grants["refused"] += 1
+        return _json_response({"error": "invalid_client"}, status=401)
+    grant = form.get("grant_type", "")
+    if grant == "password":
+        company, _, user = form.get("username", "").partition("\\")
+        ok = (
+            company.lower() == SANDBOX_COMPANY.lower()
+            and user.lower() == SANDBOX_USERNAME.lower()
+            and form.get("password") == SANDBOX_PASSWORD
+        )
+    elif grant == "authorization_code":
+        redirect, expires = oauth.codes.pop(form.get("code", ""), ("", 0.0))  # single-use
+        ok = bool(redirect) and redirect == form.get("redirect_uri") and time.time() < expires
+    elif grant == "refresh_token":
+        token = form.get("refresh_token", "")
+        ok = oauth.refresh.get(token, False)
+        if ok:
+            oauth.refresh[token] = False  # spent: using it again is refused
+    else:
+        oauth.grants["refused"] += 1
+        return _json_response({"error": "unsupported_grant_type"}, status=400)
+    if not ok:
+        oauth.grants["refused"] += 1
+        return _json_response({"error": "invalid_grant"}, status=400)
+    oauth.grants[grant] += 1
+    access, refresh = "sbx-at-" + secrets.token_urlsafe(18), "sbx-rt-" + secrets.token_urlsafe(18)
+    oauth.access[access] = IssuedToken(time.time() + config.token_ttl)
+    oauth.refresh[refresh] = True
+    body = {
+        "access_token": access,
+        "token_type": "bearer",
+        "expires_in": int(config.token_ttl) if config.token_ttl >= 1 else config.token_ttl,
+        "refresh_token": refresh,
+    }
+    return _json_response(body)
+
+
+async def _token_form(request: web.Request) -> dict[str, str]:
+    """Eloqua's docs send JSON; form-encoded bodies are accepted too."""
+    if request.content_type == "application/json":
+        try:
+            body = json.loads(await request.read() or b"{}")
+        except ValueError:
+            return {}
+        return {str(k): str(v) for k, v in body.items()} if isinstance(body, dict) else {}
+    return {k: str(v) for k, v in (await request.post()).items()}
+
+
+def _client_ok(request: web.Request, form: dict[str, str]) -> bool:
+    try:
+        auth = BasicAuth.decode(request.headers.get("Authorization", ""))
+        client_id, secret = auth.login, auth.password
+    except ValueError:
+        client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
+    return client_id == SANDBOX_CLIENT_ID and secret == SANDBOX_CLIENT_SECRET
+
+
+async def _authorize(request: web.Request, _: re.Match[str]) -> web.Response:
+    """Approve at once (no user to ask) and send the browser back with a code."""
+    query = request.query
+    redirect = query.get("redirect_uri", "")
+    if query.get("client_id") != SANDBOX_CLIENT_ID or not redirect.startswith("http"):
+        return web.Response(status=400, text="unknown client_id or missing redirect_uri")
+    if query.get("response_type") != "code":
+        return web.Response(status=400, text="response_type must be code")
+    code = "sbx-code-" + secrets.token_urlsafe(12)
+    request.app[STATE_KEY].oauth.codes[code] = (redirect, time.time() + CODE_TTL)
+    location = URL(redirect).update_query(code=code, state=query.get("state", ""))
+    raise web.HTTPFound(location)
+
+
 async def _list_created(request: web.Request, _: re.Match[str]) -> web.Response:
     return _json_response(request.app[STATE_KEY].activities)
 
@@ -436,6 +559,8 @@ _ROUTES: tuple[tuple[str, str, str, Handler, bool], ...] = (
     ("POST", r"/api/rest/1\.0/data/contact/?", "contact_post", _create_contact, True),
     ("GET", r"/api/rest/2\.0/assets/campaigns/?", "campaigns_search", _search_campaigns, True),
     ("GET", r"/api/rest/2\.0/assets/external/types/?", "external_types", _list_asset_types, True),
+    ("POST", r"/auth/oauth2/token", "oauth_token", _token, False),
+    ("GET", r"/auth/oauth2/authorize", "oauth_authorize", _authorize, False),
     ("GET", r"/sandbox/activities/?", "sandbox_activities", _list_created, False),
     ("GET", r"/sandbox/stats/?", "sandbox_stats", _stats, False),
     ("POST", r"/sandbox/reset-stats/?", "sandbox_reset", _reset_stats, False),
@@ -538,7 +663,8 @@ def serve(host: str = "127.0.0.1", port: int = 8080, config: SandboxConfig | Non
             print(
                 f"Eloqua sandbox at {server.base_url} - company {SANDBOX_COMPANY}, "
                 f"user {SANDBOX_USERNAME}, password {SANDBOX_PASSWORD} "
-                f"(or bearer token {SANDBOX_TOKEN}); Ctrl-C to stop",
+                f"(or bearer token {SANDBOX_TOKEN}); OAuth2 app {SANDBOX_CLIENT_ID} /"
+                f" {SANDBOX_CLIENT_SECRET}; Ctrl-C to stop",
                 flush=True,
             )
             await asyncio.Event().wait()
