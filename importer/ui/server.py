@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from aiohttp import web
+from aiohttp import BodyPartReader, web
 
 from importer.config import Connection, connection_from_env
 from importer.dates import DateError, load_timezone, to_epoch_seconds
@@ -250,7 +250,7 @@ async def _upload(request: web.Request, ui: UiServer) -> web.Response:
     part = await reader.next()
     while part is not None and getattr(part, "name", None) != "file":
         part = await reader.next()
-    if part is None or not isinstance(part, web.BodyPartReader):  # type: ignore[attr-defined]
+    if part is None or not isinstance(part, BodyPartReader):
         return _problem("no file in the upload")
     name = Path(part.filename or "upload").name  # only ever shown
     suffix = Path(name).suffix.lower()
