@@ -68,9 +68,9 @@ def guard(token: str, hosts: Callable[[], frozenset[str] | None]) -> Handler:
             if not _same(request.query["token"], token):
                 return _refuse("wrong token; open the address the command printed")
             # The token leaves the address bar (and the history) for a cookie.
-            response = web.HTTPSeeOther("/", headers=SECURITY_HEADERS)
-            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
-            return response
+            redirect = web.HTTPSeeOther("/", headers=SECURITY_HEADERS)
+            redirect.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/")
+            raise redirect
         if not _same(request.cookies.get(COOKIE), token):
             return _refuse("no valid token; open the address the command printed")
         if request.method == "POST" and not _same(request.headers.get(TOKEN_HEADER), token):

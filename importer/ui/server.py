@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import hashlib
 import re
-import shutil
 import tempfile
 import uuid
 import webbrowser
@@ -146,7 +145,7 @@ class UiServer:
         credentials = self.connection.credentials
         try:
             async with open_session(1) as session:
-                client, site, catalog = await connect(session, self.connection)
+                client, _, catalog = await connect(session, self.connection)
         except ImporterError as exc:
             return {"ok": False, "sandbox": False, "message": str(exc)}
         self.catalog = catalog.types
@@ -187,22 +186,31 @@ def _routes(app: web.Application, ui: UiServer) -> None:
     app.router.add_get("/", index)
     app.router.add_get("/static/{name}", static)
     app.router.add_get("/api/connection", connection)
-    app.router.add_post("/api/upload", lambda r: _upload(r, ui))
-    app.router.add_post("/api/preview", lambda r: _preview(r, ui))
-    app.router.add_get("/api/mappings", lambda r: _mapping_list(r, ui))
-    app.router.add_post("/api/mapping", lambda r: _mapping_open(r, ui))
-    app.router.add_post("/api/suggest", lambda r: _suggest(r, ui))
+    app.router.add_post("/api/upload", _bound(_upload, ui))
+    app.router.add_post("/api/preview", _bound(_preview, ui))
+    app.router.add_get("/api/mappings", _bound(_mapping_list, ui))
+    app.router.add_post("/api/mapping", _bound(_mapping_open, ui))
+    app.router.add_post("/api/suggest", _bound(_suggest, ui))
     app.router.add_post("/api/parse", _parse)
     app.router.add_post("/api/render", _render)
-    app.router.add_post("/api/dates", lambda r: _dates(r, ui))
-    app.router.add_post("/api/save", lambda r: _save(r, ui))
-    app.router.add_post("/api/check", lambda r: _start(r, ui, "check"))
-    app.router.add_post("/api/import", lambda r: _start(r, ui, "import"))
-    app.router.add_post("/api/jobs/{id}/stop", lambda r: _stop(r, ui))
-    app.router.add_get("/api/jobs", lambda r: _jobs(r, ui))
-    app.router.add_get("/api/jobs/{id}", lambda r: _job(r, ui))
-    app.router.add_get("/api/jobs/{id}/events", lambda r: _events(r, ui))
-    app.router.add_get("/api/jobs/{id}/{file:results|errors}.csv", lambda r: _download(r, ui))
+    app.router.add_post("/api/dates", _bound(_dates, ui))
+    app.router.add_post("/api/save", _bound(_save, ui))
+    app.router.add_post("/api/check", _bound(_start, ui, "check"))
+    app.router.add_post("/api/import", _bound(_start, ui, "import"))
+    app.router.add_post("/api/jobs/{id}/stop", _bound(_stop, ui))
+    app.router.add_get("/api/jobs", _bound(_jobs, ui))
+    app.router.add_get("/api/jobs/{id}", _bound(_job, ui))
+    app.router.add_get("/api/jobs/{id}/events", _bound(_events, ui))
+    app.router.add_get("/api/jobs/{id}/{file:results|errors}.csv", _bound(_download, ui))
+
+
+def _bound(function: Any, *args: Any) -> Any:
+    """A route handler calling ``function(request, *args)``."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        return await function(request, *args)
+
+    return handler
 
 
 def _static(name: str) -> str:
@@ -557,4 +565,4 @@ def serve(options: UiOptions, announce: Any = print) -> None:
         asyncio.run(run())
 
 
-__all__ = ["DEFAULT_UPLOAD_LIMIT", "UiOptions", "UiServer", "serve", "shutil"]
+__all__ = ["DEFAULT_UPLOAD_LIMIT", "UiOptions", "UiServer", "serve"]
