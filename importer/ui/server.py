@@ -506,7 +506,10 @@ async def _events(request: web.Request, ui: UiServer) -> web.StreamResponse:
         rows = job.rows[sent:]
         sent += len(rows)
         data = {**job.snapshot(), "rows": rows}
-        await response.write(f"data: {_dumps(data)}\n\n".encode())
+        try:
+            await response.write(f"data: {_dumps(data)}\n\n".encode())
+        except ConnectionError:
+            break  # the tab closed: the job runs on, a new tab follows it from the start
         if job.state in ("finished", "failed"):
             break
     return response
