@@ -145,7 +145,8 @@ def test_whole_journey_with_a_saved_mapping_downloads_what_the_sandbox_holds(pag
 def test_zoom_export_gets_a_suggested_mapping_and_imports_without_yaml(page, ui):
     started = time.monotonic()
     choose_file(page, SAMPLES / "zoom-attendees.csv")
-    expect(page.get_by_label("Header row", exact=True)).to_have_value("12")  # below the report's preamble
+    # The column names are found below the report's preamble.
+    expect(page.get_by_label("Header row", exact=True)).to_have_value("12")
     expect(page.get_by_label("Mapping", exact=True)).to_have_value("@suggested")
     expect(page.locator("#mapping-status")).to_contain_text("Still to choose: assetType")
     page.locator("#value-assetType").select_option("Webinar")

@@ -125,6 +125,7 @@ async function chooseMapping() {
   if (value === "@suggested") return suggest();
   if (!value) return;
   const data = await call("/api/mapping", { name: value });
+  if ($("mapping").value !== value) return;  // another choice was made meanwhile
   state.mappingName = value;
   $("save-name").value = value;
   setMapping(data);
@@ -147,6 +148,7 @@ async function suggest() {
   if (!state.upload) { $("mapping-status").textContent = "choose a spreadsheet first"; return; }
   const data = await call("/api/suggest", { upload: state.upload.upload,
     sheet: $("sheet").value || null, header_row: Number($("header-row").value) || null });
+  if ($("mapping").value !== "@suggested") return;  // a mapping file was chosen meanwhile
   if (data.error) { $("mapping-status").textContent = data.error; return; }
   state.mappingName = data.name;
   $("save-name").value = data.name;
@@ -281,8 +283,11 @@ function setConstant(name, value) {
   formChanged();
 }
 
+let renders = 0;
 async function formChanged() {
+  const asked = ++renders;
   const data = await call("/api/render", { document: state.doc });
+  if (asked !== renders) return;  // a later change is being rendered
   $("yaml").value = data.yaml;
   $("yaml-problem").textContent = "";
   renderForm();
@@ -298,7 +303,9 @@ function yamlEdited() {
   }, 400);
 }
 
+let datePreviews = 0;
 async function datePreview() {
+  const asked = ++datePreviews;
   const table = $("date-preview");
   const spec = state.doc && state.doc.activity && state.doc.activity.activityDate;
   if (!state.upload || !spec || typeof spec !== "object" || !spec.column) {
@@ -308,6 +315,7 @@ async function datePreview() {
   const data = await call("/api/dates", { upload: state.upload.upload, column: spec.column,
     format: spec.format || "", timezone: spec.timezone && !spec.timezone.startsWith("<") ? spec.timezone : "UTC",
     sheet: $("sheet").value || null, header_row: Number($("header-row").value) || null });
+  if (asked !== datePreviews) return;  // an answer to an earlier question: a newer one is due
   const head = el("tr", {}, ...["In the file", "Read as", "In UTC"].map((t) => el("th", { text: t })));
   table.replaceChildren(head);
   if (data.problem) table.append(el("tr", {}, el("td", { colspan: 3, class: "problem", text: data.problem })));
