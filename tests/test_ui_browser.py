@@ -2,15 +2,17 @@
 and the sandbox. Each journey step saves a screenshot under docs/ (the README shows them).
 
 Skipped, with the reason, where Playwright or Chromium is missing (`.ci/run` installs both).
+Refresh the README's screenshots with ``ELOQUA_IMPORT_SCREENSHOTS=1 pytest -m browser``.
 """
 
 from __future__ import annotations
 
 import csv
+import os
 import re
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -87,9 +89,18 @@ def page(browser, ui) -> Iterator[object]:
     context.close()
 
 
-def shot(locator: object, name: str) -> None:
-    DOCS.mkdir(exist_ok=True)
-    locator.screenshot(path=str(DOCS / name))  # type: ignore[attr-defined]
+@pytest.fixture
+def shot(tmp_path) -> Callable[[object, str], None]:
+    """Screenshot a step: into docs/ (the README's pictures) when ELOQUA_IMPORT_SCREENSHOTS is
+    set, else into the test's folder (so a plain test run leaves the worktree as it was)."""
+    folder = DOCS if os.environ.get("ELOQUA_IMPORT_SCREENSHOTS") else tmp_path / "shots"
+
+    def take(locator: object, name: str) -> None:
+        folder.mkdir(exist_ok=True)
+        locator.screenshot(path=str(folder / name))  # type: ignore[attr-defined]
+        assert (folder / name).stat().st_size > 0
+
+    return take
 
 
 def choose_file(page: object, path: Path) -> None:
@@ -103,7 +114,7 @@ def finished(page: object, where: str) -> None:
     )
 
 
-def test_whole_journey_with_a_saved_mapping_downloads_what_the_sandbox_holds(page, ui):
+def test_whole_journey_with_a_saved_mapping_downloads_what_the_sandbox_holds(page, ui, shot):
     started = time.monotonic()
     shot(page.locator("#connection-step"), "ui-1-connection.png")
     choose_file(page, SAMPLES / "attendees.csv")
@@ -142,7 +153,7 @@ def test_whole_journey_with_a_saved_mapping_downloads_what_the_sandbox_holds(pag
     print(f"journey: {time.monotonic() - started:.1f}s")
 
 
-def test_zoom_export_gets_a_suggested_mapping_and_imports_without_yaml(page, ui):
+def test_zoom_export_gets_a_suggested_mapping_and_imports_without_yaml(page, ui, shot):
     started = time.monotonic()
     choose_file(page, SAMPLES / "zoom-attendees.csv")
     # The column names are found below the report's preamble.
