@@ -20,7 +20,7 @@ import pytest
 
 import importer
 from importer import cli
-from importer.sandbox.server import SandboxConfig, SandboxServer
+from importer.sandbox.server import SANDBOX_PASSWORD, SandboxConfig, SandboxServer
 from importer.ui.security import COOKIE, TOKEN_HEADER
 from importer.ui.server import UiOptions, UiServer
 
@@ -318,3 +318,42 @@ def test_static_files_ship_with_the_package():
     pyproject = (ROOT / "pyproject.toml").read_text()
     assert '"importer.ui" = ["static/*.html", "static/*.css", "static/*.js"]' in pyproject
     assert os.fspath(static)  # a real folder, not a zip member, in a normal install
+
+
+def test_a_page_and_a_cli_run_share_the_ledger_so_nothing_is_created_twice(sandbox, tmp_path):
+    """Not --sandbox: the credentials and the default ledger of the environment, as `run`."""
+    data = SAMPLES / "attendees.csv"
+    args = ["run", str(data), "--mapping", str(MAPPINGS / "attendees.yaml"), "--quiet"]
+    assert cli.main(args) == 0
+    assert len(sandbox.state.activities) == 60
+
+    async def import_on_the_page() -> dict[str, Any]:
+        options = UiOptions(mappings=MAPPINGS, state=tmp_path / "ui", open_browser=False)
+        async with logged_in(options) as page:
+            _, upload = await page.upload(data)
+            _, mapping = await page.post("/api/mapping", {"name": "attendees.yaml"})
+            body = {"upload": upload["upload"], "yaml": mapping["yaml"]}
+            _, job = await page.post("/api/import", body)
+            return await page.finish(job)
+
+    done = asyncio.run(import_on_the_page())
+    assert done["counts"] == {"already_created": 60}
+    assert len(sandbox.state.activities) == 60
+
+
+async def test_the_credentials_never_reach_the_browser(sandbox_factory, monkeypatch, tmp_path):
+    sandbox_factory()
+    options = UiOptions(mappings=MAPPINGS, state=tmp_path / "ui", open_browser=False)
+    async with logged_in(options) as page:
+        status, info = await page.get("/api/connection")
+        async with page.session.get(page.base + "/") as answer:
+            html = await answer.text()
+    assert status == 200 and info["ok"] and "api.user" in info["label"]
+    assert set(info) == {"ok", "sandbox", "label", "catalog", "limit"}
+    assert SANDBOX_PASSWORD not in info["label"] and TOKEN_HEADER not in html
+
+    monkeypatch.setenv("ELOQUA_PASSWORD", "wrong-Secret-123")
+    async with logged_in(options) as page:
+        _, info = await page.get("/api/connection")
+    assert not info["ok"] and "did not accept the credentials" in info["message"]
+    assert "wrong-Secret-123" not in json.dumps(info)
