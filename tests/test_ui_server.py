@@ -357,3 +357,13 @@ async def test_the_credentials_never_reach_the_browser(sandbox_factory, monkeypa
         _, info = await page.get("/api/connection")
     assert not info["ok"] and "did not accept the credentials" in info["message"]
     assert "wrong-Secret-123" not in json.dumps(info)
+
+
+async def test_a_workbook_previews_the_sheet_with_the_table_and_lists_the_others(page):
+    status, answer = await page.upload(SAMPLES / "webinar.xlsx")
+    assert status == 200
+    assert answer["sheets"] == ["Summary", "Attendees"] and answer["sheet"] == "Attendees"
+    status, summary = await page.post(
+        "/api/preview", {"upload": answer["upload"], "sheet": "Summary"}
+    )
+    assert status == 200 and summary["sheet"] == "Summary"

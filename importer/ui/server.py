@@ -32,7 +32,7 @@ from importer.config import Connection, connection_from_env
 from importer.dates import DateError, load_timezone, to_epoch_seconds
 from importer.eloqua import open_session
 from importer.errors import ImporterError
-from importer.infer import InitOptions, find_header_row, render_yaml, suggest_mapping
+from importer.infer import InitOptions, locate_table, render_yaml, suggest_mapping
 from importer.ledger import default_ledger_path
 from importer.loader import peek_rows
 from importer.mapping import cell_text, read_mapping_document
@@ -289,11 +289,15 @@ async def _preview(request: web.Request, ui: UiServer) -> web.Response:
 
 async def _preview_of(upload: Upload, sheet: str | None, header_row: int | None) -> web.Response:
     try:
-        peek = await asyncio.to_thread(peek_rows, upload.path, sheet=sheet, limit=PEEK_LIMIT)
+        return await asyncio.to_thread(_read_preview, upload, sheet, header_row)
     except ImporterError as exc:
         return _problem(str(exc).replace(str(upload.path), upload.name), upload=upload.id)
-    rows = [cells for _, cells in peek.rows]
-    detected = find_header_row(rows) if rows else 1
+
+
+def _read_preview(upload: Upload, sheet: str | None, header_row: int | None) -> web.Response:
+    """The first rows from the header down; the sheet and header row as ``init`` finds them."""
+    found, detected, why = locate_table(upload.path, sheet=sheet)
+    peek = peek_rows(upload.path, sheet=found, limit=PEEK_LIMIT)
     chosen = header_row or detected
     shown = peek.rows[chosen - 1 : chosen + PREVIEW_ROWS] if peek.rows else []
     return web.json_response(
@@ -304,6 +308,7 @@ async def _preview_of(upload: Upload, sheet: str | None, header_row: int | None)
             "sheets": peek.sheets,
             "sheet": peek.sheet,
             "detected_header_row": detected,
+            "header_why": why,
             "header_row": chosen,
             "rows": [[number, [_cell(c) for c in cells]] for number, cells in shown],
         }

@@ -84,7 +84,8 @@ function showPreview(data) {
   $("sheet").replaceChildren(...(data.sheets || []).map(
     (name) => el("option", { value: name, text: name, selected: name === data.sheet })));
   $("header-row").value = data.header_row;
-  $("header-detected").textContent = "(found on row " + data.detected_header_row + ")";
+  $("header-detected").textContent = "Found on row " + data.detected_header_row + ": "
+    + data.header_why;
   const rows = data.rows || [];
   state.header = rows.length ? rows[0][1].filter((c) => c !== "") : [];
   const table = $("preview");
@@ -130,11 +131,18 @@ async function chooseMapping() {
   $("save-name").value = value;
   setMapping(data);
   $("mapping-status").textContent = "from " + value;
-  if (data.document && data.document.source && data.document.source.header_row && state.upload
-      && data.document.source.header_row !== Number($("header-row").value)) {
-    $("header-row").value = data.document.source.header_row;
-    await repreview();
+  const source = (data.document && data.document.source) || {};
+  let again = false;
+  if (state.upload && typeof source.sheet === "string" && source.sheet !== $("sheet").value
+      && [...$("sheet").options].some((o) => o.value === source.sheet)) {
+    $("sheet").value = source.sheet;
+    again = true;
   }
+  if (state.upload && source.header_row && source.header_row !== Number($("header-row").value)) {
+    $("header-row").value = source.header_row;
+    again = true;
+  }
+  if (again) await repreview();
 }
 
 async function suggestIfChosen() {
@@ -489,7 +497,7 @@ function wire() {
     drop.classList.remove("over");
     if (e.dataTransfer.files[0]) sendFile(e.dataTransfer.files[0]);
   });
-  $("sheet").addEventListener("change", repreview);
+  $("sheet").addEventListener("change", () => { $("header-row").value = ""; repreview(); });
   $("header-row").addEventListener("change", repreview);
   $("mapping").addEventListener("change", chooseMapping);
   $("yaml").addEventListener("input", yamlEdited);
