@@ -256,3 +256,24 @@ def test_stop_mid_import_then_import_again_creates_nothing_twice(browser, tmp_pa
     finally:
         context.close()
         ui.close()
+
+
+def test_form_edits_value_maps_and_rows_to_leave_out(page):
+    choose_file(page, SAMPLES / "attendees.csv")
+    page.get_by_label("Mapping", exact=True).select_option("attendees.yaml")
+    yaml_box = page.locator("#yaml")
+    expect(yaml_box).to_have_value(re.compile("demo: Viewed a Demo"))
+    page.get_by_role("button", name="Activity type: remove demo").click()
+    expect(yaml_box).not_to_have_value(re.compile("demo:"))
+    expect(yaml_box).to_have_value(re.compile("visited: Visited Booth"))
+
+    page.get_by_role("button", name="Add a rule").click()
+    page.get_by_label("Leave out rule 1: column").select_option("Action")
+    page.get_by_label("Leave out rule 1: value").fill("registered")
+    page.get_by_label("Leave out rule 1: value").press("Tab")
+    expect(yaml_box).to_have_value(re.compile(r"skip_if:\s+- column: Action\s+equals: registered"))
+    page.get_by_role("button", name="Check", exact=True).click()
+    finished(page, "#check-out")
+    expect(page.locator("#check-out dd[data-status=skipped]")).to_have_text(
+        str(sum(1 for line in (SAMPLES / "attendees.csv").open() if ",registered," in line))
+    )

@@ -211,6 +211,9 @@ function renderForm() {
     }
     row.append(kindSelect);
     row.append(valueControl(name, label, kind, value));
+    if (kind === "column" && !["activityDate", "contactId"].includes(name)) {
+      row.append(valueMapEditor(name, label, value));
+    }
     if (name === "activityDate" && value && typeof value === "object") {
       row.append(el("label", { for: "date-format", text: "Date format" }),
         el("input", { id: "date-format", type: "text", value: value.format || "",
@@ -222,7 +225,99 @@ function renderForm() {
     }
     form.append(row);
   }
+  form.append(skipEditor(), blankEditor());
   datePreview();
+}
+
+// A value map: cell values (matched regardless of case) -> what Eloqua gets.
+function valueMapEditor(name, label, value) {
+  const map = (value && value.map) || {};
+  const box = el("div", { class: "map" });
+  Object.entries(map).forEach(([from, to], i) => {
+    const fromInput = el("input", { type: "text", value: from, "aria-label": `${label}: cell value ${i + 1}`,
+      onchange: (e) => renameKey(name, from, e.target.value) });
+    const toInput = el("input", { type: "text", value: String(to), "aria-label": `${label}: becomes ${i + 1}`,
+      onchange: (e) => { state.doc.activity[name].map[from] = e.target.value; formChanged(); } });
+    box.append(el("div", {}, fromInput, el("span", { text: " → " }), toInput,
+      el("button", { type: "button", class: "small", text: "Remove", "aria-label": `${label}: remove ${from}`,
+        onclick: () => { delete state.doc.activity[name].map[from]; tidyMap(name); formChanged(); } })));
+  });
+  box.append(el("button", { type: "button", class: "small", text: "Add a value map entry",
+    "aria-label": `${label}: add a value map entry`,
+    onclick: () => {
+      const spec = state.doc.activity[name];
+      spec.map = Object.assign(spec.map || {}, { "": "" });
+      formChanged();
+    } }));
+  return box;
+}
+
+function renameKey(name, from, to) {
+  const spec = state.doc.activity[name];
+  const entries = Object.entries(spec.map).map(([k, v]) => (k === from ? [to, v] : [k, v]));
+  spec.map = Object.fromEntries(entries);
+  formChanged();
+}
+
+function tidyMap(name) {
+  const spec = state.doc.activity[name];
+  if (spec.map && !Object.keys(spec.map).length) delete spec.map;
+}
+
+const SKIP_TESTS = [["equals", "is"], ["in", "is one of (comma-separated)"], ["blank", "is empty"]];
+
+// skip_if: rows to leave out, reported `skipped`.
+function skipEditor() {
+  const rules = Array.isArray(state.doc.skip_if) ? state.doc.skip_if : [];
+  const box = el("fieldset", { class: "field" }, el("legend", { text: "Rows to leave out" }),
+    el("span", { class: "hint", text: "reported as skipped, never sent" }));
+  rules.forEach((rule, i) => {
+    const test = SKIP_TESTS.map(([k]) => k).find((k) => k in rule) || "equals";
+    const column = el("select", { "aria-label": `Leave out rule ${i + 1}: column`,
+      onchange: (e) => { rule.column = e.target.value; formChanged(); } });
+    const columns = state.header.includes(rule.column) ? state.header : [rule.column, ...state.header];
+    for (const c of columns) column.append(el("option", { value: c, text: c, selected: c === rule.column }));
+    const how = el("select", { "aria-label": `Leave out rule ${i + 1}: test`,
+      onchange: (e) => { setSkipTest(rule, e.target.value); formChanged(); } });
+    for (const [k, text] of SKIP_TESTS) how.append(el("option", { value: k, text, selected: k === test }));
+    const shown = test === "in" ? (rule.in || []).join(", ") : test === "equals" ? String(rule.equals ?? "") : "";
+    const value = el("input", { type: "text", value: shown, "aria-label": `Leave out rule ${i + 1}: value`,
+      disabled: test === "blank" ? "" : null,
+      onchange: (e) => {
+        if (test === "in") rule.in = e.target.value.split(",").map((v) => v.trim()).filter(Boolean);
+        else rule.equals = e.target.value;
+        formChanged();
+      } });
+    box.append(el("div", {}, column, how, value, el("button", { type: "button", class: "small",
+      text: "Remove", "aria-label": `Remove leave out rule ${i + 1}`,
+      onclick: () => { rules.splice(i, 1); if (!rules.length) delete state.doc.skip_if; formChanged(); } })));
+  });
+  box.append(el("button", { type: "button", class: "small", text: "Add a rule", onclick: () => {
+    state.doc.skip_if = [...rules, { column: state.header[0] || "", equals: "" }];
+    formChanged();
+  } }));
+  return box;
+}
+
+function setSkipTest(rule, test) {
+  const old = rule.equals ?? (rule.in || [])[0] ?? "";
+  for (const [k] of SKIP_TESTS) delete rule[k];
+  if (test === "blank") rule.blank = true;
+  else if (test === "in") rule.in = old === "" ? [] : [String(old)];
+  else rule.equals = String(old);
+}
+
+// blank_values: cell texts that stand for "no value" (e.g. --, N/A).
+function blankEditor() {
+  const values = Array.isArray(state.doc.blank_values) ? state.doc.blank_values : [];
+  return el("fieldset", { class: "field" }, el("legend", { text: "Cells that mean empty" }),
+    el("label", { for: "blank-values", class: "sr", text: "Cells that mean empty" }),
+    el("input", { id: "blank-values", type: "text", value: values.join(", "), placeholder: "--, N/A",
+      onchange: (e) => {
+        const list = e.target.value.split(",").map((v) => v.trim()).filter(Boolean);
+        if (list.length) state.doc.blank_values = list; else delete state.doc.blank_values;
+        formChanged();
+      } }));
 }
 
 function valueControl(name, label, kind, value) {
