@@ -59,11 +59,12 @@ def browser() -> Iterator[object]:
 
 
 def start_ui(tmp_path: Path, latency: float = 0.0) -> ThreadedUi:
-    mappings = tmp_path / "mappings"
-    shutil.copytree(ROOT / "mappings", mappings)
+    """The page on the sandbox, with a copy of mappings/ in the test's (current) folder."""
+    assert Path.cwd() == tmp_path  # conftest's `isolated`
+    shutil.copytree(ROOT / "mappings", tmp_path / "mappings")
     options = UiOptions(
         sandbox=True,
-        mappings=mappings,
+        mappings=Path("mappings"),
         state=tmp_path / "ui-imports",
         open_browser=False,
         sandbox_config=SandboxConfig(latency=latency),
@@ -134,7 +135,9 @@ def test_whole_journey_with_a_saved_mapping_downloads_what_the_sandbox_holds(pag
     finished(page, "#import-out")
     expect(page.locator("#import-out dd[data-status=created]")).to_have_text("60")
     shot(page.locator("#import-step"), "ui-5-import.png")
-    expect(page.locator("#command")).to_contain_text("eloqua-import run attendees.csv")
+    expect(page.locator("#command")).to_have_text(
+        "eloqua-import run attendees.csv --mapping mappings/attendees.yaml --sandbox"
+    )
     shot(page.locator("#results-step"), "ui-6-results.png")
 
     with page.expect_download() as download_info:

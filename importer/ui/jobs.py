@@ -55,6 +55,7 @@ class Job:
     sheet: str | int | None
     header_row: int | None
     sandbox: bool
+    hints: dict[str, Any] = field(default_factory=dict)  # the mapping's source: section
     state: str = "running"  # running, stopping, finished, failed
     done: int = 0
     total: int | None = None
@@ -108,9 +109,10 @@ class Job:
     def command(self) -> str:
         """The command line that reruns this import (rows created already are not sent)."""
         words = ["eloqua-import", "run", self.upload.name, "--mapping", self.mapping_name]
-        if self.sheet is not None:
+        # Only what the page chose differently from the mapping's own source: section.
+        if self.sheet is not None and self.sheet != self.hints.get("sheet"):
             words += ["--sheet", str(self.sheet)]
-        if self.header_row is not None:
+        if self.header_row is not None and self.header_row != self.hints.get("header_row", 1):
             words += ["--header-row", str(self.header_row)]
         if self.kind == "check":
             words.append("--dry-run")
@@ -149,6 +151,8 @@ class JobBoard:
         folder = self.folder / job_id
         folder.mkdir(parents=True, mode=0o700)
         job = Job(job_id, kind, upload, folder, mapping_name, sheet, header_row, self.sandbox)
+        source = document.get("source")
+        job.hints = source if isinstance(source, dict) else {}
         self.jobs[job_id] = job
         self._save(job)
         job.task = asyncio.create_task(self._run(job, document))

@@ -466,6 +466,8 @@ async def _start(request: web.Request, ui: UiServer, kind: str) -> web.Response:
     if ui.connection is None:
         return _problem(ui.connection_info.get("message") or "no connection to Eloqua")
     name = str(body.get("mapping_name") or "MAPPING.yaml")
+    if name in _mapping_names(ui):  # the command line names it where run finds it
+        name = str(ui.options.mappings / name)
     assert ui.board is not None
     try:
         job = ui.board.start(kind, upload, document, name, _sheet(body), _header_row(body))

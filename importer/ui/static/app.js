@@ -107,7 +107,7 @@ async function repreview() {
   showPreview(data);
   if (state.doc) {
     state.doc.source = Object.assign(state.doc.source || {}, { header_row: data.header_row });
-    await formChanged();
+    await formChanged(true);  // the columns changed
   }
 }
 
@@ -196,6 +196,8 @@ function kindsFor(name) {
 
 function renderForm() {
   const form = $("form");
+  const active = document.activeElement;
+  const focused = active && form.contains(active) ? (active.id || active.getAttribute("aria-label")) : null;
   form.replaceChildren();
   if (!state.doc || typeof state.doc !== "object") return;
   const activity = state.doc.activity || {};
@@ -226,6 +228,11 @@ function renderForm() {
     form.append(row);
   }
   form.append(skipEditor(), blankEditor());
+  if (focused) {
+    const again = [...form.querySelectorAll("input, select, button")].find(
+      (node) => node.id === focused || node.getAttribute("aria-label") === focused);
+    if (again) again.focus();
+  }
   datePreview();
 }
 
@@ -234,20 +241,21 @@ function valueMapEditor(name, label, value) {
   const map = (value && value.map) || {};
   const box = el("div", { class: "map" });
   Object.entries(map).forEach(([from, to], i) => {
+    let key = from;  // follows renames, so the form need not be drawn again while typing
     const fromInput = el("input", { type: "text", value: from, "aria-label": `${label}: cell value ${i + 1}`,
-      onchange: (e) => renameKey(name, from, e.target.value) });
+      onchange: (e) => { renameKey(name, key, e.target.value); key = e.target.value; } });
     const toInput = el("input", { type: "text", value: String(to), "aria-label": `${label}: becomes ${i + 1}`,
-      onchange: (e) => { state.doc.activity[name].map[from] = e.target.value; formChanged(); } });
+      onchange: (e) => { state.doc.activity[name].map[key] = e.target.value; formChanged(); } });
     box.append(el("div", {}, fromInput, el("span", { text: " → " }), toInput,
       el("button", { type: "button", class: "small", text: "Remove", "aria-label": `${label}: remove ${from}`,
-        onclick: () => { delete state.doc.activity[name].map[from]; tidyMap(name); formChanged(); } })));
+        onclick: () => { delete state.doc.activity[name].map[key]; tidyMap(name); formChanged(true); } })));
   });
   box.append(el("button", { type: "button", class: "small", text: "Add a value map entry",
     "aria-label": `${label}: add a value map entry`,
     onclick: () => {
       const spec = state.doc.activity[name];
       spec.map = Object.assign(spec.map || {}, { "": "" });
-      formChanged();
+      formChanged(true);
     } }));
   return box;
 }
@@ -278,7 +286,7 @@ function skipEditor() {
     const columns = state.header.includes(rule.column) ? state.header : [rule.column, ...state.header];
     for (const c of columns) column.append(el("option", { value: c, text: c, selected: c === rule.column }));
     const how = el("select", { "aria-label": `Leave out rule ${i + 1}: test`,
-      onchange: (e) => { setSkipTest(rule, e.target.value); formChanged(); } });
+      onchange: (e) => { setSkipTest(rule, e.target.value); formChanged(true); } });
     for (const [k, text] of SKIP_TESTS) how.append(el("option", { value: k, text, selected: k === test }));
     const shown = test === "in" ? (rule.in || []).join(", ") : test === "equals" ? String(rule.equals ?? "") : "";
     const value = el("input", { type: "text", value: shown, "aria-label": `Leave out rule ${i + 1}: value`,
@@ -290,11 +298,11 @@ function skipEditor() {
       } });
     box.append(el("div", {}, column, how, value, el("button", { type: "button", class: "small",
       text: "Remove", "aria-label": `Remove leave out rule ${i + 1}`,
-      onclick: () => { rules.splice(i, 1); if (!rules.length) delete state.doc.skip_if; formChanged(); } })));
+      onclick: () => { rules.splice(i, 1); if (!rules.length) delete state.doc.skip_if; formChanged(true); } })));
   });
   box.append(el("button", { type: "button", class: "small", text: "Add a rule", onclick: () => {
     state.doc.skip_if = [...rules, { column: state.header[0] || "", equals: "" }];
-    formChanged();
+    formChanged(true);
   } }));
   return box;
 }
@@ -371,7 +379,7 @@ function setKind(name, kind) {
   else if (kind === "campaign-name") activity[name] = { lookup: "campaign", value: "" };
   else if (kind === "template") activity[name] = "{" + (column || state.header[0] || "") + "}";
   else activity[name] = "";
-  formChanged();
+  formChanged(true);
 }
 
 function setPart(name, part, value) {
@@ -379,21 +387,24 @@ function setPart(name, part, value) {
   if (typeof activity[name] !== "object" || activity[name] === null) activity[name] = {};
   activity[name][part] = value;
   formChanged();
+  if (name === "activityDate") datePreview();
 }
 
 function setConstant(name, value) {
   state.doc.activity[name] = value;
-  formChanged();
+  formChanged(name === "assetType");  // its activity types are the next field's choices
 }
 
+// A change in the form: the YAML follows. The form is drawn again only when its shape
+// changed (rerender), at once and keeping the focus, so nothing typed meanwhile is lost.
 let renders = 0;
-async function formChanged() {
+async function formChanged(rerender = false) {
+  if (rerender) renderForm();
   const asked = ++renders;
   const data = await call("/api/render", { document: state.doc });
   if (asked !== renders) return;  // a later change is being rendered
   $("yaml").value = data.yaml;
   $("yaml-problem").textContent = "";
-  renderForm();
 }
 
 let yamlTimer = null;
