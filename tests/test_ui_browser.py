@@ -243,6 +243,7 @@ def test_stop_mid_import_then_import_again_creates_nothing_twice(browser, tmp_pa
         first = len(ui.activities)
         assert 0 < first < 60
         expect(page.locator("#import-out pre.summary")).to_contain_text("Stopped early")
+        expect(page.get_by_role("link", name="Download errors")).to_be_visible()  # rows not sent
 
         # Import again, from the same page (the file is still chosen): only the rest is sent.
         choose_file(page, SAMPLES / "attendees.csv")
@@ -280,3 +281,22 @@ def test_form_edits_value_maps_and_rows_to_leave_out(page):
     expect(page.locator("#check-out dd[data-status=skipped]")).to_have_text(
         str(sum(1 for line in (SAMPLES / "attendees.csv").open() if ",registered," in line))
     )
+
+
+UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, button")]
+    .filter((node) => !(node.labels && node.labels.length) && !node.getAttribute("aria-label")
+        && !node.textContent.trim())
+    .map((node) => node.outerHTML)"""
+
+
+def test_every_control_has_a_label_and_the_keyboard_reaches_them(page):
+    choose_file(page, SAMPLES / "attendees.csv")
+    mapping = page.get_by_label("Mapping", exact=True)
+    mapping.focus()
+    mapping.select_option("attendees.yaml")  # as arrow keys on the focused select would
+    expect(page.locator("#value-assetType")).to_have_value("Tradeshow")
+    check = page.get_by_role("button", name="Check", exact=True)
+    check.focus()
+    page.keyboard.press("Enter")
+    finished(page, "#check-out")
+    assert page.evaluate(UNLABELLED) == []
