@@ -426,7 +426,7 @@ def _add_ui(commands: argparse._SubParsersAction) -> None:
     )
     ui.add_argument("--sandbox", action="store_true", help="import into a built-in sandbox")
     ui.add_argument("--ledger", type=Path, help="idempotency ledger (default: as for run)")
-    ui.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
+    ui.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
 
 
 def _ui(args: argparse.Namespace) -> int:
