@@ -82,6 +82,7 @@ class ImportOptions(TypedDict, total=False):
     on_progress: OnProgress | None
     on_notice: OnNotice | None
     handle_signals: bool
+    stop: asyncio.Event | None
 
 
 @dataclass
@@ -172,6 +173,9 @@ def import_records(
     - ``on_progress(done, total)``: as records complete; total is None when unknown.
     - ``on_notice(text)``: messages for the person running the import.
     - ``handle_signals``: Ctrl-C / SIGTERM stop the run cleanly (main thread only).
+    - ``stop``: an ``asyncio.Event`` of the running loop (``*_async`` only); setting it stops
+      the run as a first Ctrl-C does: nothing new is sent, answers in flight are awaited,
+      every row is reported, and ``Result.exit_status`` is INTERRUPTED.
     """
     _no_running_loop("import_records")
     return asyncio.run(import_records_async(records, mapping=mapping, name=name, **options))
@@ -255,6 +259,7 @@ def _checked_plan(
     on_progress: OnProgress | None = None,
     on_notice: OnNotice | None = None,
     handle_signals: bool = False,
+    stop: asyncio.Event | None = None,
 ) -> _Plan:
     """Check the options (ConfigError naming the fix) and build the pipeline's RunOptions."""
     _check_options(concurrency, timeout)
@@ -269,6 +274,7 @@ def _checked_plan(
         allow_duplicates=allow_duplicates,
         timeouts=Timeouts(read=timeout),
         handle_signals=handle_signals,
+        stop=stop,
         on_outcome=collector.hook,
         on_progress=on_progress,
         on_notice=on_notice,

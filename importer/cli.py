@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_watch(commands)
     _add_ledger(commands)
     _add_sandbox(commands)
+    _add_ui(commands)
     return parser
 
 
@@ -470,6 +471,69 @@ def _add_sandbox(commands: argparse._SubParsersAction) -> None:
     sandbox.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
 
 
+UI_EXAMPLES = """\
+examples:
+  eloqua-import ui --sandbox          # try the page on the built-in sandbox
+  eloqua-import ui                    # the real Eloqua (credentials from the environment)
+  eloqua-import ui --mappings ~/eloqua-mappings --port 8765 --no-browser
+"""
+
+
+def _add_ui(commands: argparse._SubParsersAction) -> None:
+    ui = commands.add_parser(
+        "ui",
+        help="open the import web page in your browser",
+        description="Serve a web page on this computer to pick a spreadsheet, fit the mapping,"
+        " check and import, and download the results. Only this computer can open it (a"
+        " secret token is in the printed address); imports keep running if the tab closes.",
+        epilog=UI_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ui.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default loopback)")
+    ui.add_argument(
+        "--allow-remote",
+        action="store_true",
+        help="allow a --host other computers can reach (they still need the token)",
+    )
+    ui.add_argument("--no-browser", action="store_true", help="print the address, open nothing")
+    ui.add_argument(
+        "--mappings", type=Path, default=Path("mappings"), help="mapping files folder (mappings/)"
+    )
+    ui.add_argument("--sandbox", action="store_true", help="import into a built-in sandbox")
+    ui.add_argument("--ledger", type=Path, help="idempotency ledger (default: as for run)")
+    ui.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+
+
+def _ui(args: argparse.Namespace) -> int:
+    from importer.config import is_loopback
+    from importer.ui.server import UiOptions, serve
+
+    if not is_loopback(args.host):
+        if not args.allow_remote:
+            raise ConfigError(
+                f"--host {args.host} would let other computers reach the page; the import"
+                " page is meant for this computer only. Add --allow-remote if you really want"
+                " that (they still need the secret address it prints)."
+            )
+        print(
+            f"{PROG}: warning: the page listens on {args.host}: anyone on the network with the"
+            " printed address can import with your Eloqua credentials. Use it only on a"
+            " network you trust.",
+            file=sys.stderr,
+        )
+    options = UiOptions(
+        host=args.host,
+        port=args.port,
+        mappings=args.mappings,
+        sandbox=args.sandbox,
+        ledger=args.ledger,
+        open_browser=not args.no_browser,
+    )
+    serve(options, announce=lambda text: print(text, flush=True))
+    return int(ExitStatus.OK)
+
+
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int:
     """Run the command line; return the exit code (see errors.ExitStatus)."""
     stdout = stdout or sys.stdout
@@ -520,6 +584,8 @@ def _command(args: argparse.Namespace, stdout: TextIO) -> int:
         return asyncio.run(_ledger(args, stdout))
     if args.command == "login":
         return asyncio.run(_login(args, stdout))
+    if args.command == "ui":
+        return _ui(args)
     return _sandbox(args)
 
 

@@ -8,6 +8,7 @@ and nothing reaches the network (the asset types Eloqua has are passed in as ``c
 - ``suggest_mapping(path, options)`` -> ``Suggestion``: a field-by-field proposal, with reasons.
 - ``render_yaml(suggestion)``: the mapping file, every line commented for a first-time reader.
 - ``locate_columns(path, columns)``: the row where all these columns are (for ``run``'s hints).
+- ``locate_table(path)``: the sheet and header row of the main table (the web page's preview).
 
 Invariants: ``render_yaml`` writes YAML that ``mapping.load_mapping`` reads back to the values
 suggested (every text is quoted); a date format is suggested only if the real date code reads
@@ -360,6 +361,17 @@ def _check_flags(options: InitOptions) -> None:
                 f" activity types are: {', '.join(catalog[asset])}"
             )
         options.activity_type = activity
+
+
+def locate_table(
+    path: str | Path, *, sheet: str | int | None = None, header_row: int | None = None
+) -> tuple[str | int | None, int, str]:
+    """(sheet, header row, why) of the file's main table, as ``suggest_mapping`` finds them:
+    the sheet with the longest table (None for a CSV, or when given none and there is one)."""
+    found, number, why, _ = _locate_table(
+        Path(path), InitOptions(sheet=sheet, header_row=header_row)
+    )
+    return found, number, why
 
 
 def _locate_table(

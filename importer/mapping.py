@@ -398,14 +398,20 @@ def load_mapping(source: str | Path | AnyMapping[str, Any]) -> Mapping:
     if isinstance(source, AnyMapping):
         return parse_mapping({"version": 1, **source}, MAPPING_DICT)
     path = Path(source)
-    text = _read_mapping_text(path)
+    return parse_mapping(read_mapping_document(_read_mapping_text(path), str(path)), path)
+
+
+def read_mapping_document(text: str, where: str) -> Any:
+    """Parse mapping YAML (bounded, as a file is) into plain data, unchecked; the web page
+    reads what a person types with it. Raises MappingError naming ``where``."""
+    if len(text.encode("utf-8")) > MAX_MAPPING_BYTES:
+        raise MappingError(f"{where} is larger than {MAX_MAPPING_BYTES // 1024} KB")
     try:
-        document = yaml.load(text, Loader=_MappingLoader)  # a SafeLoader subclass
+        return yaml.load(text, Loader=_MappingLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
-        raise MappingError(f"{path}: {_describe_yaml_error(exc)}") from None
+        raise MappingError(f"{where}: {_describe_yaml_error(exc)}") from None
     except _Unbounded as exc:
-        raise MappingError(f"{path} is not a usable mapping file: {exc}") from None
-    return parse_mapping(document, path)
+        raise MappingError(f"{where} is not a usable mapping file: {exc}") from None
 
 
 def _read_mapping_text(path: Path) -> str:

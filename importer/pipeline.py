@@ -83,6 +83,9 @@ class RunOptions:
     #: Refuse to send when the results file shows rows created that the ledger does not know
     #: (off for the built-in sandbox: it starts empty, so sending them again is right).
     guard_lost_ledger: bool = True
+    #: Set it to stop as the first Ctrl-C does (the web page's Stop button): no new rows are
+    #: sent, answers in flight are awaited, every row is reported, the run ends interrupted.
+    stop: asyncio.Event | None = None
     on_outcome: OnOutcome | None = None
     on_progress: OnProgress | None = None
     on_notice: OnNotice | None = None
@@ -126,7 +129,7 @@ async def run_import(options: RunOptions, connection: Connection | None) -> Summ
                 )
             assert options.dry_run, "a real run needs a connection"
             return _Run(options, mapping, table, Catalog(None)).dry_run_offline()
-        signals = _Signals(options.handle_signals, options.on_notice)
+        signals = _Signals(options.handle_signals, options.on_notice, options.stop)
         with signals:
             try:
                 return await _send_table(options, connection, mapping, table, signals)
@@ -438,26 +441,49 @@ class _Signals:
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
-    def __init__(self, enabled: bool, on_notice: OnNotice | None = None) -> None:
+    def __init__(
+        self,
+        enabled: bool,
+        on_notice: OnNotice | None = None,
+        stop: asyncio.Event | None = None,
+    ) -> None:
         self.enabled = enabled and sys.platform != "win32"
         self.on_notice = on_notice
         self.sender: Sender[Row] | None = None
         self.interrupted = ""  # the signal's name, once one came before sending
         self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[Any] | None = None
+        self._stop_event = stop
+        self._stop_watcher: asyncio.Task[None] | None = None
 
     def __enter__(self) -> _Signals:
+        self._task = asyncio.current_task()
+        if self._stop_event is not None:
+            self._stop_watcher = asyncio.create_task(self._watch_stop(self._stop_event))
         if self.enabled:
             self._loop = asyncio.get_running_loop()
-            self._task = asyncio.current_task()
             for sig in self.SIGNALS:
                 self._loop.add_signal_handler(sig, self._stop, sig)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        if self._stop_watcher is not None:
+            self._stop_watcher.cancel()
         if self._loop is not None:
             for sig in self.SIGNALS:
                 self._loop.remove_signal_handler(sig)
+
+    async def _watch_stop(self, event: asyncio.Event) -> None:
+        """RunOptions.stop: the same graceful stop as a first Ctrl-C."""
+        await event.wait()
+        name = "a stop request"
+        if self.sender is None:  # nothing sent yet: end before sending anything
+            self.interrupted = name
+            if self._task is not None:
+                self._task.cancel()
+            return
+        self._notice("Stopping: waiting for the requests in flight, then writing the results.")
+        self.sender.stop(f"interrupted by {name}", interrupted=True)
 
     def _stop(self, sig: signal.Signals) -> None:
         assert self._loop is not None
