@@ -31,6 +31,7 @@ from importer.errors import (
     MappingError,
     SetupError,
 )
+from importer.status import Status
 
 __all__ = [
     "AbortedError",
@@ -47,6 +48,7 @@ __all__ = [
     "RecordOutcome",
     "Result",
     "SetupError",
+    "Status",
     "__version__",
     "connection_from_env",
     "import_file",

@@ -23,17 +23,18 @@ import aiohttp
 
 from importer.config import Connection
 from importer.eloqua import ACTIVITY_PATH, EloquaClient, open_session
-from importer.errors import AuthError, ConfigError, InputError, RowError
+from importer.errors import AuthError, ConfigError, InputError, RowError, Unauthorized
 from importer.ledger import Identity, Ledger, identify
 from importer.loader import Row
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
 from importer.mapping import Lookup, Mapping, load_mapping
 from importer.preflight import Catalog, connect
 from importer.report import RESULT_COLUMNS
-from importer.sender import RetryPolicy, Unauthorized
+from importer.retry import RetryPolicy
+from importer.status import Status
 
 #: Statuses of rows that exist in Eloqua, with their activity id in the results.
-CREATED = frozenset({"created", "already_created"})
+CREATED = frozenset({Status.CREATED, Status.ALREADY_CREATED})
 #: Enough ids to tell "the ledger knows this file" without reading a huge results file whole.
 SAMPLE_IDS = 500
 #: Rows adopted per ledger transaction (bounded memory however long the file).

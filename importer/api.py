@@ -31,8 +31,9 @@ from importer.errors import ConfigError, ExitStatus
 from importer.loader import Row
 from importer.pipeline import OnNotice, OnProgress, RunOptions, run_import
 from importer.records import RecordRow
-from importer.report import STATUSES, SUCCESS_STATUSES, Summary
+from importer.report import STATUSES, Summary
 from importer.sender import Outcome
+from importer.status import Status
 
 MAX_CONCURRENCY = 64
 DEFAULT_CONCURRENCY = 8
@@ -47,7 +48,7 @@ class RecordOutcome:
     """What happened to one input row or record."""
 
     row: int  # records: 1, 2, ... in input order; files: the row number Excel shows
-    status: str  # created, already_created, duplicate, valid, invalid, rejected, failed, ...
+    status: Status  # created, already_created, duplicate, valid, invalid, rejected, failed, ...
     activity_id: str  # Eloqua's id for the activity, when created (or created before)
     http_status: int | None  # Eloqua's last answer, if a request was sent
     attempts: int  # requests sent for this row
@@ -58,7 +59,7 @@ class RecordOutcome:
     @property
     def ok(self) -> bool:
         """Created, created by an earlier run, a repeat of another row, or (dry run) valid."""
-        return self.status in SUCCESS_STATUSES
+        return Status(self.status).is_success
 
 
 OnOutcome = Callable[[RecordOutcome], None]

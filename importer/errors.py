@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from enum import IntEnum
 
+from importer.status import Status
+
 
 class ExitStatus(IntEnum):
     """Process exit codes, as documented in the README."""
@@ -65,7 +67,7 @@ class RowError(ValueError):
     or ``skipped`` for RowSkipped.
     """
 
-    status = "invalid"
+    status = Status.INVALID
 
     def __init__(
         self,
@@ -86,10 +88,14 @@ class RowSkipped(RowError):
 
     Raised with the code ``skip-if``, so the summary groups skipped rows by their rule."""
 
-    status = "skipped"
+    status = Status.SKIPPED
 
 
 class Interrupted(ImporterError):
     """Ctrl-C or SIGTERM before any row was sent: nothing to report but that."""
 
     exit_status = ExitStatus.INTERRUPTED
+
+
+class Unauthorized(Exception):
+    """Eloqua answered 401: the whole run must stop."""

@@ -38,7 +38,7 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from importer.errors import AbortedError, ConfigError
 
@@ -100,6 +100,12 @@ def default_ledger_path() -> Path:
     return root / "eloqua-import" / "ledger.sqlite3"
 
 
+#: What the ledger says about an activity before it is sent (see Claim).
+Decision = Literal["send", "already_created", "uncertain", "in_progress", "duplicate"]
+#: The writer task's operations: record a claim, record a creation, forget a claim, or flush.
+OpKind = Literal["claim", "created", "forget", "flush"]
+
+
 @dataclass(frozen=True)
 class Claim:
     """What the ledger says about one activity before it is sent.
@@ -108,7 +114,7 @@ class Claim:
     live run is sending the same activity right now) or ``duplicate`` (this run already has).
     """
 
-    decision: str
+    decision: Decision
     activity_id: str = ""
     source: str = ""
     #: already_created: the fields (name, campaignId, fieldValues...) that differ from what
@@ -146,7 +152,7 @@ _SELECT_CHUNK = 500  # fingerprints per SELECT ... IN (...): under SQLite's para
 
 @dataclass(slots=True)
 class _Op:
-    kind: str  # claim | created | forget
+    kind: OpKind
     fingerprint: bytes
     source: str = ""
     details: str = ""

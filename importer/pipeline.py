@@ -40,11 +40,13 @@ from importer.mapping import ColumnsMissing, Lookup, Mapping, load_mapping
 from importer.preflight import Catalog, check_campaign, check_constants, connect
 from importer.records import RecordsTable, records_table
 from importer.report import ErrorsWriter, ResultsWriter, Summary
-from importer.sender import Job, Outcome, RetryPolicy, Sender, SendOptions
+from importer.retry import RetryPolicy
+from importer.sender import Job, Outcome, Sender, SendOptions
+from importer.status import Status
 
 PREVIEW_ROWS = 3
 #: Statuses that are not "a reason a row was not created" in the summary.
-NOT_A_REASON = frozenset({"created", "already_created", "valid"})
+NOT_A_REASON = frozenset({Status.CREATED, Status.ALREADY_CREATED, Status.VALID})
 
 #: Called once per row as it completes (completion order), after its results line is written,
 #: with the table's header (the names of the row's cells).
@@ -250,7 +252,7 @@ class _Run:
         """A dry run without Eloqua: every row mapped and checked locally."""
         try:
             for job in self._jobs():
-                self.record(job.key, Outcome("valid"))
+                self.record(job.key, Outcome(Status.VALID))
         except _HookFailed:
             pass
         finally:
@@ -331,7 +333,7 @@ class _Run:
         assert self.sender is not None
         error = self.sender.unsent_text()
         for row in self.table.rows:
-            self.record(row, Outcome("failed", error=error))
+            self.record(row, Outcome(Status.FAILED, error=error))
 
     def _read_jobs(self) -> Iterator[Job[Row]]:
         path = self.options.input_path
@@ -347,7 +349,10 @@ class _Run:
             first = self.seen.first(key.key, row.number)
             if first != row.number:
                 self.record(
-                    row, Outcome("duplicate", error=f"same activity as row {first}; not sent again")
+                    row,
+                    Outcome(
+                        Status.DUPLICATE, error=f"same activity as row {first}; not sent again"
+                    ),
                 )
                 continue
             if self.options.dry_run and len(self.summary.preview) < PREVIEW_ROWS:
@@ -377,7 +382,7 @@ class _Run:
                 attempts=outcome.attempts,
                 error=outcome.error,
             )
-        to_errors = outcome.status in ("invalid", "rejected", "failed", "uncertain")
+        to_errors = Status(outcome.status).is_error
         if to_errors and self.errors is not None:
             self.errors.write(row.number, row.cells, f"{outcome.status}: {outcome.error}")
         if outcome.status not in NOT_A_REASON:

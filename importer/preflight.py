@@ -28,6 +28,7 @@ from importer.eloqua import (
 )
 from importer.errors import AbortedError, AuthError, ConfigError, RowError, SetupError
 from importer.mapping import Lookup, Mapping
+from importer.status import Status
 
 #: Seconds to wait for /id when it only names the company behind a token.
 IDENTITY_TIMEOUT = 10.0
@@ -219,7 +220,7 @@ async def check_campaign(mapping: Mapping, resolve: Any) -> None:
     try:
         await resolve(Lookup("campaign", str(spec.source).strip()))
     except LookupFailed as exc:
-        if exc.status == "failed":  # Eloqua did not answer: not the mapping's fault
+        if exc.status == Status.FAILED:  # Eloqua did not answer: not the mapping's fault
             raise AbortedError(f"{exc}. Nothing was sent.") from None
         raise SetupError(f"{mapping.path}: campaignId: {exc}. Nothing was sent.") from None
 

@@ -20,7 +20,8 @@ from importer.eloqua import EloquaClient, Timeouts, open_session
 from importer.ledger import Ledger
 from importer.lookup import LookupFailed, Resolver
 from importer.mapping import Lookup
-from importer.sender import Job, Outcome, RetryPolicy, Sender, SendOptions, send_one
+from importer.retry import RetryPolicy
+from importer.sender import Job, Outcome, Sender, SendOptions, send_one
 
 PAYLOAD = {
     "name": "Expo",

@@ -14,9 +14,10 @@ import aiohttp
 import pytest
 from mocked_eloqua import BASE, CAMPAIGNS_URL, CONTACTS_URL, mocked_client, refused
 
+from importer.errors import Unauthorized
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
 from importer.mapping import Lookup
-from importer.sender import RetryPolicy, Unauthorized
+from importer.retry import RetryPolicy
 
 ANA = Lookup("contact", "Ana@Example.com")
 CONTACT_URL = BASE + "/api/REST/1.0/data/contact"

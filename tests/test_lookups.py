@@ -16,8 +16,8 @@ from importer.config import Credentials
 from importer.eloqua import EloquaClient, open_session
 from importer.lookup import Resolver
 from importer.mapping import Lookup
+from importer.retry import RetryPolicy
 from importer.sandbox.seed import CONTACTS
-from importer.sender import RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 EMAIL_IDS = {email.casefold(): cid for cid, _, _, email in CONTACTS}
