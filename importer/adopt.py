@@ -24,7 +24,8 @@ import aiohttp
 from importer.config import Connection
 from importer.eloqua import ACTIVITY_PATH, EloquaClient, open_session
 from importer.errors import AuthError, ConfigError, InputError, RowError, Unauthorized
-from importer.ledger import Identity, Ledger, identify
+from importer.identity import Identity, identify
+from importer.ledger import Ledger
 from importer.loader import Row
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
 from importer.mapping import Lookup, Mapping, load_mapping

@@ -25,13 +25,14 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
-from importer.config import Connection, Credentials, connection_from_env, has_credentials
+from importer.config import Connection, connection_from_env, has_credentials
 from importer.eloqua import Timeouts
 from importer.errors import ConfigError, ExitStatus
 from importer.loader import Row
 from importer.pipeline import OnNotice, OnProgress, RunOptions, run_import
 from importer.records import RecordRow
 from importer.report import STATUSES, Summary
+from importer.sandbox.connection import sandbox_connection
 from importer.sender import Outcome
 from importer.status import Status
 
@@ -203,16 +204,6 @@ async def import_records_async(
     plan = _plan("import_records", mapping=mapping, **options)
     plan.run.records, plan.run.source_name = records, str(name)
     return await _import(plan)
-
-
-def sandbox_connection(base_url: str) -> Connection:
-    """Credentials for the built-in sandbox at ``base_url``."""
-    from importer.sandbox import server
-
-    credentials = Credentials(
-        server.SANDBOX_COMPANY, server.SANDBOX_USERNAME, server.SANDBOX_PASSWORD
-    )
-    return Connection(credentials=credentials, base_url=base_url, login_url=base_url)
 
 
 # --- internals ---------------------------------------------------------------------------------

@@ -46,6 +46,19 @@ Cell = str | int | float | bool | datetime.datetime | datetime.date | datetime.t
 """One cell value. ``""`` means blank; never ``None``, never NaN."""
 
 
+def cell_text(value: Any) -> str:
+    """How a cell reads as text: integral numbers without '.0', datetimes in ISO form."""
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if isinstance(value, datetime.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, datetime.date | datetime.time):
+        return value.isoformat()
+    return str(value)
+
+
 class UncalculatedFormula(str):
     """An XLSX cell holding a formula that was never calculated, so it has no value to read.
 

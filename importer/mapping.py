@@ -23,7 +23,7 @@ import yaml
 
 from importer.dates import DateError, load_timezone, to_epoch_seconds
 from importer.errors import MappingError, RowError, RowSkipped
-from importer.loader import Cell, Row, UncalculatedFormula
+from importer.loader import Cell, Row, UncalculatedFormula, cell_text
 
 #: Eloqua's activity properties the mapping may set, in payload order.
 ACTIVITY_FIELDS = (
@@ -1066,19 +1066,6 @@ def _to_id(spec: ValueSpec, value: Any, column: str | None) -> int:
             code="bad-id",
         )
     return number
-
-
-def cell_text(value: Any) -> str:
-    """How a cell reads as text: integral numbers without '.0', datetimes in ISO form."""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    return str(value)
 
 
 def _strip(cell: Cell) -> Cell:

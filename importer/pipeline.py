@@ -32,8 +32,9 @@ from importer.errors import (
     MappingError,
     RowError,
 )
+from importer.identity import FirstSeen, identify
 from importer.infer import locate_columns
-from importer.ledger import FirstSeen, Ledger, LedgerError, default_ledger_path, identify
+from importer.ledger import Ledger, LedgerError, default_ledger_path
 from importer.loader import Row, Table, open_table
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
 from importer.mapping import ColumnsMissing, Lookup, Mapping, load_mapping

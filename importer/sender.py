@@ -28,7 +28,8 @@ from importer.eloqua import (
     is_redirect,
 )
 from importer.errors import ImporterError, Unauthorized
-from importer.ledger import Claim, Identity, Ledger, LedgerError
+from importer.identity import Identity
+from importer.ledger import Claim, Ledger, LedgerError
 from importer.retry import (
     GATEWAY_STATUSES,
     NOT_PROCESSED_REDIRECTS,
@@ -152,7 +153,7 @@ class Job(Generic[T]):
 
     key: T
     payload: dict[str, Any]
-    fingerprint: bytes | Identity = b""  # what the ledger knows it by (ledger.identify)
+    fingerprint: bytes | Identity = b""  # what the ledger knows it by (identity.identify)
     source: str = ""
 
 

@@ -21,7 +21,7 @@ from results_csv import read_results
 import importer
 from importer.eloqua import USER_AGENT
 from importer.errors import ConfigError, ExitStatus, InputError, MappingError
-from importer.ledger import FirstSeen
+from importer.identity import FirstSeen
 from importer.mapping import load_mapping
 
 ROOT = Path(__file__).resolve().parent.parent

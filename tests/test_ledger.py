@@ -11,18 +11,16 @@ import sys
 import pytest
 
 from importer.errors import ConfigError
+from importer.identity import FirstSeen, fingerprint, identify
 from importer.ledger import (
     SCHEMA_VERSION,
-    FirstSeen,
     Ledger,
     check_ledger,
     default_ledger_path,
-    fingerprint,
-    identify,
+    ledger_site,
     normalise_site,
 )
 from importer.mapping import Lookup
-from importer.preflight import ledger_site
 
 SITE = "secure.p03.eloqua.com/acme"
 
@@ -407,7 +405,7 @@ def test_processes_upgrading_one_old_ledger_at_once_all_succeed(tmp_path):
     path = first_release_ledger(tmp_path / "old.sqlite3")
     script = (
         "import asyncio, sys, pathlib\n"
-        "from importer.ledger import Ledger, identify\n"
+        "from importer.identity import identify\nfrom importer.ledger import Ledger\n"
         f"payload = {PAYLOAD!r}\n"
         "async def main():\n"
         f"    async with Ledger(pathlib.Path(sys.argv[1]), {SITE!r}) as ledger:\n"

@@ -3,7 +3,8 @@
 It serves the few endpoints the importer uses, with Eloqua's status codes and error shapes,
 plus fault injection (latency, 500/429/503 answers, dropped connections) so retries and the
 ``uncertain`` status can be exercised without a real Eloqua site. It stands apart from the rest
-of the package: nothing here imports the importer, and the importer never imports this.
+of the package: nothing here imports the importer; the importer imports this only to start a
+sandbox (``--sandbox``, ``sandbox=True``, ``check --sandbox``, ``eloqua-import sandbox``).
 
 OAuth2 as Eloqua's login service does it: ``/auth/oauth2/token`` (password, authorization_code
 and refresh_token grants, HTTP Basic client auth with ``sandbox-client`` / ``sandbox-secret``;
