@@ -12,7 +12,6 @@ import asyncio
 import codecs
 import contextlib
 import signal
-import sys
 import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from collections.abc import Mapping as AnyMapping
@@ -43,6 +42,7 @@ from importer.records import RecordsTable, records_table
 from importer.report import ErrorsWriter, ResultsWriter, Summary
 from importer.retry import RetryPolicy
 from importer.sender import Job, Outcome, Sender, SendOptions
+from importer.signals import SignalHandlers, signal_name
 from importer.status import Status
 
 PREVIEW_ROWS = 3
@@ -440,46 +440,40 @@ class _Signals:
     sending, lets in-flight requests finish and every row is reported. A second Ctrl-C stops at
     once: requests in flight are given up (``uncertain``), the rows not yet sent are written
     ``failed`` without mapping or network, and the run ends as interrupted (exit 130).
+    Notices go to ``on_notice``.
     """
 
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
-
     def __init__(self, enabled: bool, on_notice: OnNotice | None = None) -> None:
-        self.enabled = enabled and sys.platform != "win32"
+        self.handlers = SignalHandlers(enabled)
         self.on_notice = on_notice
         self.sender: Sender[Row] | None = None
         self.interrupted = ""  # the signal's name, once one came before sending
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[Any] | None = None
 
     def __enter__(self) -> _Signals:
-        if self.enabled:
-            self._loop = asyncio.get_running_loop()
+        self.handlers.__enter__()
+        if self.handlers.active:
             self._task = asyncio.current_task()
-            for sig in self.SIGNALS:
-                self._loop.add_signal_handler(sig, self._stop, sig)
+            self.handlers.on_stop_signals(self._stop)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
-        if self._loop is not None:
-            for sig in self.SIGNALS:
-                self._loop.remove_signal_handler(sig)
+        self.handlers.__exit__(*exc_info)
 
     def _stop(self, sig: signal.Signals) -> None:
-        assert self._loop is not None
         # More SIGTERMs change nothing (`timeout` and service managers send SIGTERM to the
         # process and again to its group).
-        self._loop.add_signal_handler(signal.SIGTERM, lambda: None)
-        name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+        self.handlers.ignore(signal.SIGTERM)
+        name = signal_name(sig)
         if self.sender is None:
             # Nothing sent yet: a second Ctrl-C quits outright.
-            self._loop.remove_signal_handler(signal.SIGINT)
+            self.handlers.release(signal.SIGINT)
             self.interrupted = name
             if self._task is not None:
                 self._task.cancel()
             return
         # A second Ctrl-C stops at once, still reporting every row (see _stop_at_once).
-        self._loop.add_signal_handler(signal.SIGINT, self._stop_at_once)
+        self.handlers.on(signal.SIGINT, self._stop_at_once)
         self._notice(
             f"{name}: stopping. Waiting for the requests in flight, then writing the results"
             " (press Ctrl-C again to stop at once)."
@@ -488,10 +482,10 @@ class _Signals:
 
     def _stop_at_once(self) -> None:
         """The second Ctrl-C: no more waiting for answers; every row is still reported."""
-        assert self._loop is not None and self.sender is not None
+        assert self.sender is not None
         # A third Ctrl-C quits outright, leaving the results file short (the ledger holds what
         # was sent, so a rerun is still safe).
-        self._loop.remove_signal_handler(signal.SIGINT)
+        self.handlers.release(signal.SIGINT)
         self._notice(
             "Ctrl-C again: stopping at once. Requests still in flight are reported uncertain,"
             " the rows not sent yet failed (press Ctrl-C once more to quit without writing"

@@ -74,6 +74,7 @@ from importer.ledger import check_ledger, default_ledger_path
 from importer.mapping import load_mapping
 from importer.pipeline import RunOptions, run_import
 from importer.report import STATUSES, Summary
+from importer.signals import SignalHandlers
 
 SUFFIXES = frozenset({".csv", ".xlsx", ".xlsm", ".xls", ".ods"})
 RESULTS = ".results.csv"
@@ -434,7 +435,7 @@ class Watcher:
         self._sleep = sleep or self._wait
         self._stop: asyncio.Event | None = None
         self._stop_reason = ""
-        self._signal_loop: asyncio.AbstractEventLoop | None = None
+        self._handlers = SignalHandlers(options.handle_signals)
         self._last_look: dict[Path, dict[str, tuple[int, int, int]]] = {}
 
     async def run(self) -> ExitStatus:
@@ -789,21 +790,14 @@ class Watcher:
 
     @contextlib.contextmanager
     def _signals(self) -> Iterator[None]:
-        if self.options.handle_signals and sys.platform != "win32":
-            self._signal_loop = asyncio.get_running_loop()
+        with self._handlers:
             self._reinstall_signals()
-        try:
             yield
-        finally:
-            if self._signal_loop is not None:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    self._signal_loop.remove_signal_handler(sig)
 
     def _reinstall_signals(self) -> None:
         # Not after a stop: a second signal then quits at once, as in the pipeline.
-        if self._signal_loop is not None and not self.stopping:
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                self._signal_loop.add_signal_handler(sig, self._on_signal, sig)
+        if not self.stopping:
+            self._handlers.on_stop_signals(self._on_signal)
 
 
 def _not_plain(name: str, what: str) -> str:
