@@ -173,8 +173,6 @@ class SendOptions:
 
 @dataclass
 class SendStats:
-    sent: int = 0
-    unsent: int = 0
     stopped_reason: str = ""
     interrupted: bool = False
     throttled: int = 0
@@ -320,7 +318,6 @@ class Sender(Generic[T]):
                 self.ledger.not_created(job.fingerprint)
                 return self._unsent_outcome()
         outcome = await self._send(job)
-        self.stats.sent += 1
         self._watch_failures(outcome)
         if self.ledger is not None:
             if outcome.status == Status.CREATED:
@@ -428,7 +425,6 @@ class Sender(Generic[T]):
             self.stop(str(exc))
 
     def _not_sent(self, job: Job[T]) -> None:
-        self.stats.unsent += 1
         self._report(job, self._unsent_outcome())
 
     def _unsent_outcome(self, attempts: int = 0) -> Outcome:

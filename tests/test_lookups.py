@@ -1,5 +1,5 @@
 """Contact and campaign lookups, preflight checks and `eloqua-import check`, against the
-real sandbox (and aioresponses for one narrow retry case)."""
+real sandbox (and a small aiohttp server on 127.0.0.1 for one narrow retry case)."""
 
 from __future__ import annotations
 

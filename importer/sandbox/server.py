@@ -129,11 +129,6 @@ class SandboxState:
                 for cid, first, last, email in seed.CONTACTS
             }
 
-    @property
-    def requests(self) -> Counter[str]:
-        """Requests received, by endpoint kind (same object as ``request_counts``)."""
-        return self.request_counts
-
     def activity(self, activity_id: str) -> dict[str, Any] | None:
         return next((a for a in self.activities if a["id"] == activity_id), None)
 
