@@ -26,13 +26,13 @@ from importer.eloqua import ACTIVITY_PATH, EloquaClient, open_session
 from importer.errors import AuthError, ConfigError, InputError, RowError, Unauthorized
 from importer.identity import Identity, identify
 from importer.ledger import Ledger
-from importer.loader import Row
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
 from importer.mapping import Lookup, Mapping, load_mapping
 from importer.preflight import Catalog, connect
 from importer.report import RESULT_COLUMNS
 from importer.retry import RetryPolicy
 from importer.status import Status
+from importer.table import Row
 
 #: Statuses of rows that exist in Eloqua, with their activity id in the results.
 CREATED = frozenset({Status.CREATED, Status.ALREADY_CREATED})

@@ -28,13 +28,13 @@ from typing import Any, TypedDict, Unpack
 from importer.config import Connection, connection_from_env, has_credentials
 from importer.eloqua import Timeouts
 from importer.errors import ConfigError, ExitStatus
-from importer.loader import Row
 from importer.pipeline import OnNotice, OnProgress, RunOptions, run_import
 from importer.records import RecordRow
 from importer.report import STATUSES, Summary
 from importer.sandbox.connection import sandbox_connection
 from importer.sender import Outcome
 from importer.status import Status
+from importer.table import Row
 
 MAX_CONCURRENCY = 64
 DEFAULT_CONCURRENCY = 8

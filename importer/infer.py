@@ -28,8 +28,9 @@ from typing import Any
 
 from importer.dates import DateError, formats_matching, load_timezone, to_epoch_seconds
 from importer.errors import SetupError
-from importer.loader import Cell, cell_text, open_table, peek_rows
+from importer.loader import open_table, peek_rows
 from importer.mapping import PLACEHOLDER_PREFIX
+from importer.table import Cell, cell_text
 
 #: Rows read to find the header, and data rows read to suggest the fields.
 PEEK_ROWS = 1000

@@ -23,7 +23,7 @@ import yaml
 
 from importer.dates import DateError, load_timezone, to_epoch_seconds
 from importer.errors import MappingError, RowError, RowSkipped
-from importer.loader import Cell, Row, UncalculatedFormula, cell_text
+from importer.table import Cell, Row, UncalculatedFormula, cell_text
 
 #: Eloqua's activity properties the mapping may set, in payload order.
 ACTIVITY_FIELDS = (

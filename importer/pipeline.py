@@ -34,7 +34,7 @@ from importer.errors import (
 from importer.identity import FirstSeen, identify
 from importer.infer import locate_columns
 from importer.ledger import Ledger, LedgerError, default_ledger_path
-from importer.loader import Row, Table, open_table
+from importer.loader import open_table
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
 from importer.mapping import ColumnsMissing, Lookup, Mapping, load_mapping
 from importer.preflight import Catalog, check_campaign, check_constants, connect
@@ -44,6 +44,7 @@ from importer.retry import RetryPolicy
 from importer.sender import Job, Outcome, Sender, SendOptions
 from importer.signals import SignalHandlers, signal_name
 from importer.status import Status
+from importer.table import Row, Table
 
 PREVIEW_ROWS = 3
 #: Statuses that are not "a reason a row was not created" in the summary.

@@ -22,7 +22,7 @@ from itertools import chain
 from typing import Any
 
 from importer.errors import InputError
-from importer.loader import Cell, Row
+from importer.table import Cell, Row
 
 
 @dataclass

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from importer.errors import AbortedError, ExitStatus, InputError
-from importer.loader import GUARDED_FIRST, RESULTS_COLUMNS, cell_text, protect_formula
 from importer.status import Status
+from importer.table import GUARDED_FIRST, RESULTS_COLUMNS, cell_text, protect_formula
 
 try:
     import fcntl

@@ -10,7 +10,8 @@ import pytest
 from results_csv import read_results
 
 from importer.cli import main
-from importer.loader import open_table, protect_formula, unprotect_formula
+from importer.loader import open_table
+from importer.table import protect_formula, unprotect_formula
 
 MAPPING = (Path(__file__).parent / "fixtures" / "booth_scans.yaml").read_text(encoding="utf-8")
 HEADER = ["First Name", "Contact ID", "Event", "Action", "Scan Time", "Booth", "Campaign"]

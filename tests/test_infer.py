@@ -17,8 +17,8 @@ from importer.infer import (
     render_yaml,
     suggest_mapping,
 )
-from importer.loader import Row
 from importer.mapping import load_mapping
+from importer.table import Row
 
 ZOOM_ROWS = [
     ["Attendee Report"],

@@ -10,8 +10,8 @@ from results_csv import read_results
 
 from importer.cli import main
 from importer.errors import MappingError, RowError, RowSkipped
-from importer.loader import Row
 from importer.mapping import parse_mapping
+from importer.table import Row
 
 BASE = {
     "version": 1,
