@@ -24,10 +24,11 @@ import aiohttp
 from importer.config import Connection
 from importer.eloqua import ACTIVITY_PATH, EloquaClient, open_session
 from importer.errors import AuthError, ConfigError, InputError, RowError, Unauthorized
+from importer.fields import Lookup
 from importer.identity import Identity, identify
 from importer.ledger import Ledger
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
-from importer.mapping import Lookup, Mapping, load_mapping
+from importer.mapping import Mapping, load_mapping
 from importer.preflight import Catalog, connect
 from importer.report import RESULT_COLUMNS
 from importer.retry import RetryPolicy

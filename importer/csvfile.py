@@ -21,14 +21,8 @@ from importer.filetype import EXCEL_SUFFIXES, read_head, utf16_without_bom
 from importer.table import MAX_CELL_CHARS, Record, Table, data_rows, name_columns, read_header
 
 DELIMITERS = (",", ";", "\t", "|")  # in order of preference when counts tie
-
-
 SNIFF_BYTES = 64 * 1024
-
-
 csv.field_size_limit(max(csv.field_size_limit(), MAX_CELL_CHARS))
-
-
 FALLBACK_ERRORS = "eloqua-import-cp1252-fallback"
 
 

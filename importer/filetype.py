@@ -13,25 +13,13 @@ import pathlib
 from importer.errors import InputError
 
 ZIP_SIGNATURE = b"PK\x03\x04"
-
-
 OLE_SIGNATURE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # Excel 97-2003, and encrypted .xlsx
-
-
 EXCEL_SUFFIXES = {".xlsx", ".xlsm", ".xltx", ".xltm"}
-
-
 WHOLE_SHEET_SUFFIXES = {"xls": {".xls", ".xlt"}, "ods": {".ods", ".ots"}}
-
-
 ODS_MIMETYPE = b"application/vnd.oasis.opendocument.spreadsheet"
-
-
 # Bytes no text file contains (NUL aside, which broken exports do): control characters other
 # than tab, line breaks and form feed.
 _BINARY_BYTES = bytes([*range(1, 9), *range(14, 32), 127])
-
-
 BINARY_SHARE = 0.02  # more than this share of such bytes: not a text file
 
 

@@ -17,7 +17,7 @@ import aiohttp
 
 from importer.eloqua import CAMPAIGNS_PATH, ApiResponse, EloquaClient, created_id, describe_error
 from importer.errors import Unauthorized
-from importer.mapping import Lookup
+from importer.fields import Lookup
 from importer.retry import RetryPolicy
 from importer.status import Status
 

@@ -31,12 +31,13 @@ from importer.errors import (
     MappingError,
     RowError,
 )
+from importer.fields import Lookup
 from importer.identity import FirstSeen, identify
 from importer.infer import locate_columns
 from importer.ledger import Ledger, LedgerError, default_ledger_path
 from importer.loader import open_table
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
-from importer.mapping import ColumnsMissing, Lookup, Mapping, load_mapping
+from importer.mapping import ColumnsMissing, Mapping, load_mapping
 from importer.preflight import Catalog, check_campaign, check_constants, connect
 from importer.records import RecordsTable, records_table
 from importer.report import ErrorsWriter, ResultsWriter, Summary

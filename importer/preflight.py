@@ -26,8 +26,9 @@ from importer.eloqua import (
     shown_location,
 )
 from importer.errors import AbortedError, AuthError, ConfigError, RowError, SetupError
+from importer.fields import Lookup
 from importer.ledger import ledger_site
-from importer.mapping import Lookup, Mapping
+from importer.mapping import Mapping
 from importer.status import Status
 
 #: Seconds to wait for /id when it only names the company behind a token.

@@ -60,12 +60,8 @@ class UncalculatedFormula(str):
 
 
 UNCALCULATED = UncalculatedFormula()
-
-
 # (row number as Excel shows it, raw cells, why the row is broken or None)
 Record = tuple[int, Sequence[Cell], str | None]
-
-
 # Python's csv refuses cells over 128 KiB; real exports carry long notes and HTML bodies. A
 # larger cell is almost always an unclosed quote swallowing the rest of the file.
 MAX_CELL_CHARS = 32 * 1024 * 1024
@@ -114,22 +110,12 @@ class Table:
 #: The results and errors files start with these columns / end with these: a file that does is
 #: one this tool wrote, so its cells carry the formula guard (see protect_formula).
 RESULTS_COLUMNS = ("row", "status", "activity_id", "http_status", "attempts", "error")
-
-
 ERRORS_COLUMNS = ("error", "source_row")
-
-
 #: First characters that make Excel, LibreOffice or Sheets read a CSV cell as a formula
 #: (OWASP "CSV injection"), plus the guard's own quote.
 GUARDED_FIRST = frozenset("=+-@\t\r'")
-
-
 _FORMULA_START = re.compile(r"'*[=+\-@\t\r]")
-
-
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
-
-
 _OWN_ERRORS_TAIL = re.compile(r"(error|source_row)(?: \([0-9]+\))?")
 
 

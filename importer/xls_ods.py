@@ -36,8 +36,6 @@ from importer.table import (
 # calamine holds a whole .xls/.ods workbook in memory: bound the data it reads (the .xls file;
 # the unpacked XML of an .ods). Measured peak memory: about 10x an .xls, 2.5x the .ods XML.
 MAX_WHOLE_SHEET_BYTES = {"xls": 40 * 1024 * 1024, "ods": 100 * 1024 * 1024}
-
-
 _FORMAT_NAMES = {"xls": "Excel 97-2003 (.xls)", "ods": "OpenDocument (.ods)"}
 
 
@@ -130,11 +128,7 @@ def unreadable(shown: str, kind: str) -> InputError:
 
 
 _ODS_TABLE = "{urn:oasis:names:tc:opendocument:xmlns:table:1.0}"
-
-
 _ODS_VALUE_TYPE = "{urn:oasis:names:tc:opendocument:xmlns:office:1.0}value-type"
-
-
 _ODS_CELLS = (f"{_ODS_TABLE}table-cell", f"{_ODS_TABLE}covered-table-cell")
 
 

@@ -113,8 +113,6 @@ def _xlsx_table(
 
 
 SCAN_CHUNK = 1 << 18
-
-
 _ROOT_PREFIX = re.compile(rb"<(\w+:)?(?:worksheet|sst)\b")
 
 

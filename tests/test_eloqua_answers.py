@@ -17,9 +17,9 @@ from results_csv import read_results
 from importer.cli import main
 from importer.config import Credentials
 from importer.eloqua import EloquaClient, Timeouts, open_session
+from importer.fields import Lookup
 from importer.ledger import Ledger
 from importer.lookup import LookupFailed, Resolver
-from importer.mapping import Lookup
 from importer.retry import RetryPolicy
 from importer.sender import Job, Outcome, Sender, SendOptions, send_one
 

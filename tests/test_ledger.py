@@ -11,6 +11,7 @@ import sys
 import pytest
 
 from importer.errors import ConfigError
+from importer.fields import Lookup
 from importer.identity import FirstSeen, fingerprint, identify
 from importer.ledger import (
     SCHEMA_VERSION,
@@ -20,7 +21,6 @@ from importer.ledger import (
     ledger_site,
     normalise_site,
 )
-from importer.mapping import Lookup
 
 SITE = "secure.p03.eloqua.com/acme"
 

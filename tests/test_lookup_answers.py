@@ -15,8 +15,8 @@ import pytest
 from mocked_eloqua import BASE, CAMPAIGNS_URL, CONTACTS_URL, mocked_client, refused
 
 from importer.errors import Unauthorized
+from importer.fields import Lookup
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
-from importer.mapping import Lookup
 from importer.retry import RetryPolicy
 
 ANA = Lookup("contact", "Ana@Example.com")

@@ -14,8 +14,8 @@ from results_csv import read_results
 from importer.cli import main
 from importer.config import Credentials
 from importer.eloqua import EloquaClient, open_session
+from importer.fields import Lookup
 from importer.lookup import Resolver
-from importer.mapping import Lookup
 from importer.retry import RetryPolicy
 from importer.sandbox.seed import CONTACTS
 
