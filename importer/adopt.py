@@ -33,7 +33,7 @@ from importer.preflight import Catalog, connect
 from importer.report import RESULT_COLUMNS
 from importer.retry import RetryPolicy
 from importer.status import Status
-from importer.table import Row
+from importer.table import Cell, Row
 
 #: Statuses of rows that exist in Eloqua, with their activity id in the results.
 CREATED = frozenset({Status.CREATED, Status.ALREADY_CREATED})
@@ -274,7 +274,7 @@ class _ResultsRows:
             for number, line in enumerate(self._reader, start=2):
                 if len(line) < width or line[1] not in CREATED or not line[2]:
                     continue
-                cells = line[width:] + [""] * (len(self.header) - len(line) + width)
+                cells: list[Cell] = [*line[width:], *[""] * (len(self.header) - len(line) + width)]
                 row_number = int(line[0]) if line[0].isdigit() else number
                 yield Row(row_number, cells[: len(self.header)]), line[2]
         except (csv.Error, UnicodeDecodeError) as exc:

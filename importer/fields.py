@@ -9,11 +9,12 @@ is a RowError naming the column and the value, and saying how to fix it.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import functools
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from importer.dates import DateError, to_epoch_seconds
@@ -48,9 +49,10 @@ class ValueSpec:
     create_missing: bool = False
     on_multiple: str = "reject"
     #: firstName / lastName for contacts created by create_missing.
-    names: dict[str, ValueSpec] = field(default_factory=dict)
+    # dataclasses.field: the attribute ``field`` above hides the function's name here.
+    names: dict[str, ValueSpec] = dataclasses.field(default_factory=dict)
     # Filled in by Mapping.bind(): column name -> index in the row, and the compiled evaluator.
-    columns: dict[str, int] = field(default_factory=dict)
+    columns: dict[str, int] = dataclasses.field(default_factory=dict)
     evaluate: Callable[[list[Cell]], Any] | None = None
 
     def column_names(self) -> list[str]:

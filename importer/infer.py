@@ -736,7 +736,7 @@ def _suggest_skips(
                 why = f"{count} sampled rows say {column.name} No: people who never joined"
                 if registering:
                     why += " (kept: a registration is what is imported)"
-                rule = {"column": column.name, "equals": texts["no"]}
+                rule: dict[str, Any] = {"column": column.name, "equals": texts["no"]}
                 suggestion.skip_rules.append(SkipSuggestion(rule, why, active=not registering))
         elif "status" in column.folded:
             leaving = [t for f, t in texts.items() if f in NOT_ATTENDING]

@@ -132,7 +132,7 @@ class Resolver:
 
         try:
             async with self._limit:
-                answer = await self.policy.retrying(idempotent=True)(attempt)
+                answer: ApiResponse = await self.policy.retrying(idempotent=True)(attempt)
         except (aiohttp.ClientError, TimeoutError):
             return []
         if answer.status != 200 or not isinstance(answer.body, dict):

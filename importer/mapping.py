@@ -135,9 +135,9 @@ class Mapping:
         exact = {name.strip(): index for index, name in enumerate(header)}
         missing: list[str] = []
         folded: dict[str, int] = {}
-        for name, index in exact.items():
-            folded.setdefault(name.casefold(), index)
-        problems = []
+        for name, position in exact.items():
+            folded.setdefault(name.casefold(), position)
+        problems: list[str] = []
         where = "the records" if records else "the file"
         for spec in self.specs():
             for column in spec.column_names():
@@ -634,7 +634,7 @@ def _constant_or_template(name: str, raw: str | int | float, where: str) -> Valu
         parts = _parse_template(raw, name, where)
         if any(isinstance(part, Placeholder) for part in parts):
             return ValueSpec(name, "template", parts)
-        return ValueSpec(name, "value", "".join(parts))
+        return ValueSpec(name, "value", "".join(p for p in parts if isinstance(p, str)))
     return ValueSpec(name, "value", raw)
 
 

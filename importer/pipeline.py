@@ -13,7 +13,7 @@ import codecs
 import contextlib
 import signal
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from collections.abc import Mapping as AnyMapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -560,7 +560,7 @@ def _http_code(outcome: Outcome) -> str | None:
 
 def _resolving(
     resolver: Resolver, on_resolved: Callable[[Row, dict[str, Any]], None]
-) -> Callable[[Job[Row]], Awaitable[Outcome | None]]:
+) -> Callable[[Job[Row]], Coroutine[Any, Any, Outcome | None]]:
     """The sender's prepare step: ids for the lookups, then the identity of the result."""
 
     async def prepare(job: Job[Row]) -> Outcome | None:

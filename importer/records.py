@@ -144,7 +144,7 @@ def to_cell(value: Any) -> Cell:
     """
     kind = value.__class__
     if kind is str or kind is int or kind is bool:
-        return value  # type: ignore[no-any-return]
+        return value
     if value is None:
         return ""
     if isinstance(value, float):  # numpy's float64 too
@@ -178,7 +178,7 @@ def _pandas_cell(value: Any) -> Cell:
     if name in ("NAType", "NaTType"):
         return ""
     if isinstance(value, datetime.datetime):  # Timestamp, tz-aware or naive
-        return value.to_pydatetime(warn=False)  # type: ignore[no-any-return,attr-defined]
+        return value.to_pydatetime(warn=False)  # type: ignore[attr-defined]
     return str(value)  # Timedelta, Period, Interval: as shown
 
 
@@ -186,7 +186,7 @@ def _numpy_cell(value: Any) -> Cell:
     name = type(value).__name__
     if name == "datetime64":
         moment = value.astype("datetime64[us]").item()  # None for NaT
-        return "" if moment is None else moment  # type: ignore[no-any-return]
+        return "" if moment is None else moment
     if name == "timedelta64":
         return "" if str(value) == "NaT" else str(value)
     plain = value.item() if hasattr(value, "item") else value

@@ -16,7 +16,7 @@ the row is ``uncertain``. Either way the run stops at once: every row would get 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -194,7 +194,7 @@ class Sender(Generic[T]):
         on_outcome: Callable[[T, Outcome], None],
         options: SendOptions | None = None,
         ledger: Ledger | None = None,
-        prepare: Callable[[Job[T]], Awaitable[Outcome | None]] | None = None,
+        prepare: Callable[[Job[T]], Coroutine[Any, Any, Outcome | None]] | None = None,
     ) -> None:
         self.client = client
         self.on_outcome = on_outcome

@@ -229,6 +229,7 @@ def _fit_row(number: int, cells: Sequence[Cell], width: int, *, pad: bool) -> Ro
     cell somewhere (a missing delimiter, a broken line), so its values may sit under the wrong
     columns: it is refused rather than guessed at. Extra cells are fine while they are blank.
     """
+    error: str | None
     if len(cells) < width and not pad:
         error = (
             f"row has {_cells(len(cells))} but the header has {width} columns, so its values "

@@ -22,10 +22,11 @@ from typing import IO, TYPE_CHECKING, Any
 from xml.etree.ElementTree import ParseError
 from xml.parsers import expat
 
-from openpyxl.reader.excel import SHARED_STRINGS, ExcelReader
+from openpyxl.reader.excel import ExcelReader
 from openpyxl.utils.cell import get_column_letter
 from openpyxl.utils.exceptions import InvalidFileException
 from openpyxl.worksheet._reader import FORMULA_TAG, VALUE_TAG, WorkSheetParser
+from openpyxl.xml.constants import SHARED_STRINGS
 
 from importer.errors import InputError
 from importer.filetype import EXCEL_SUFFIXES, corrupt
@@ -153,7 +154,7 @@ def _part_may_hold_long_text(archive: zipfile.ZipFile, name: str, tag: bytes) ->
         return _has_long_text(part, MAX_CELL_CHARS, tag)
 
 
-class _CappedExcelReader(ExcelReader):  # type: ignore[misc]
+class _CappedExcelReader(ExcelReader):
     """openpyxl's workbook reader; a shared string over the cap is kept as a marker only."""
 
     oversized: frozenset[int] = frozenset()
@@ -313,8 +314,8 @@ def refuse_oversized_cells(
     worksheet: ReadOnlyWorksheet, oversized: frozenset[int], where: str
 ) -> None:
     """Refuse, before any row is read, a sheet with a cell over the cap (as the CSV reader)."""
-    archive = worksheet.parent._archive
-    path = worksheet._worksheet_path
+    archive = _internals(worksheet.parent)._archive
+    path = _internals(worksheet)._worksheet_path
     if not oversized and not _part_may_hold_long_text(archive, path, b"c"):
         return
     with archive.open(path) as source:
@@ -351,13 +352,13 @@ class _FormulaAwareParser(WorkSheetParser):
 
 
 def xlsx_records(worksheet: ReadOnlyWorksheet, shown: str) -> Iterator[Record]:
-    workbook = worksheet.parent
+    workbook = _internals(worksheet.parent)
     try:
         # What ReadOnlyWorksheet.iter_rows does, with the parser above: still one row at a time.
-        with worksheet._get_source() as source:
+        with _internals(worksheet)._get_source() as source:
             parser = _FormulaAwareParser(
                 source,
-                worksheet._shared_strings,
+                _internals(worksheet)._shared_strings,
                 data_only=True,
                 epoch=workbook.epoch,
                 date_formats=workbook._date_formats,
@@ -383,3 +384,8 @@ def _xlsx_values(cells: list[dict[str, Any]]) -> list[Cell]:
             values.extend([""] * (column - len(values)))
         values[column - 1] = workbook_cell(cell["value"])
     return values
+
+
+def _internals(thing: object) -> Any:
+    """``thing``, for reading openpyxl's private attributes (untyped: see the module docstring)."""
+    return thing
