@@ -37,13 +37,15 @@ from importer.auth import (
 )
 from importer.cli import main
 from importer.eloqua import RENEWALS, EloquaClient
+from importer.errors import Unauthorized
+from importer.retry import RetryPolicy
 from importer.sandbox.server import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     SandboxConfig,
     SandboxServer,
 )
-from importer.sender import RetryPolicy, Unauthorized, send_one
+from importer.sender import send_one
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -462,7 +462,7 @@ async def _token(request: web.Request, _: re.Match[str]) -> web.Response:
         return _json_response({"error": "invalid_client"}, status=401)
     grant = form.get("grant_type", "")
     if grant == "password":
-        company, _, user = form.get("username", "").partition("\\")
+        company, _sep, user = form.get("username", "").partition("\\")
         ok = (
             company.lower() == SANDBOX_COMPANY.lower()
             and user.lower() == SANDBOX_USERNAME.lower()
