@@ -301,9 +301,7 @@ def _add_login(commands: argparse._SubParsersAction) -> None:
         help=f"port on 127.0.0.1 for Eloqua's redirect (default {DEFAULT_LOGIN_PORT}; 0: any"
         " free port, for apps whose callback URL allows it)",
     )
-    login.add_argument(
-        "--no-browser", action="store_true", help="only print the address to open"
-    )
+    login.add_argument("--no-browser", action="store_true", help="only print the address to open")
     login.add_argument(
         "--timeout",
         type=_positive_float,
@@ -406,9 +404,7 @@ def _add_ledger(commands: argparse._SubParsersAction) -> None:
     adopt.add_argument(
         "results", type=Path, metavar="RESULTS.csv", help="a results file written by run/watch"
     )
-    adopt.add_argument(
-        "--mapping", type=Path, required=True, help="the YAML mapping the run used"
-    )
+    adopt.add_argument("--mapping", type=Path, required=True, help="the YAML mapping the run used")
     adopt.add_argument(
         "--ledger",
         type=Path,
@@ -629,9 +625,7 @@ async def _ledger(args: argparse.Namespace, stdout: TextIO) -> int:
             connection = sandbox_connection(server.base_url)
             report = await adopt_results(args.results, args.mapping, ledger_path, connection)
     else:
-        report = await adopt_results(
-            args.results, args.mapping, ledger_path, connection_from_env()
-        )
+        report = await adopt_results(args.results, args.mapping, ledger_path, connection_from_env())
     print(report.render(), file=stdout)
     return int(ExitStatus.ROWS_NOT_CREATED if report.unadoptable else ExitStatus.OK)
 

@@ -65,7 +65,6 @@ class Credentials:
             return "an OAuth2 access token (ELOQUA_ACCESS_TOKEN)"
         return f"{self.company}\\{self.username}"
 
-
     def authenticator(self) -> Auth:
         """The static kinds: Basic, or the bearer token."""
         if self.token:

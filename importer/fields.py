@@ -186,9 +186,7 @@ def _evaluate(spec: ValueSpec, cells: list[Cell]) -> Any:
         if spec.default is not None:
             raw = spec.default
         elif spec.required:
-            raise RowError(
-                _blank_message(spec), column=_first_column(spec), value="", code="blank"
-            )
+            raise RowError(_blank_message(spec), column=_first_column(spec), value="", code="blank")
         else:
             return None
     elif spec.value_map is not None:

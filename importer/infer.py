@@ -396,9 +396,8 @@ def _header_reason(rows: Sequence[Sequence[Cell]], number: int) -> str:
         return "the column names are on the first row"
     above = [cell_text(r[0]).strip() for r in rows[: number - 1] if r and not _blank(r[0])]
     shown = ", ".join(f'"{text}"' for text in above[:3]) + (", ..." if len(above) > 3 else "")
-    return (
-        f"the column names are on row {number}: the rows above are the report's preamble"
-        + (f" ({shown})" if shown else "")
+    return f"the column names are on row {number}: the rows above are the report's preamble" + (
+        f" ({shown})" if shown else ""
     )
 
 
@@ -903,9 +902,7 @@ def _field_lines(item: FieldSuggestion) -> list[str]:
 
 
 def _wrapped(text: str, prefix: str) -> list[str]:
-    return textwrap.wrap(
-        _comment(text), 96, initial_indent=prefix, subsequent_indent=prefix + "  "
-    )
+    return textwrap.wrap(_comment(text), 96, initial_indent=prefix, subsequent_indent=prefix + "  ")
 
 
 def _unused_lines(suggestion: Suggestion) -> list[str]:

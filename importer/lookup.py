@@ -112,7 +112,7 @@ class Resolver:
         return _one(lookup, matches, "contact with email")
 
     async def _nearest_campaigns(self, name: str) -> str:
-        """" (did you mean 'A' or 'B'?)" from Eloqua's campaign names, or "" if none is close.
+        """ " (did you mean 'A' or 'B'?)" from Eloqua's campaign names, or "" if none is close.
 
         The names are read once per run, on the first miss; if Eloqua will not list them the
         message simply goes without.

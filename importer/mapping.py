@@ -165,7 +165,7 @@ class Mapping:
                     if records
                     else "\nFix the column names in the mapping (or use --header-row if the"
                     " column names are not on row 1)."
-                )
+                ),
             )
         for spec in self.specs():
             try:
@@ -208,9 +208,6 @@ class Mapping:
         if values:
             payload["fieldValues"] = values
         return payload
-
-
-
 
 
 class _MappingLoader(yaml.SafeLoader):

@@ -234,9 +234,7 @@ class _Run:
         # earlier run's files there are moved aside now, after every check before sending.
         self.results = ResultsWriter(results_path, table.header) if results_path else None
         self.errors = (
-            ErrorsWriter(errors_path, table.header, table.delimiter or ",")
-            if errors_path
-            else None
+            ErrorsWriter(errors_path, table.header, table.delimiter or ",") if errors_path else None
         )
         for writer in (self.results, self.errors):
             if writer is not None and writer.moved_aside is not None:

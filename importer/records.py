@@ -126,9 +126,7 @@ def _frame_table(frame: Any) -> RecordsTable:
 
     def rows() -> Iterator[Row]:
         # itertuples reads one row at a time, each value as its column's own type.
-        for number, (label, *values) in enumerate(
-            frame.itertuples(index=True, name=None), start=1
-        ):
+        for number, (label, *values) in enumerate(frame.itertuples(index=True, name=None), start=1):
             cells = [to_cell(value) for value in values]
             record = dict(zip(header, values, strict=True))
             yield RecordRow(number, cells, label=label, record=record)

@@ -186,6 +186,7 @@ async def test_a_redirected_contact_search_is_not_followed(fake_sleep):
 
 def moved_app(moved_to: str = "/moved") -> web.Application:
     """Everything redirects to ``moved_to``, which answers like a healthy Eloqua."""
+
     async def redirect(request: web.Request) -> web.Response:
         raise web.HTTPMovedPermanently(moved_to + request.path)
 

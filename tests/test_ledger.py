@@ -387,7 +387,9 @@ async def test_a_ledger_of_the_first_release_is_upgraded_in_place(tmp_path):
         claim = await ledger.claim(identify(PAYLOAD), "a.csv row 2")
         fresh = await ledger.claim(identify({**PAYLOAD, "contactId": "2002"}), "a.csv row 3")
     assert (claim.decision, claim.activity_id, claim.source) == (
-        "already_created", "100001", "a.csv row 2"
+        "already_created",
+        "100001",
+        "a.csv row 2",
     )
     assert fresh.decision == "send"
     with sqlite3.connect(path) as db:

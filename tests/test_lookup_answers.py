@@ -103,9 +103,7 @@ async def test_a_search_answered_with_a_retry_status_is_asked_again(fake_sleep, 
     [refused(), aiohttp.ServerDisconnectedError(), TimeoutError()],
     ids=["refused", "disconnected", "timeout"],
 )
-async def test_a_search_that_lost_its_connection_is_asked_again_as_it_only_reads(
-    fake_sleep, error
-):
+async def test_a_search_that_lost_its_connection_is_asked_again_as_it_only_reads(fake_sleep, error):
     result, searches = await look_up(
         fake_sleep, ANA, {"exception": error}, found(("2405", "ana@example.com"))
     )

@@ -109,10 +109,7 @@ def test_skip_if_column_missing_names_the_closest_one(tmp_path, capsys):
 def test_skipped_rows_exit_0_are_counted_and_stay_out_of_the_errors_file(tmp_path, capsys):
     data = tmp_path / "d.csv"
     data.write_text(
-        "Contact ID,Attended,Join Time\n"
-        "2001,Yes,2026-03-14 09:00\n"
-        "2002,No,--\n"
-        "2003,Yes,N/A\n",
+        "Contact ID,Attended,Join Time\n2001,Yes,2026-03-14 09:00\n2002,No,--\n2003,Yes,N/A\n",
         encoding="utf-8",
     )
     mapping_file = tmp_path / "m.yaml"

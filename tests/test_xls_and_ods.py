@@ -133,9 +133,7 @@ def test_rows_and_columns_before_the_data_keep_excel_numbering(tmp_path: Path) -
     assert rows == [Row(4, ["", "a@x.com", "A"])]
 
 
-def test_a_cell_over_the_cap_refuses_the_file_before_any_row(
-    tmp_path: Path, monkeypatch
-) -> None:
+def test_a_cell_over_the_cap_refuses_the_file_before_any_row(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.setattr(xls_ods, "MAX_CELL_CHARS", 10)
     path = ods_file(
         tmp_path / "notes.ods",
@@ -255,7 +253,7 @@ def test_ods_formulas_give_their_saved_values_or_the_uncalculated_marker(tmp_pat
         tmp_path / "f.ods",
         f"<table:table-row>{text_cell('Email')}{text_cell('Contact ID')}{text_cell('Label')}"
         f"{text_cell('Score')}</table:table-row>"
-        f"<table:table-row>{text_cell('a@x.com')}{saved} office:value=\"2001\"/>{empty}{never}"
+        f'<table:table-row>{text_cell("a@x.com")}{saved} office:value="2001"/>{empty}{never}'
         "</table:table-row>"
         f'<table:table-row table:number-rows-repeated="2">{text_cell("b@x.com")}'
         f'<table:table-cell table:number-columns-repeated="2"/>{never}</table:table-row>',
