@@ -17,7 +17,6 @@ from importer.api import (
     import_file_async,
     import_records,
     import_records_async,
-    sandbox_connection,
 )
 from importer.config import Connection, Credentials, connection_from_env
 from importer.errors import (
@@ -31,6 +30,8 @@ from importer.errors import (
     MappingError,
     SetupError,
 )
+from importer.sandbox.connection import sandbox_connection
+from importer.status import Status
 
 __all__ = [
     "AbortedError",
@@ -47,6 +48,7 @@ __all__ = [
     "RecordOutcome",
     "Result",
     "SetupError",
+    "Status",
     "__version__",
     "connection_from_env",
     "import_file",

@@ -23,17 +23,20 @@ import aiohttp
 
 from importer.config import Connection
 from importer.eloqua import ACTIVITY_PATH, EloquaClient, open_session
-from importer.errors import AuthError, ConfigError, InputError, RowError
-from importer.ledger import Identity, Ledger, identify
-from importer.loader import Row
+from importer.errors import AuthError, ConfigError, InputError, RowError, Unauthorized
+from importer.fields import Lookup
+from importer.identity import Identity, identify
+from importer.ledger import Ledger
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
-from importer.mapping import Lookup, Mapping, load_mapping
+from importer.mapping import Mapping, load_mapping
 from importer.preflight import Catalog, connect
 from importer.report import RESULT_COLUMNS
-from importer.sender import RetryPolicy, Unauthorized
+from importer.retry import RetryPolicy
+from importer.status import Status
+from importer.table import Cell, Row
 
 #: Statuses of rows that exist in Eloqua, with their activity id in the results.
-CREATED = frozenset({"created", "already_created"})
+CREATED = frozenset({Status.CREATED, Status.ALREADY_CREATED})
 #: Enough ids to tell "the ledger knows this file" without reading a huge results file whole.
 SAMPLE_IDS = 500
 #: Rows adopted per ledger transaction (bounded memory however long the file).
@@ -271,7 +274,7 @@ class _ResultsRows:
             for number, line in enumerate(self._reader, start=2):
                 if len(line) < width or line[1] not in CREATED or not line[2]:
                     continue
-                cells = line[width:] + [""] * (len(self.header) - len(line) + width)
+                cells: list[Cell] = [*line[width:], *[""] * (len(self.header) - len(line) + width)]
                 row_number = int(line[0]) if line[0].isdigit() else number
                 yield Row(row_number, cells[: len(self.header)]), line[2]
         except (csv.Error, UnicodeDecodeError) as exc:

@@ -25,14 +25,16 @@ from operator import attrgetter
 from pathlib import Path
 from typing import Any, TypedDict, Unpack
 
-from importer.config import Connection, Credentials, connection_from_env, has_credentials
+from importer.config import Connection, connection_from_env, has_credentials
 from importer.eloqua import Timeouts
 from importer.errors import ConfigError, ExitStatus
-from importer.loader import Row
 from importer.pipeline import OnNotice, OnProgress, RunOptions, run_import
 from importer.records import RecordRow
-from importer.report import STATUSES, SUCCESS_STATUSES, Summary
+from importer.report import STATUSES, Summary
+from importer.sandbox.connection import sandbox_connection
 from importer.sender import Outcome
+from importer.status import Status
+from importer.table import Row
 
 MAX_CONCURRENCY = 64
 DEFAULT_CONCURRENCY = 8
@@ -47,7 +49,7 @@ class RecordOutcome:
     """What happened to one input row or record."""
 
     row: int  # records: 1, 2, ... in input order; files: the row number Excel shows
-    status: str  # created, already_created, duplicate, valid, invalid, rejected, failed, ...
+    status: Status  # created, already_created, duplicate, valid, invalid, rejected, failed, ...
     activity_id: str  # Eloqua's id for the activity, when created (or created before)
     http_status: int | None  # Eloqua's last answer, if a request was sent
     attempts: int  # requests sent for this row
@@ -58,7 +60,7 @@ class RecordOutcome:
     @property
     def ok(self) -> bool:
         """Created, created by an earlier run, a repeat of another row, or (dry run) valid."""
-        return self.status in SUCCESS_STATUSES
+        return Status(self.status).is_success
 
 
 OnOutcome = Callable[[RecordOutcome], None]
@@ -206,16 +208,6 @@ async def import_records_async(
     plan = _plan("import_records", mapping=mapping, **options)
     plan.run.records, plan.run.source_name = records, str(name)
     return await _import(plan)
-
-
-def sandbox_connection(base_url: str) -> Connection:
-    """Credentials for the built-in sandbox at ``base_url``."""
-    from importer.sandbox import server
-
-    credentials = Credentials(
-        server.SANDBOX_COMPANY, server.SANDBOX_USERNAME, server.SANDBOX_PASSWORD
-    )
-    return Connection(credentials=credentials, base_url=base_url, login_url=base_url)
 
 
 # --- internals ---------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import aiohttp
 from tqdm import tqdm
 
 from importer.api import (
@@ -18,7 +19,6 @@ from importer.api import (
     DEFAULT_TIMEOUT,
     MAX_CONCURRENCY,
     import_file_async,
-    sandbox_connection,
 )
 from importer.config import (
     Connection,
@@ -28,10 +28,11 @@ from importer.config import (
     oauth_app_from_env,
     token_file_from_env,
 )
-from importer.eloqua import Timeouts, open_session
-from importer.errors import ConfigError, ExitStatus, ImporterError
-from importer.preflight import check_report, connect
+from importer.eloqua import Timeouts, fetch_identity, open_session
+from importer.errors import AuthError, ConfigError, ExitStatus, ImporterError
+from importer.preflight import connect
 from importer.report import default_results_path
+from importer.sandbox.connection import sandbox_connection
 
 PROG = "eloqua-import"
 
@@ -301,9 +302,7 @@ def _add_login(commands: argparse._SubParsersAction) -> None:
         help=f"port on 127.0.0.1 for Eloqua's redirect (default {DEFAULT_LOGIN_PORT}; 0: any"
         " free port, for apps whose callback URL allows it)",
     )
-    login.add_argument(
-        "--no-browser", action="store_true", help="only print the address to open"
-    )
+    login.add_argument("--no-browser", action="store_true", help="only print the address to open")
     login.add_argument(
         "--timeout",
         type=_positive_float,
@@ -406,9 +405,7 @@ def _add_ledger(commands: argparse._SubParsersAction) -> None:
     adopt.add_argument(
         "results", type=Path, metavar="RESULTS.csv", help="a results file written by run/watch"
     )
-    adopt.add_argument(
-        "--mapping", type=Path, required=True, help="the YAML mapping the run used"
-    )
+    adopt.add_argument("--mapping", type=Path, required=True, help="the YAML mapping the run used")
     adopt.add_argument(
         "--ledger",
         type=Path,
@@ -694,9 +691,7 @@ async def _ledger(args: argparse.Namespace, stdout: TextIO) -> int:
             connection = sandbox_connection(server.base_url)
             report = await adopt_results(args.results, args.mapping, ledger_path, connection)
     else:
-        report = await adopt_results(
-            args.results, args.mapping, ledger_path, connection_from_env()
-        )
+        report = await adopt_results(args.results, args.mapping, ledger_path, connection_from_env())
     print(report.render(), file=stdout)
     return int(ExitStatus.ROWS_NOT_CREATED if report.unadoptable else ExitStatus.OK)
 
@@ -808,6 +803,30 @@ def _shell_quote(text: str) -> str:
     import shlex
 
     return text if sys.platform == "win32" and " " not in text else shlex.quote(text)
+
+
+async def check_report(session: aiohttp.ClientSession, connection: Connection) -> str:
+    """What ``eloqua-import check`` prints: who we are, where, and what is set up."""
+    client, _, catalog = await connect(session, connection)
+    lines = []
+    try:
+        identity = await fetch_identity(session, connection.login_url, client.auth)
+    except (aiohttp.ClientError, TimeoutError, AuthError):
+        identity = {}
+    site, user = identity.get("site") or {}, identity.get("user") or {}
+    lines.append("Credentials: accepted")
+    lines.append(f"Auth:        {client.auth.status()}")
+    if not identity:
+        lines.append(f"Site:        (unknown: {connection.login_url}/id did not answer)")
+    if site:
+        lines.append(f"Site:        {site.get('name', '?')} (id {site.get('id', '?')})")
+    if user:
+        shown = user.get("displayName") or user.get("username") or "?"
+        lines.append(f"User:        {shown} ({user.get('username', '?')})")
+    lines.append(f"Base URL:    {client.base_url}")
+    lines.append("External asset types and their activity types:")
+    lines.append(catalog.describe())
+    return "\n".join(lines)
 
 
 async def _check_report(connection: Connection) -> str:

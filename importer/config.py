@@ -65,10 +65,6 @@ class Credentials:
             return "an OAuth2 access token (ELOQUA_ACCESS_TOKEN)"
         return f"{self.company}\\{self.username}"
 
-    def secrets(self) -> list[str]:
-        return [s for s in (self.password, self.token) if s]
-
-
     def authenticator(self) -> Auth:
         """The static kinds: Basic, or the bearer token."""
         if self.token:

@@ -18,7 +18,7 @@ import re
 import zoneinfo
 from collections.abc import Sequence
 
-from importer.loader import Cell
+from importer.table import Cell
 
 UTC = datetime.UTC
 

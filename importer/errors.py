@@ -3,11 +3,35 @@
 Library code raises these plain exceptions; only ``cli.py`` turns them into messages and exit
 codes. Every message is written for the person running the import: it names the file, row,
 column or value involved and says how to fix it.
+
+The exception tree (exit code in brackets)::
+
+    ImporterError               a problem the user can fix, before or during a run [2]
+    ├── InputError              the input cannot be read as a table [2]
+    ├── MappingError            the mapping is invalid or does not fit the columns [2]
+    │   ├── ColumnsMissing      (mapping.py) columns the mapping names are not in the file
+    │   └── SetupError          the mapping names something Eloqua does not have [2]
+    ├── ConfigError             missing or unsafe configuration (credentials, options) [2]
+    ├── AuthError               Eloqua refused the credentials [3]
+    ├── AbortedError            the run stopped part-way; the results say what remains [3]
+    │   ├── LedgerError         (ledger.py) the ledger cannot be opened, read or written
+    │   └── ReportError         (report.py) the results or errors file cannot be written
+    └── Interrupted             Ctrl-C / SIGTERM before any row was sent [130]
+
+    RowError (ValueError)       one row cannot become a payload: reported ``invalid``
+    └── RowSkipped              a ``skip_if`` rule left the row out: reported ``skipped``
+
+    Unauthorized (Exception)    Eloqua answered 401 mid-run; the sender turns it into a stop
+
+Also raised inside a stage and handled there: ``DateError`` (dates.py, becomes a RowError) and
+``LookupFailed`` (lookup.py, becomes a ``rejected`` or ``failed`` row).
 """
 
 from __future__ import annotations
 
 from enum import IntEnum
+
+from importer.status import Status
 
 
 class ExitStatus(IntEnum):
@@ -65,7 +89,7 @@ class RowError(ValueError):
     or ``skipped`` for RowSkipped.
     """
 
-    status = "invalid"
+    status = Status.INVALID
 
     def __init__(
         self,
@@ -86,10 +110,14 @@ class RowSkipped(RowError):
 
     Raised with the code ``skip-if``, so the summary groups skipped rows by their rule."""
 
-    status = "skipped"
+    status = Status.SKIPPED
 
 
 class Interrupted(ImporterError):
     """Ctrl-C or SIGTERM before any row was sent: nothing to report but that."""
 
     exit_status = ExitStatus.INTERRUPTED
+
+
+class Unauthorized(Exception):
+    """Eloqua answered 401: the whole run must stop."""

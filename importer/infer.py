@@ -29,8 +29,9 @@ from typing import Any
 
 from importer.dates import DateError, formats_matching, load_timezone, to_epoch_seconds
 from importer.errors import SetupError
-from importer.loader import Cell, open_table, peek_rows
-from importer.mapping import PLACEHOLDER_PREFIX, cell_text
+from importer.loader import open_table, peek_rows
+from importer.mapping import PLACEHOLDER_PREFIX
+from importer.table import Cell, cell_text
 
 #: Rows read to find the header, and data rows read to suggest the fields.
 PEEK_ROWS = 1000
@@ -407,9 +408,8 @@ def _header_reason(rows: Sequence[Sequence[Cell]], number: int) -> str:
         return "the column names are on the first row"
     above = [cell_text(r[0]).strip() for r in rows[: number - 1] if r and not _blank(r[0])]
     shown = ", ".join(f'"{text}"' for text in above[:3]) + (", ..." if len(above) > 3 else "")
-    return (
-        f"the column names are on row {number}: the rows above are the report's preamble"
-        + (f" ({shown})" if shown else "")
+    return f"the column names are on row {number}: the rows above are the report's preamble" + (
+        f" ({shown})" if shown else ""
     )
 
 
@@ -747,7 +747,7 @@ def _suggest_skips(
                 why = f"{count} sampled rows say {column.name} No: people who never joined"
                 if registering:
                     why += " (kept: a registration is what is imported)"
-                rule = {"column": column.name, "equals": texts["no"]}
+                rule: dict[str, Any] = {"column": column.name, "equals": texts["no"]}
                 suggestion.skip_rules.append(SkipSuggestion(rule, why, active=not registering))
         elif "status" in column.folded:
             leaving = [t for f, t in texts.items() if f in NOT_ATTENDING]
@@ -914,9 +914,7 @@ def _field_lines(item: FieldSuggestion) -> list[str]:
 
 
 def _wrapped(text: str, prefix: str) -> list[str]:
-    return textwrap.wrap(
-        _comment(text), 96, initial_indent=prefix, subsequent_indent=prefix + "  "
-    )
+    return textwrap.wrap(_comment(text), 96, initial_indent=prefix, subsequent_indent=prefix + "  ")
 
 
 def _unused_lines(suggestion: Suggestion) -> list[str]:

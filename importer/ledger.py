@@ -13,8 +13,8 @@ fingerprint of its canonical payload:
 Writes are group-committed: every claim and outcome that arrives while one commit is being
 written goes into the next one, so durability costs one fsync per batch, not per row.
 
-An activity is identified by what it is (:func:`identify`): the contact, asset type, asset
-name, activity type and date, on one site. Its other fields (name, campaign, field values) are
+An activity is identified by what it is (``importer.identity``): the contact, asset type,
+asset name, activity type and date, on one site. Its other fields (name, campaign, field values) are
 kept as short digests, so a rerun with a changed name is ``already_created`` and says what
 differs. Entries written by versions that fingerprinted the whole payload are kept in
 ``legacy_activities`` and still stop a rerun of the same rows. The schema carries a version
@@ -25,9 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import itertools
-import json
 import operator
 import os
 import socket
@@ -36,11 +34,13 @@ import sys
 import time
 import uuid
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Literal
+from urllib.parse import urlsplit
 
 from importer.errors import AbortedError, ConfigError
+from importer.identity import Identity, differing
 
 #: The schema version in ``PRAGMA user_version``. 0: the ledgers before versioning (the
 #: first release lacked runs.ended_at, runs.pid_start and activities.prior_*); 1: with those
@@ -100,6 +100,12 @@ def default_ledger_path() -> Path:
     return root / "eloqua-import" / "ledger.sqlite3"
 
 
+#: What the ledger says about an activity before it is sent (see Claim).
+Decision = Literal["send", "already_created", "uncertain", "in_progress", "duplicate"]
+#: The writer task's operations: record a claim, record a creation, forget a claim, or flush.
+OpKind = Literal["claim", "created", "forget", "flush"]
+
+
 @dataclass(frozen=True)
 class Claim:
     """What the ledger says about one activity before it is sent.
@@ -108,32 +114,12 @@ class Claim:
     live run is sending the same activity right now) or ``duplicate`` (this run already has).
     """
 
-    decision: str
+    decision: Decision
     activity_id: str = ""
     source: str = ""
     #: already_created: the fields (name, campaignId, fieldValues...) that differ from what
     #: was created (Eloqua cannot update them).
     differs: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    """What the ledger knows an activity by (see :func:`identify`), with its payload.
-
-    The digests of the payload's other fields and its whole-payload fingerprint are computed
-    only when the ledger needs them (a claim; legacy entries), not for every row read.
-    """
-
-    key: bytes  # site aside: contact, asset type, asset name, activity type, date
-    payload: dict[str, Any] | None = field(default=None, compare=False, repr=False)
-
-    def details(self) -> str:
-        """JSON {field: digest} of the fields outside the identity, to say which differ."""
-        return "" if self.payload is None else _details(self.payload)
-
-    def legacy(self) -> bytes | None:
-        """The schema 0/1 key: the fingerprint of the whole payload."""
-        return None if self.payload is None else fingerprint(self.payload)
 
 
 def _parts(fingerprint: bytes | Identity) -> Identity:
@@ -146,7 +132,7 @@ _SELECT_CHUNK = 500  # fingerprints per SELECT ... IN (...): under SQLite's para
 
 @dataclass(slots=True)
 class _Op:
-    kind: str  # claim | created | forget
+    kind: OpKind
     fingerprint: bytes
     source: str = ""
     details: str = ""
@@ -506,7 +492,7 @@ class Ledger:
             # Two rows of this run became the same activity (e.g. two emails, one contact).
             return Claim("duplicate", activity_id or "", source or "")
         if state == "created":
-            differs = _differing(created_details, details)
+            differs = differing(created_details, details)
             return Claim("already_created", activity_id or "", source or "", differs)
         if self._run_alive(run_id):
             return Claim("in_progress", "", source or "")
@@ -655,6 +641,20 @@ def _keep_as_legacy(db: sqlite3.Connection) -> None:
 _MIGRATIONS = (_add_missing_columns, _keep_as_legacy)
 
 
+def ledger_site(base_url: str, company: str) -> str:
+    """The ledger's name for an Eloqua instance: the pod's host and the company.
+
+    Many companies share a pod, so the company is part of it; Basic auth and a token for the
+    same company give the same name (the token's company comes from /id).
+    """
+    parts = urlsplit(base_url)
+    host = (parts.hostname or "").lower()
+    if host == "localhost":
+        host = "127.0.0.1"
+    port = f":{parts.port}" if parts.port else ""
+    return f"{host}{port}/{company.strip().casefold()}"
+
+
 def normalise_site(site: str) -> str:
     """One key per Eloqua instance: ``HOST[:PORT]/company`` with the host lower-cased, without
     a trailing dot or a default port (80, 443: Eloqua answers on one of them, and the scheme
@@ -695,165 +695,3 @@ def _pid_alive(pid: int) -> bool:
     except OSError:
         return False
     return True
-
-
-class FirstSeen:
-    """The row that first had each fingerprint (in-file duplicates), in bounded memory.
-
-    A dict of every fingerprint costs about 120 bytes a row (120 MB per million rows). Here the
-    most recent ``in_memory`` fingerprints stay in a dict; older ones move to a private
-    temporary SQLite database on disk (removed on close) with a bounded page cache, behind a
-    fixed-size Bloom filter so that a new fingerprint rarely costs a disk lookup.
-    """
-
-    BLOOM_BITS = 1 << 27  # 16 MiB: under 1% false positives up to about 10 million rows
-
-    def __init__(self, in_memory: int = 100_000, cache_kib: int = 16_384) -> None:
-        self._recent: dict[bytes, int] = {}
-        self._in_memory = in_memory
-        self._cache_kib = cache_kib
-        self._db: sqlite3.Connection | None = None
-        self._bloom = bytearray()
-
-    def first(self, fingerprint: bytes, row: int) -> int:
-        """The row that first had ``fingerprint``: ``row`` itself when it is new."""
-        first = self._recent.get(fingerprint)
-        if first is not None:
-            return first
-        if self._db is not None and self._maybe_spilled(fingerprint):
-            found = self._db.execute(
-                "SELECT row FROM seen WHERE fingerprint = ?", (fingerprint,)
-            ).fetchone()
-            if found is not None:
-                return found[0]
-        self._recent[fingerprint] = row
-        if len(self._recent) >= self._in_memory:
-            self._spill()
-        return row
-
-    def _spill(self) -> None:
-        if self._db is None:
-            self._db = sqlite3.connect("", isolation_level=None)  # "": a private temp file
-            self._db.execute(f"PRAGMA cache_size = -{self._cache_kib}")
-            self._db.execute(
-                "CREATE TABLE seen (fingerprint BLOB PRIMARY KEY, row INTEGER) WITHOUT ROWID"
-            )
-            self._bloom = bytearray(self.BLOOM_BITS // 8)
-        self._db.execute("BEGIN")
-        self._db.executemany("INSERT INTO seen VALUES (?, ?)", self._recent.items())
-        self._db.execute("COMMIT")
-        bloom = self._bloom
-        for fingerprint in self._recent:
-            for bit in self._bits(fingerprint):
-                bloom[bit >> 3] |= 1 << (bit & 7)
-        self._recent = {}
-
-    def _maybe_spilled(self, fingerprint: bytes) -> bool:
-        bloom = self._bloom
-        return all(bloom[bit >> 3] & (1 << (bit & 7)) for bit in self._bits(fingerprint))
-
-    def _bits(self, fingerprint: bytes) -> tuple[int, int, int]:
-        # A fingerprint is a hash already: three slices of it are three independent positions.
-        mask = self.BLOOM_BITS - 1
-        return (
-            int.from_bytes(fingerprint[0:4]) & mask,
-            int.from_bytes(fingerprint[4:8]) & mask,
-            int.from_bytes(fingerprint[8:12]) & mask,
-        )
-
-    def close(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
-
-
-#: The fields that say what an activity is. Anything else (name, campaignId, fieldValues) may
-#: change between runs without making it another activity.
-IDENTITY_FIELDS = ("contactId", "assetType", "assetName", "activityType", "activityDate")
-
-
-def identify(payload: dict[str, Any]) -> Identity:
-    """What the ledger and the in-file duplicate check know an activity by.
-
-    The key covers IDENTITY_FIELDS only (the site is the ledger's other key column). Asset and
-    activity types compare without case or repeated spaces (Eloqua's names are, and the
-    preflight fixes the case to Eloqua's spelling); the asset name compares exactly, trimmed; a
-    contact id compares as text ("42" is 42). A value still to be looked up (an email) counts
-    by its normalised key, so rows with one email are one activity before the lookup too.
-    """
-    contact, asset_type, asset_name, activity_type, date = (
-        payload.get(name) for name in IDENTITY_FIELDS
-    )
-    text = "\x1f".join(  # a separator no field holds: one tuple, one text
-        (
-            _identity_text(contact),
-            " ".join(str(asset_type).casefold().split()),
-            str(asset_name).strip(),
-            " ".join(str(activity_type).casefold().split()),
-            _identity_text(date),
-        )
-    )
-    return Identity(hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest(), payload)
-
-
-def _identity_text(value: Any) -> str:
-    if value is None:
-        return "\x00"  # absent (an invalid row never gets here; tests may)
-    if getattr(value, "cache_key", None) is not None:
-        return _lookup_key(value)
-    return str(value).strip()
-
-
-def _details(payload: dict[str, Any]) -> str:
-    return _CANONICAL.encode(
-        {
-            name: _digest(_canonical_field(name, value))
-            for name, value in payload.items()
-            if name not in IDENTITY_FIELDS
-        }
-    )
-
-
-def _canonical_field(name: str, value: Any) -> str:
-    if type(value) is str:
-        return "s" + value  # the common case, without the JSON encoder
-    if name == "fieldValues" and isinstance(value, list):
-        # Their order is the mapping's, not the activity's.
-        value = sorted(_CANONICAL.encode(item) for item in value)
-    return _CANONICAL.encode(value)
-
-
-def _digest(text: str) -> str:
-    return hashlib.blake2b(text.encode("utf-8"), digest_size=8).hexdigest()
-
-
-def _differing(created: str | None, now: str) -> tuple[str, ...]:
-    """The fields whose digests differ (nothing known: none)."""
-    if not created or not now:
-        return ()
-    before, after = json.loads(created), json.loads(now)
-    return tuple(sorted(name for name in {*before, *after} if before.get(name) != after.get(name)))
-
-
-def fingerprint(payload: dict[str, Any]) -> bytes:
-    """The schema 0/1 key: a digest of the whole canonical payload (see legacy_activities).
-
-    A value still to be looked up (an email) counts by its normalised key, so two rows with the
-    same email are the same activity before the lookup, too.
-    """
-    canonical = _CANONICAL.encode(payload)
-    return hashlib.blake2b(canonical.encode("utf-8"), digest_size=16).digest()
-
-
-def _lookup_key(value: Any) -> str:
-    cache_key = getattr(value, "cache_key", None)
-    if cache_key is None:
-        raise TypeError(f"cannot fingerprint {value!r}")
-    return "lookup:" + ":".join(cache_key)
-
-
-# One encoder for every row: json.dumps with options builds a new one per call. Changing
-# these options would change every fingerprint, and so what earlier runs' ledgers recognise.
-_CANONICAL = json.JSONEncoder(
-    sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=_lookup_key
-)

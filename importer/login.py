@@ -115,8 +115,12 @@ def _callback_app(state: str, answer: asyncio.Future[str]) -> web.Application:
             return _page("Already done", "This login has finished; you can close this tab.", 410)
         if not secrets.compare_digest(query.get("state", ""), state):
             # Not the redirect of this login (an old tab, or a forged link): ignore it.
-            return _page("Unknown login", "This address does not belong to the login in"
-                         " progress. Run `eloqua-import login` again.", 400)
+            return _page(
+                "Unknown login",
+                "This address does not belong to the login in"
+                " progress. Run `eloqua-import login` again.",
+                400,
+            )
         if query.get("error"):
             answer.set_exception(
                 AuthError(

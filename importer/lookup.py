@@ -16,8 +16,10 @@ from typing import Any
 import aiohttp
 
 from importer.eloqua import CAMPAIGNS_PATH, ApiResponse, EloquaClient, created_id, describe_error
-from importer.mapping import Lookup
-from importer.sender import RetryPolicy, Unauthorized
+from importer.errors import Unauthorized
+from importer.fields import Lookup
+from importer.retry import RetryPolicy
+from importer.status import Status
 
 #: The stand-in id of a contact a dry run would create (never sent anywhere).
 DRY_RUN_NEW_CONTACT = 0
@@ -27,7 +29,7 @@ class LookupFailed(Exception):
     """The row cannot be sent. ``status`` is ``rejected`` (Eloqua's data says no) or ``failed``
     (Eloqua could not answer; a rerun may succeed)."""
 
-    def __init__(self, status: str, message: str, http_status: int | None = None) -> None:
+    def __init__(self, status: Status, message: str, http_status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.http_status = http_status
@@ -93,7 +95,7 @@ class Resolver:
             matches = _matching(found, "name", lookup.key)
             if not matches:
                 raise LookupFailed(
-                    "rejected",
+                    Status.REJECTED,
                     f"no Eloqua campaign named {lookup.key!r}"
                     f"{await self._nearest_campaigns(lookup.key)}; check the name in Eloqua"
                     " (Campaigns)",
@@ -110,7 +112,7 @@ class Resolver:
         return _one(lookup, matches, "contact with email")
 
     async def _nearest_campaigns(self, name: str) -> str:
-        """" (did you mean 'A' or 'B'?)" from Eloqua's campaign names, or "" if none is close.
+        """ " (did you mean 'A' or 'B'?)" from Eloqua's campaign names, or "" if none is close.
 
         The names are read once per run, on the first miss; if Eloqua will not list them the
         message simply goes without.
@@ -130,7 +132,7 @@ class Resolver:
 
         try:
             async with self._limit:
-                answer = await self.policy.retrying(idempotent=True)(attempt)
+                answer: ApiResponse = await self.policy.retrying(idempotent=True)(attempt)
         except (aiohttp.ClientError, TimeoutError):
             return []
         if answer.status != 200 or not isinstance(answer.body, dict):
@@ -152,13 +154,13 @@ class Resolver:
             # It may exist now: a rerun's search finds it (contacts, unlike activities, can be
             # searched), so the row is safe to send again.
             raise LookupFailed(
-                "failed",
+                Status.FAILED,
                 f"Eloqua answered {answer.status} to creating the contact {lookup.key!r} without"
                 " a usable id; rerun the same command to look it up again",
                 answer.status,
             )
         raise LookupFailed(
-            "rejected" if 400 <= answer.status < 500 else "failed",
+            Status.REJECTED if 400 <= answer.status < 500 else Status.FAILED,
             f"could not create the contact {lookup.key!r}: {describe_error(answer)}",
             answer.status,
         )
@@ -170,7 +172,9 @@ class Resolver:
         if answer.status == 200 and isinstance(answer.body, dict):
             return [e for e in answer.body.get("elements") or [] if isinstance(e, dict)]
         raise LookupFailed(
-            "rejected" if 400 <= answer.status < 500 and answer.status != 429 else "failed",
+            Status.REJECTED
+            if 400 <= answer.status < 500 and answer.status != 429
+            else Status.FAILED,
             f"could not look up the {lookup.kind} {lookup.key!r}: {describe_error(answer)}",
             answer.status,
         )
@@ -186,7 +190,7 @@ class Resolver:
                 answer: ApiResponse = await self.policy.retrying(idempotent=True)(attempt)
             except (aiohttp.ClientError, TimeoutError) as exc:  # after every retry
                 raise LookupFailed(
-                    "failed",
+                    Status.FAILED,
                     f"could not look up the {lookup.kind} {lookup.key!r}: Eloqua did not answer"
                     f" ({type(exc).__name__}); rerun the same command to try again",
                 ) from None
@@ -210,12 +214,12 @@ def _one(lookup: Lookup, matches: list[dict[str, Any]], what: str) -> int:
             if lookup.kind == "contact"
             else "check the name in Eloqua (Campaigns)"
         )
-        raise LookupFailed("rejected", f"no Eloqua {what} {lookup.key!r}; {fix}")
+        raise LookupFailed(Status.REJECTED, f"no Eloqua {what} {lookup.key!r}; {fix}")
     if len(ids) > 1 and lookup.on_multiple != "lowest_id":
         listed = ", ".join(map(str, ids[:10]))
         hint = " (or set on_multiple: lowest_id in the mapping)" if lookup.kind == "contact" else ""
         raise LookupFailed(
-            "rejected",
+            Status.REJECTED,
             f"{len(ids)} Eloqua {what.split()[0]}s match {lookup.key!r} (ids {listed}); merge"
             f" or rename them in Eloqua{hint}",
         )

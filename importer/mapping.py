@@ -3,27 +3,30 @@
 A mapping is checked as a whole twice before anything is sent: when it is loaded (structure,
 field names, keys, formats, time zones) and when it is bound to a file's header (every column it
 names must exist). After that, turning a row into a payload can only fail for that row.
+
+This module parses and validates the YAML (or dict), binds the mapping to a header and builds
+payloads; each field's value is produced by the evaluator ``fields.compile_spec`` builds at
+bind time.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import datetime as dt
 import difflib
-import functools
 import re
 import reprlib
-from collections.abc import Callable, Sequence
 from collections.abc import Mapping as AnyMapping
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-from importer.dates import DateError, load_timezone, to_epoch_seconds
+from importer.dates import load_timezone
 from importer.errors import MappingError, RowError, RowSkipped
-from importer.loader import Cell, Row, UncalculatedFormula
+from importer.fields import REQUIRED_FIELDS, Placeholder, ValueSpec, compile_spec
+from importer.table import Cell, Row, UncalculatedFormula, cell_text
 
 #: Eloqua's activity properties the mapping may set, in payload order.
 ACTIVITY_FIELDS = (
@@ -36,9 +39,6 @@ ACTIVITY_FIELDS = (
     "campaignId",
     "fieldValues",
 )
-#: Properties Eloqua (and so the importer) requires on every activity.
-REQUIRED_FIELDS = ("assetName", "assetType", "activityType", "activityDate", "contactId")
-INTEGER_FIELDS = ("contactId", "campaignId")
 SOURCE_KEYS = ("sheet", "header_row", "encoding", "delimiter")
 SPEC_SOURCES = ("column", "template", "value")
 SPEC_OPTIONS = ("map", "default", "required")
@@ -51,11 +51,7 @@ TOP_LEVEL_KEYS = ("version", "source", "activity", "blank_values", "skip_if")
 SKIP_TESTS = ("equals", "in", "blank")
 #: How ``eloqua-import init`` marks a value it could not fill in; such a mapping never runs.
 PLACEHOLDER_PREFIX = "<FILL IN"
-
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
-
 _TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
-_INTEGER_TEXT = re.compile(r"[+-]?\d+(\.0*)?")
 
 
 @dataclass(frozen=True)
@@ -66,61 +62,6 @@ class SourceHints:
     header_row: int = 1
     encoding: str | None = None
     delimiter: str | None = None
-
-
-@dataclass
-class ValueSpec:
-    """How one payload value is produced from a row.
-
-    ``kind`` is ``column``, ``template`` or ``value``; ``source`` is the column name, the parsed
-    template (a list of literal strings and column names) or the constant.
-    """
-
-    field: str
-    kind: str
-    source: Any
-    value_map: dict[str, Any] | None = None
-    default: Any = None
-    required: bool = True
-    formats: tuple[str, ...] = ()
-    timezone: dt.tzinfo = dt.UTC
-    #: "contact" or "campaign": the value is an email / a name, resolved to an id in Eloqua.
-    lookup: str | None = None
-    create_missing: bool = False
-    on_multiple: str = "reject"
-    #: firstName / lastName for contacts created by create_missing.
-    names: dict[str, ValueSpec] = field(default_factory=dict)
-    # Filled in by Mapping.bind(): column name -> index in the row, and the compiled evaluator.
-    columns: dict[str, int] = field(default_factory=dict)
-    evaluate: Callable[[list[Cell]], Any] | None = None
-
-    def column_names(self) -> list[str]:
-        if self.kind == "column":
-            return [self.source]
-        if self.kind == "template":
-            return [part.column for part in self.source if isinstance(part, _Placeholder)]
-        return []
-
-
-@dataclass(frozen=True)
-class Lookup:
-    """A payload value Eloqua must supply: the id of the contact with this email, or of the
-    campaign with this name. ``key`` is trimmed; emails are compared case-insensitively."""
-
-    kind: str  # contact | campaign
-    key: str
-    create_missing: bool = False
-    on_multiple: str = "reject"
-    names: tuple[tuple[str, str], ...] = ()  # for a contact created by create_missing
-
-    @property
-    def cache_key(self) -> tuple[str, str]:
-        return (self.kind, self.key.casefold())
-
-
-@dataclass(frozen=True)
-class _Placeholder:
-    column: str
 
 
 @dataclass(frozen=True)
@@ -194,9 +135,9 @@ class Mapping:
         exact = {name.strip(): index for index, name in enumerate(header)}
         missing: list[str] = []
         folded: dict[str, int] = {}
-        for name, index in exact.items():
-            folded.setdefault(name.casefold(), index)
-        problems = []
+        for name, position in exact.items():
+            folded.setdefault(name.casefold(), position)
+        problems: list[str] = []
         where = "the records" if records else "the file"
         for spec in self.specs():
             for column in spec.column_names():
@@ -224,11 +165,11 @@ class Mapping:
                     if records
                     else "\nFix the column names in the mapping (or use --header-row if the"
                     " column names are not on row 1)."
-                )
+                ),
             )
         for spec in self.specs():
             try:
-                spec.evaluate = _compile(spec)
+                spec.evaluate = compile_spec(spec)
             except RowError as exc:
                 raise MappingError(f"{self.path}: {spec.field}: {exc}") from None
         self._bound = True
@@ -267,9 +208,6 @@ class Mapping:
         if values:
             payload["fieldValues"] = values
         return payload
-
-
-# --- loading -------------------------------------------------------------------------------
 
 
 class _MappingLoader(yaml.SafeLoader):
@@ -697,14 +635,14 @@ def _parse_lookup(spec: ValueSpec, lookup: str, raw: dict[str, Any], where: str)
 def _constant_or_template(name: str, raw: str | int | float, where: str) -> ValueSpec:
     if isinstance(raw, str) and ("{" in raw or "}" in raw):
         parts = _parse_template(raw, name, where)
-        if any(isinstance(part, _Placeholder) for part in parts):
+        if any(isinstance(part, Placeholder) for part in parts):
             return ValueSpec(name, "template", parts)
-        return ValueSpec(name, "value", "".join(parts))
+        return ValueSpec(name, "value", "".join(p for p in parts if isinstance(p, str)))
     return ValueSpec(name, "value", raw)
 
 
-def _parse_template(text: str, name: str, where: str) -> list[str | _Placeholder]:
-    parts: list[str | _Placeholder] = []
+def _parse_template(text: str, name: str, where: str) -> list[str | Placeholder]:
+    parts: list[str | Placeholder] = []
     position = 0
     for match in _TEMPLATE_TOKEN.finditer(text):
         parts.append(text[position : match.start()])
@@ -717,7 +655,7 @@ def _parse_template(text: str, name: str, where: str) -> list[str | _Placeholder
                 " {Column Name} for a column and {{ or }} for a literal brace"
             )
         else:
-            parts.append(_Placeholder(match.group(1)))
+            parts.append(Placeholder(match.group(1)))
         position = match.end()
     parts.append(text[position:])
     return [part for part in parts if part != ""]
@@ -826,296 +764,4 @@ def _shown(name: str) -> str:
     return "".join(
         c if c.isprintable() or c == " " else c.encode("unicode_escape").decode("ascii")
         for c in name
-    )
-
-
-# --- evaluating ------------------------------------------------------------------------------
-#
-# _evaluate() is the reference: every case, every message. _compile() builds, once per field,
-# a function that handles the common cases (a text cell, a mapped word, a template of text
-# cells) directly and hands everything else to _evaluate(), so large files map fast.
-
-_MISSING = object()
-DATE_CACHE_SIZE = 4096  # exports repeat timestamps (a scan per minute): parse each once
-
-
-def _compile(spec: ValueSpec) -> Callable[[list[Cell]], Any]:
-    slow = functools.partial(_evaluate, spec)
-    if spec.lookup is not None or spec.default is not None:
-        return slow
-    if spec.kind == "value":
-        constant = _evaluate(spec, [])  # a bad constant is a mapping error, found at bind
-        return lambda cells: constant
-    finish = _finisher(spec)
-    if spec.kind == "template":
-        return _compile_template(spec, finish, slow) if spec.value_map is None else slow
-    index = spec.columns[spec.source]
-    value_map = spec.value_map
-    if value_map is not None:
-
-        def mapped(cells: list[Cell]) -> Any:
-            cell = cells[index]
-            if cell.__class__ is str:
-                found = value_map.get(cell.strip().casefold(), _MISSING)
-                if found is not _MISSING:
-                    return finish(found)
-            return slow(cells)
-
-        return mapped
-
-    def column(cells: list[Cell]) -> Any:
-        cell = cells[index]
-        if cell.__class__ is str:
-            cell = cell.strip()
-            if cell:
-                return finish(cell)
-        return slow(cells)
-
-    return column
-
-
-def _compile_template(
-    spec: ValueSpec, finish: Callable[[Any], Any], slow: Callable[[list[Cell]], Any]
-) -> Callable[[list[Cell]], Any]:
-    parts = [
-        (spec.columns[part.column], "") if isinstance(part, _Placeholder) else (-1, part)
-        for part in spec.source
-    ]
-
-    def template(cells: list[Cell]) -> Any:
-        texts = []
-        for index, text in parts:
-            if index < 0:
-                texts.append(text)
-                continue
-            cell = cells[index]
-            if cell.__class__ is not str:
-                return slow(cells)
-            cell = cell.strip()
-            if not cell:
-                return slow(cells)
-            texts.append(cell)
-        return finish("".join(texts))
-
-    return template
-
-
-def _finisher(spec: ValueSpec) -> Callable[[Any], Any]:
-    """``_finish`` for one field, with shortcuts for text and a cache for dates."""
-    if spec.field == "activityDate":
-        cache: dict[Any, str] = {}
-
-        def date(value: Any) -> str:
-            found = cache.get(value)
-            if found is None:
-                found = _finish(spec, value)
-                if len(cache) >= DATE_CACHE_SIZE:
-                    cache.clear()
-                cache[value] = found
-            return found
-
-        return date
-    if spec.field in INTEGER_FIELDS:
-
-        def whole(value: Any) -> int:
-            if value.__class__ is str and value.isascii() and value.isdigit() and value[0] != "0":
-                return int(value)
-            return _finish(spec, value)
-
-        return whole
-
-    def text(value: Any) -> str:
-        return value if value.__class__ is str else _finish(spec, value)
-
-    return text
-
-
-def _evaluate(spec: ValueSpec, cells: list[Cell]) -> Any:
-    """The payload value for ``spec``, or None to omit the property."""
-    raw = _raw_value(spec, cells)
-    if _is_blank(raw):
-        if spec.default is not None:
-            raw = spec.default
-        elif spec.required:
-            raise RowError(
-                _blank_message(spec), column=_first_column(spec), value="", code="blank"
-            )
-        else:
-            return None
-    elif spec.value_map is not None:
-        raw = _apply_map(spec, raw)
-    if spec.lookup is not None:
-        return _lookup(spec, raw, cells)
-    return _finish(spec, raw)
-
-
-def _lookup(spec: ValueSpec, raw: Any, cells: list[Cell]) -> Any:
-    key = cell_text(raw).strip()
-    if spec.lookup == "campaign" and (not isinstance(raw, str) or key.isdecimal()):
-        return _finish(spec, raw)  # already an id (a number in the column, e.g. 37)
-    if spec.lookup == "contact" and "*" in key:
-        column = _first_column(spec)
-        raise RowError(
-            _with_column(
-                column,
-                f"{key!r} contains '*', which Eloqua's search reads as a wildcard matching other"
-                " contacts; fix the cell",
-            ),
-            column=column,
-            value=raw,
-            code="email-wildcard",
-        )
-    if spec.lookup == "contact" and not _EMAIL.fullmatch(key):
-        column = _first_column(spec)
-        raise RowError(
-            _with_column(
-                column,
-                f"{key!r} is not a valid email address, so no Eloqua contact can be found for"
-                " it; fix the cell",
-            ),
-            column=column,
-            value=raw,
-            code="bad-email",
-        )
-    names = tuple(
-        (name, text)
-        for name, named in spec.names.items()
-        if (text := _evaluate(named, cells)) is not None
-    )
-    return Lookup(spec.lookup or "", key, spec.create_missing, spec.on_multiple, names)
-
-
-def _raw_value(spec: ValueSpec, cells: list[Cell]) -> Any:
-    if spec.kind == "value":
-        return spec.source
-    if spec.kind == "column":
-        return _cell(spec, cells, spec.source)
-    texts = []
-    for part in spec.source:
-        if isinstance(part, _Placeholder):
-            cell = _cell(spec, cells, part.column)
-            if _is_blank(cell):
-                # A blank placeholder makes the whole value blank, not a half-empty text.
-                return ""
-            texts.append(cell_text(cell))
-        else:
-            texts.append(part)
-    return "".join(texts)
-
-
-def _cell(spec: ValueSpec, cells: list[Cell], column: str) -> Cell:
-    cell = cells[spec.columns[column]]
-    if isinstance(cell, UncalculatedFormula):
-        raise RowError(
-            f"{column}: the cell holds a formula that was never calculated, so it has no value"
-            " to import; open the file in Excel and save it (Excel then calculates the"
-            " formulas), and import it again",
-            column=column,
-            value=cell,
-            code="formula",
-        )
-    return _strip(cell)
-
-
-def _finish(spec: ValueSpec, value: Any) -> Any:
-    column = _first_column(spec)
-    if spec.field == "activityDate":
-        try:
-            return str(to_epoch_seconds(value, formats=spec.formats, tz=spec.timezone))
-        except DateError as exc:
-            raise RowError(
-                _with_column(column, str(exc)), column=column, value=value, code=exc.code
-            ) from None
-    if spec.field in INTEGER_FIELDS:
-        return _to_id(spec, value, column)
-    return cell_text(value)
-
-
-def _apply_map(spec: ValueSpec, raw: Any) -> Any:
-    assert spec.value_map is not None
-    key = cell_text(raw).strip().casefold()
-    if key in spec.value_map:
-        return spec.value_map[key]
-    choices = ", ".join(str(k) for k in spec.value_map)
-    column = _first_column(spec)
-    raise RowError(
-        _with_column(
-            column,
-            f"value {cell_text(raw)!r} is not in the map for {spec.field} (expected one of:"
-            f" {choices}); fix the cell or add it under 'map:' in the mapping",
-        ),
-        column=column,
-        value=raw,
-        code="not-in-map",
-    )
-
-
-def _to_id(spec: ValueSpec, value: Any, column: str | None) -> int:
-    number: int | None = None
-    if isinstance(value, bool):
-        number = None
-    elif isinstance(value, int):
-        number = value
-    elif isinstance(value, float) and value.is_integer():
-        number = int(value)
-    elif isinstance(value, str) and _INTEGER_TEXT.fullmatch(value.strip()):
-        number = int(value.strip().split(".")[0])
-    if number is None or number <= 0:
-        raise RowError(
-            _with_column(
-                column,
-                f"{spec.field} must be a positive whole number (an Eloqua id), not"
-                f" {cell_text(value)!r}",
-            ),
-            column=column,
-            value=value,
-            code="bad-id",
-        )
-    return number
-
-
-def cell_text(value: Any) -> str:
-    """How a cell reads as text: integral numbers without '.0', datetimes in ISO form."""
-    if isinstance(value, bool):
-        return "TRUE" if value else "FALSE"
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if isinstance(value, dt.datetime):
-        return value.isoformat(sep=" ")
-    if isinstance(value, dt.date | dt.time):
-        return value.isoformat()
-    return str(value)
-
-
-def _strip(cell: Cell) -> Cell:
-    return cell.strip() if isinstance(cell, str) else cell
-
-
-def _is_blank(value: Any) -> bool:
-    return value is None or (isinstance(value, str) and value.strip() == "")
-
-
-def _first_column(spec: ValueSpec) -> str | None:
-    names = spec.column_names()
-    return names[0] if names else None
-
-
-def _with_column(column: str | None, message: str) -> str:
-    return f"{column}: {message}" if column else message
-
-
-def _blank_message(spec: ValueSpec) -> str:
-    if spec.kind == "template":
-        blanks = ", ".join(f"'{name}'" for name in spec.column_names())
-        return (
-            f"{spec.field} uses the template columns {blanks} and one of them is blank; fill it"
-            " in, or give the field a 'default:' in the mapping"
-        )
-    column = _first_column(spec)
-    target = f"'{column}'" if column else spec.field
-    # Eloqua's required fields refuse 'required: false' (see parse_mapping): never suggest it.
-    optional = "" if spec.field in REQUIRED_FIELDS else " (or 'required: false')"
-    return (
-        f"{target} is blank but {spec.field} is required; fill it in, or give it a 'default:'"
-        f"{optional} in the mapping"
     )

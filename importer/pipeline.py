@@ -12,9 +12,8 @@ import asyncio
 import codecs
 import contextlib
 import signal
-import sys
 import time
-from collections.abc import Awaitable, Callable, Iterator, Sequence
+from collections.abc import Callable, Coroutine, Iterator, Sequence
 from collections.abc import Mapping as AnyMapping
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
@@ -32,19 +31,25 @@ from importer.errors import (
     MappingError,
     RowError,
 )
+from importer.fields import Lookup
+from importer.identity import FirstSeen, identify
 from importer.infer import locate_columns
-from importer.ledger import FirstSeen, Ledger, LedgerError, default_ledger_path, identify
-from importer.loader import Row, Table, open_table
+from importer.ledger import Ledger, LedgerError, default_ledger_path
+from importer.loader import open_table
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
-from importer.mapping import ColumnsMissing, Lookup, Mapping, load_mapping
+from importer.mapping import ColumnsMissing, Mapping, load_mapping
 from importer.preflight import Catalog, check_campaign, check_constants, connect
 from importer.records import RecordsTable, records_table
 from importer.report import ErrorsWriter, ResultsWriter, Summary
-from importer.sender import Job, Outcome, RetryPolicy, Sender, SendOptions
+from importer.retry import RetryPolicy
+from importer.sender import Job, Outcome, Sender, SendOptions
+from importer.signals import SignalHandlers, signal_name
+from importer.status import Status
+from importer.table import Row, Table
 
 PREVIEW_ROWS = 3
 #: Statuses that are not "a reason a row was not created" in the summary.
-NOT_A_REASON = frozenset({"created", "already_created", "valid"})
+NOT_A_REASON = frozenset({Status.CREATED, Status.ALREADY_CREATED, Status.VALID})
 
 #: Called once per row as it completes (completion order), after its results line is written,
 #: with the table's header (the names of the row's cells).
@@ -232,9 +237,7 @@ class _Run:
         # earlier run's files there are moved aside now, after every check before sending.
         self.results = ResultsWriter(results_path, table.header) if results_path else None
         self.errors = (
-            ErrorsWriter(errors_path, table.header, table.delimiter or ",")
-            if errors_path
-            else None
+            ErrorsWriter(errors_path, table.header, table.delimiter or ",") if errors_path else None
         )
         for writer in (self.results, self.errors):
             if writer is not None and writer.moved_aside is not None:
@@ -253,7 +256,7 @@ class _Run:
         """A dry run without Eloqua: every row mapped and checked locally."""
         try:
             for job in self._jobs():
-                self.record(job.key, Outcome("valid"))
+                self.record(job.key, Outcome(Status.VALID))
         except _HookFailed:
             pass
         finally:
@@ -334,7 +337,7 @@ class _Run:
         assert self.sender is not None
         error = self.sender.unsent_text()
         for row in self.table.rows:
-            self.record(row, Outcome("failed", error=error))
+            self.record(row, Outcome(Status.FAILED, error=error))
 
     def _read_jobs(self) -> Iterator[Job[Row]]:
         path = self.options.input_path
@@ -350,7 +353,10 @@ class _Run:
             first = self.seen.first(key.key, row.number)
             if first != row.number:
                 self.record(
-                    row, Outcome("duplicate", error=f"same activity as row {first}; not sent again")
+                    row,
+                    Outcome(
+                        Status.DUPLICATE, error=f"same activity as row {first}; not sent again"
+                    ),
                 )
                 continue
             if self.options.dry_run and len(self.summary.preview) < PREVIEW_ROWS:
@@ -380,7 +386,7 @@ class _Run:
                 attempts=outcome.attempts,
                 error=outcome.error,
             )
-        to_errors = outcome.status in ("invalid", "rejected", "failed", "uncertain")
+        to_errors = Status(outcome.status).is_error
         if to_errors and self.errors is not None:
             self.errors.write(row.number, row.cells, f"{outcome.status}: {outcome.error}")
         if outcome.status not in NOT_A_REASON:
@@ -437,9 +443,8 @@ class _Signals:
     sending, lets in-flight requests finish and every row is reported. A second Ctrl-C stops at
     once: requests in flight are given up (``uncertain``), the rows not yet sent are written
     ``failed`` without mapping or network, and the run ends as interrupted (exit 130).
+    Notices go to ``on_notice``.
     """
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(
         self,
@@ -447,11 +452,10 @@ class _Signals:
         on_notice: OnNotice | None = None,
         stop: asyncio.Event | None = None,
     ) -> None:
-        self.enabled = enabled and sys.platform != "win32"
+        self.handlers = SignalHandlers(enabled)
         self.on_notice = on_notice
         self.sender: Sender[Row] | None = None
         self.interrupted = ""  # the signal's name, once one came before sending
-        self._loop: asyncio.AbstractEventLoop | None = None
         self._task: asyncio.Task[Any] | None = None
         self._stop_event = stop
         self._stop_watcher: asyncio.Task[None] | None = None
@@ -460,18 +464,15 @@ class _Signals:
         self._task = asyncio.current_task()
         if self._stop_event is not None:
             self._stop_watcher = asyncio.create_task(self._watch_stop(self._stop_event))
-        if self.enabled:
-            self._loop = asyncio.get_running_loop()
-            for sig in self.SIGNALS:
-                self._loop.add_signal_handler(sig, self._stop, sig)
+        self.handlers.__enter__()
+        if self.handlers.active:
+            self.handlers.on_stop_signals(self._stop)
         return self
 
     def __exit__(self, *exc_info: object) -> None:
         if self._stop_watcher is not None:
             self._stop_watcher.cancel()
-        if self._loop is not None:
-            for sig in self.SIGNALS:
-                self._loop.remove_signal_handler(sig)
+        self.handlers.__exit__(*exc_info)
 
     async def _watch_stop(self, event: asyncio.Event) -> None:
         """RunOptions.stop: the same graceful stop as a first Ctrl-C."""
@@ -486,20 +487,19 @@ class _Signals:
         self.sender.stop(f"interrupted by {name}", interrupted=True)
 
     def _stop(self, sig: signal.Signals) -> None:
-        assert self._loop is not None
         # More SIGTERMs change nothing (`timeout` and service managers send SIGTERM to the
         # process and again to its group).
-        self._loop.add_signal_handler(signal.SIGTERM, lambda: None)
-        name = "Ctrl-C" if sig == signal.SIGINT else "SIGTERM"
+        self.handlers.ignore(signal.SIGTERM)
+        name = signal_name(sig)
         if self.sender is None:
             # Nothing sent yet: a second Ctrl-C quits outright.
-            self._loop.remove_signal_handler(signal.SIGINT)
+            self.handlers.release(signal.SIGINT)
             self.interrupted = name
             if self._task is not None:
                 self._task.cancel()
             return
         # A second Ctrl-C stops at once, still reporting every row (see _stop_at_once).
-        self._loop.add_signal_handler(signal.SIGINT, self._stop_at_once)
+        self.handlers.on(signal.SIGINT, self._stop_at_once)
         self._notice(
             f"{name}: stopping. Waiting for the requests in flight, then writing the results"
             " (press Ctrl-C again to stop at once)."
@@ -508,10 +508,10 @@ class _Signals:
 
     def _stop_at_once(self) -> None:
         """The second Ctrl-C: no more waiting for answers; every row is still reported."""
-        assert self._loop is not None and self.sender is not None
+        assert self.sender is not None
         # A third Ctrl-C quits outright, leaving the results file short (the ledger holds what
         # was sent, so a rerun is still safe).
-        self._loop.remove_signal_handler(signal.SIGINT)
+        self.handlers.release(signal.SIGINT)
         self._notice(
             "Ctrl-C again: stopping at once. Requests still in flight are reported uncertain,"
             " the rows not sent yet failed (press Ctrl-C once more to quit without writing"
@@ -584,7 +584,7 @@ def _http_code(outcome: Outcome) -> str | None:
 
 def _resolving(
     resolver: Resolver, on_resolved: Callable[[Row, dict[str, Any]], None]
-) -> Callable[[Job[Row]], Awaitable[Outcome | None]]:
+) -> Callable[[Job[Row]], Coroutine[Any, Any, Outcome | None]]:
     """The sender's prepare step: ids for the lookups, then the identity of the result."""
 
     async def prepare(job: Job[Row]) -> Outcome | None:

@@ -12,7 +12,6 @@ import asyncio
 import difflib
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 
@@ -27,7 +26,10 @@ from importer.eloqua import (
     shown_location,
 )
 from importer.errors import AbortedError, AuthError, ConfigError, RowError, SetupError
-from importer.mapping import Lookup, Mapping
+from importer.fields import Lookup
+from importer.ledger import ledger_site
+from importer.mapping import Mapping
+from importer.status import Status
 
 #: Seconds to wait for /id when it only names the company behind a token.
 IDENTITY_TIMEOUT = 10.0
@@ -139,20 +141,6 @@ def _redirecting_base(base_url: str, connection: Connection, answer: ApiResponse
     )
 
 
-def ledger_site(base_url: str, company: str) -> str:
-    """The ledger's name for an Eloqua instance: the pod's host and the company.
-
-    Many companies share a pod, so the company is part of it; Basic auth and a token for the
-    same company give the same name (the token's company comes from /id).
-    """
-    parts = urlsplit(base_url)
-    host = (parts.hostname or "").lower()
-    if host == "localhost":
-        host = "127.0.0.1"
-    port = f":{parts.port}" if parts.port else ""
-    return f"{host}{port}/{company.strip().casefold()}"
-
-
 async def _company_of_token(session: aiohttp.ClientSession, connection: Connection) -> str:
     try:
         async with asyncio.timeout(IDENTITY_TIMEOUT):
@@ -219,33 +207,9 @@ async def check_campaign(mapping: Mapping, resolve: Any) -> None:
     try:
         await resolve(Lookup("campaign", str(spec.source).strip()))
     except LookupFailed as exc:
-        if exc.status == "failed":  # Eloqua did not answer: not the mapping's fault
+        if exc.status == Status.FAILED:  # Eloqua did not answer: not the mapping's fault
             raise AbortedError(f"{exc}. Nothing was sent.") from None
         raise SetupError(f"{mapping.path}: campaignId: {exc}. Nothing was sent.") from None
-
-
-async def check_report(session: aiohttp.ClientSession, connection: Connection) -> str:
-    """What ``eloqua-import check`` prints: who we are, where, and what is set up."""
-    client, _, catalog = await connect(session, connection)
-    lines = []
-    try:
-        identity = await fetch_identity(session, connection.login_url, client.auth)
-    except (aiohttp.ClientError, TimeoutError, AuthError):
-        identity = {}
-    site, user = identity.get("site") or {}, identity.get("user") or {}
-    lines.append("Credentials: accepted")
-    lines.append(f"Auth:        {client.auth.status()}")
-    if not identity:
-        lines.append(f"Site:        (unknown: {connection.login_url}/id did not answer)")
-    if site:
-        lines.append(f"Site:        {site.get('name', '?')} (id {site.get('id', '?')})")
-    if user:
-        shown = user.get("displayName") or user.get("username") or "?"
-        lines.append(f"User:        {shown} ({user.get('username', '?')})")
-    lines.append(f"Base URL:    {client.base_url}")
-    lines.append("External asset types and their activity types:")
-    lines.append(catalog.describe())
-    return "\n".join(lines)
 
 
 def _closest(name: str, known: dict[str, str]) -> str:

@@ -22,7 +22,7 @@ from itertools import chain
 from typing import Any
 
 from importer.errors import InputError
-from importer.loader import Cell, Row
+from importer.table import Cell, Row
 
 
 @dataclass
@@ -126,9 +126,7 @@ def _frame_table(frame: Any) -> RecordsTable:
 
     def rows() -> Iterator[Row]:
         # itertuples reads one row at a time, each value as its column's own type.
-        for number, (label, *values) in enumerate(
-            frame.itertuples(index=True, name=None), start=1
-        ):
+        for number, (label, *values) in enumerate(frame.itertuples(index=True, name=None), start=1):
             cells = [to_cell(value) for value in values]
             record = dict(zip(header, values, strict=True))
             yield RecordRow(number, cells, label=label, record=record)
@@ -144,7 +142,7 @@ def to_cell(value: Any) -> Cell:
     """
     kind = value.__class__
     if kind is str or kind is int or kind is bool:
-        return value  # type: ignore[no-any-return]
+        return value
     if value is None:
         return ""
     if isinstance(value, float):  # numpy's float64 too
@@ -178,7 +176,7 @@ def _pandas_cell(value: Any) -> Cell:
     if name in ("NAType", "NaTType"):
         return ""
     if isinstance(value, datetime.datetime):  # Timestamp, tz-aware or naive
-        return value.to_pydatetime(warn=False)  # type: ignore[no-any-return,attr-defined]
+        return value.to_pydatetime(warn=False)  # type: ignore[attr-defined]
     return str(value)  # Timedelta, Period, Interval: as shown
 
 
@@ -186,7 +184,7 @@ def _numpy_cell(value: Any) -> Cell:
     name = type(value).__name__
     if name == "datetime64":
         moment = value.astype("datetime64[us]").item()  # None for NaT
-        return "" if moment is None else moment  # type: ignore[no-any-return]
+        return "" if moment is None else moment
     if name == "timedelta64":
         return "" if str(value) == "NaT" else str(value)
     plain = value.item() if hasattr(value, "item") else value

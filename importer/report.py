@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import IO, Any
 
 from importer.errors import AbortedError, ExitStatus, InputError
-from importer.loader import GUARDED_FIRST, RESULTS_COLUMNS, protect_formula
-from importer.mapping import cell_text
+from importer.status import Status
+from importer.table import GUARDED_FIRST, RESULTS_COLUMNS, cell_text, protect_formula
 
 try:
     import fcntl
@@ -44,18 +44,7 @@ except ImportError:  # POSIX
 #: The loader recognises a results file by these columns (to undo the formula guard).
 RESULT_COLUMNS = RESULTS_COLUMNS
 #: Statuses in the order the summary lists them.
-STATUSES = (
-    "created",
-    "already_created",
-    "duplicate",
-    "skipped",
-    "valid",
-    "invalid",
-    "rejected",
-    "failed",
-    "uncertain",
-)
-SUCCESS_STATUSES = frozenset({"created", "already_created", "duplicate", "skipped", "valid"})
+STATUSES = tuple(Status)
 
 
 def default_results_path(input_path: Path, suffix: str = "results") -> Path:
@@ -481,7 +470,7 @@ class Summary:
             return ExitStatus.INTERRUPTED
         if self.stopped_reason:
             return ExitStatus.ABORTED
-        if any(self.counts[status] for status in STATUSES if status not in SUCCESS_STATUSES):
+        if any(self.counts[status] for status in Status if status.is_error):
             return ExitStatus.ROWS_NOT_CREATED
         return ExitStatus.OK
 

@@ -16,19 +16,9 @@ the row is ``uncertain``. Either way the run stops at once: every row would get 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
-
-import aiohttp
-from tenacity import (
-    AsyncRetrying,
-    RetryCallState,
-    retry_if_exception_type,
-    retry_if_result,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
 from importer.eloqua import (
     ApiResponse,
@@ -37,102 +27,39 @@ from importer.eloqua import (
     describe_error,
     is_redirect,
 )
-from importer.errors import ImporterError
-from importer.ledger import Claim, Identity, Ledger, LedgerError
-from importer.throttle import THROTTLE_STATUSES, AdaptiveLimit
+from importer.errors import ImporterError, Unauthorized
+from importer.identity import Identity
+from importer.ledger import Claim, Ledger, LedgerError
+from importer.retry import (
+    GATEWAY_STATUSES,
+    NOT_PROCESSED_REDIRECTS,
+    NOT_SENT_ERRORS,
+    RETRY_STATUSES,
+    UNCERTAIN_ERRORS,
+    RetryPolicy,
+    first_then_policy,
+)
+from importer.status import Status
+from importer.throttle import AdaptiveLimit
 
-#: Answers that mean "not created, try again later".
-RETRY_STATUSES = frozenset({429, 500, 503})
-#: Gateway answers: the gateway may have passed the request on before it gave up, so a create
-#: is ``uncertain``; a read may safely ask again.
-GATEWAY_STATUSES = frozenset({502, 504})
-READ_RETRY_STATUSES = RETRY_STATUSES | GATEWAY_STATUSES
-#: Redirects that ask for the same request at another address: the server did not act on it.
-NOT_PROCESSED_REDIRECTS = frozenset({307, 308})
 #: A row another live run is sending: look again every 5 s, for up to 2 minutes.
 OTHER_RUN_INTERVAL = 5.0
 OTHER_RUN_CHECKS = 24
 #: Rejections that say nothing about the row (wrong URL, missing permission): every row will
 #: get the same answer, so the circuit breaker counts them like failures.
 SYSTEMIC_REJECTIONS = frozenset({403, 404})
-#: Errors raised before the request left this machine: resending cannot duplicate.
-NOT_SENT_ERRORS: tuple[type[BaseException], ...] = (
-    aiohttp.ClientConnectorError,
-    aiohttp.ConnectionTimeoutError,
-)
-#: Errors after the request may have reached Eloqua: the outcome is unknown.
-UNCERTAIN_ERRORS: tuple[type[BaseException], ...] = (aiohttp.ClientError, TimeoutError)
-
 T = TypeVar("T")
 
 
 @dataclass
-class RetryPolicy:
-    """How often and how long to retry. ``sleep`` is injectable so tests never wait."""
-
-    max_attempts: int = 6
-    initial_wait: float = 1.0
-    max_wait: float = 60.0
-    jitter: float = 1.0
-    throttle_factor: float = 4.0  # 429/503 without Retry-After: wait this much longer
-    max_retry_after: float = 300.0
-    #: None means :func:`backoff_sleep`, looked up at run time so tests can patch it.
-    sleep: Callable[[float], Awaitable[None]] | None = None
-
-    def retrying(self, *, idempotent: bool = False) -> AsyncRetrying:
-        """``idempotent`` (reads): any network error may be retried, not only unsent ones."""
-        errors = (aiohttp.ClientError, TimeoutError) if idempotent else NOT_SENT_ERRORS
-        retryable = _retryable_read if idempotent else _retryable
-        return AsyncRetrying(
-            retry=retry_if_result(retryable) | retry_if_exception_type(errors),
-            wait=self._wait,
-            stop=stop_after_attempt(self.max_attempts),
-            sleep=self.sleep or backoff_sleep,
-            # Out of attempts: hand back the last answer (or raise the last error).
-            retry_error_callback=lambda state: state.outcome.result(),  # type: ignore[union-attr]
-        )
-
-    def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(
-            initial=self.initial_wait, max=self.max_wait, jitter=self.jitter
-        )(state)
-        outcome = state.outcome
-        if outcome is not None and not outcome.failed:
-            response: ApiResponse = outcome.result()
-            if response.retry_after is not None:
-                # "Retry-After: 0" would mean hammering; wait at least the first backoff step.
-                return min(max(response.retry_after, self.initial_wait), self.max_retry_after)
-            if response.status in THROTTLE_STATUSES:
-                return min(backoff * self.throttle_factor, self.max_wait * self.throttle_factor)
-        return backoff
-
-
-async def backoff_sleep(seconds: float) -> None:
-    """The wait between attempts (tests replace it so they never wait)."""
-    await asyncio.sleep(seconds)
-
-
-def _retryable(response: ApiResponse) -> bool:
-    return response.status in RETRY_STATUSES
-
-
-def _retryable_read(response: ApiResponse) -> bool:
-    return response.status in READ_RETRY_STATUSES
-
-
-@dataclass
 class Outcome:
-    """What happened to one row. ``status`` is one of the results statuses."""
+    """What happened to one row."""
 
-    status: str
+    status: Status
     activity_id: str = ""
     http_status: int | None = None
     attempts: int = 0
     error: str = ""
-
-
-class Unauthorized(Exception):
-    """Eloqua answered 401: the whole run must stop."""
 
 
 @dataclass
@@ -167,44 +94,15 @@ async def send_one(
             return response
 
     try:
-        response: ApiResponse = await _first_then_policy(attempt, policy)
+        response: ApiResponse = await first_then_policy(attempt, policy)
     except NOT_SENT_ERRORS as exc:
         return Outcome(
-            "failed", attempts=progress.attempts, error=f"could not connect to Eloqua: {exc}"
+            Status.FAILED, attempts=progress.attempts, error=f"could not connect to Eloqua: {exc}"
         )
     except UNCERTAIN_ERRORS as exc:
         reason = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
         return _uncertain(progress.attempts, f"no answer from Eloqua ({reason})")
     return _judge(response, progress.attempts)
-
-
-async def _first_then_policy(
-    attempt: Callable[[], Awaitable[ApiResponse]], policy: RetryPolicy
-) -> ApiResponse:
-    """``attempt`` under ``policy``, without tenacity's cost for the common case.
-
-    Almost every row is answered for good at its first attempt, and tenacity's bookkeeping
-    costs about as much CPU as the request itself. So the first attempt runs directly; only
-    when its answer is retryable, or it raised, does the policy take over, replaying that first
-    result as its own attempt 1 so that waits and the attempt limit are exactly the policy's.
-    """
-    try:
-        first: ApiResponse | BaseException = await attempt()
-    except Exception as exc:
-        first = exc
-    if isinstance(first, ApiResponse) and not _retryable(first):
-        return first
-    replay = [first]
-
-    async def replay_then_attempt() -> ApiResponse:
-        if replay:
-            earlier = replay.pop()
-            if isinstance(earlier, BaseException):
-                raise earlier
-            return earlier
-        return await attempt()
-
-    return await policy.retrying()(replay_then_attempt)
 
 
 def _judge(response: ApiResponse, attempts: int) -> Outcome:
@@ -213,17 +111,17 @@ def _judge(response: ApiResponse, attempts: int) -> Outcome:
         raise Unauthorized(describe_error(response))
     activity_id = created_id(response.body)
     if status in (200, 201) and activity_id is not None:
-        return Outcome("created", activity_id, status, attempts)
+        return Outcome(Status.CREATED, activity_id, status, attempts)
     if status in RETRY_STATUSES:
         return Outcome(
-            "failed",
+            Status.FAILED,
             http_status=status,
             attempts=attempts,
             error=f"{describe_error(response)} (gave up after {attempts} attempts; safe to resend)",
         )
     if status in NOT_PROCESSED_REDIRECTS:
         return Outcome(
-            "failed",
+            Status.FAILED,
             http_status=status,
             attempts=attempts,
             error=f"not created: {describe_error(response)}; a {status} asks for the same request"
@@ -236,12 +134,12 @@ def _judge(response: ApiResponse, attempts: int) -> Outcome:
         reason = f"Eloqua answered {status} without a usable activity id"
         return _uncertain(attempts, reason, status)
     error = describe_error(response)
-    return Outcome("rejected", http_status=status, attempts=attempts, error=error)
+    return Outcome(Status.REJECTED, http_status=status, attempts=attempts, error=error)
 
 
 def _uncertain(attempts: int, reason: str, http_status: int | None = None) -> Outcome:
     return Outcome(
-        "uncertain",
+        Status.UNCERTAIN,
         http_status=http_status,
         attempts=attempts,
         error=f"sent, but {reason}: it may or may not have been created, so it was not resent."
@@ -255,7 +153,7 @@ class Job(Generic[T]):
 
     key: T
     payload: dict[str, Any]
-    fingerprint: bytes | Identity = b""  # what the ledger knows it by (ledger.identify)
+    fingerprint: bytes | Identity = b""  # what the ledger knows it by (identity.identify)
     source: str = ""
 
 
@@ -275,8 +173,6 @@ class SendOptions:
 
 @dataclass
 class SendStats:
-    sent: int = 0
-    unsent: int = 0
     stopped_reason: str = ""
     interrupted: bool = False
     throttled: int = 0
@@ -298,7 +194,7 @@ class Sender(Generic[T]):
         on_outcome: Callable[[T, Outcome], None],
         options: SendOptions | None = None,
         ledger: Ledger | None = None,
-        prepare: Callable[[Job[T]], Awaitable[Outcome | None]] | None = None,
+        prepare: Callable[[Job[T]], Coroutine[Any, Any, Outcome | None]] | None = None,
     ) -> None:
         self.client = client
         self.on_outcome = on_outcome
@@ -402,7 +298,7 @@ class Sender(Generic[T]):
                 claim = self.ledger.lookup(job.fingerprint)
                 if claim.decision != "send":
                     return _ledger_outcome(claim)
-            return Outcome("valid")
+            return Outcome(Status.VALID)
         if self.ledger is not None:
             try:
                 claim = await self.ledger.claim(
@@ -422,12 +318,11 @@ class Sender(Generic[T]):
                 self.ledger.not_created(job.fingerprint)
                 return self._unsent_outcome()
         outcome = await self._send(job)
-        self.stats.sent += 1
         self._watch_failures(outcome)
         if self.ledger is not None:
-            if outcome.status == "created":
+            if outcome.status == Status.CREATED:
                 self.ledger.created(job.fingerprint, outcome.activity_id)
-            elif outcome.status in ("rejected", "failed"):
+            elif outcome.status in (Status.REJECTED, Status.FAILED):
                 self.ledger.not_created(job.fingerprint)
         return outcome
 
@@ -446,7 +341,7 @@ class Sender(Generic[T]):
             return task.result()
         except Unauthorized:
             self.stop(self._unauthorized())
-            return Outcome("failed", http_status=401, error=self._unsent_text())
+            return Outcome(Status.FAILED, http_status=401, error=self._unsent_text())
 
     async def _wait_for_other_run(self, job: Job[T], claim: Claim) -> Claim:
         """Another live run is sending this activity: wait for its answer (bounded)."""
@@ -454,7 +349,7 @@ class Sender(Generic[T]):
         for _ in range(OTHER_RUN_CHECKS):
             if self._stopping.is_set():
                 break
-            await (self.options.policy.sleep or backoff_sleep)(OTHER_RUN_INTERVAL)
+            await self.options.policy.pause(OTHER_RUN_INTERVAL)
             claim = await self.ledger.claim(
                 job.fingerprint,
                 job.source,
@@ -493,7 +388,10 @@ class Sender(Generic[T]):
         except Unauthorized:
             self.stop(self._unauthorized())
             return Outcome(
-                "failed", http_status=401, attempts=progress.attempts, error=self._unsent_text()
+                Status.FAILED,
+                http_status=401,
+                attempts=progress.attempts,
+                error=self._unsent_text(),
             )
 
     def _unauthorized(self) -> str:
@@ -504,8 +402,8 @@ class Sender(Generic[T]):
 
     def _watch_failures(self, outcome: Outcome) -> None:
         """The circuit breaker: many rows in a row that could not be created -> stop."""
-        systemic = outcome.status == "rejected" and outcome.http_status in SYSTEMIC_REJECTIONS
-        failing = outcome.status in ("failed", "uncertain") or systemic
+        systemic = outcome.status == Status.REJECTED and outcome.http_status in SYSTEMIC_REJECTIONS
+        failing = outcome.status in (Status.FAILED, Status.UNCERTAIN) or systemic
         if failing and not self._stopping.is_set():
             self._failures_in_a_row += 1
             if self._failures_in_a_row >= self._breaker:
@@ -513,7 +411,7 @@ class Sender(Generic[T]):
                     f"Eloqua kept failing: {self._failures_in_a_row} rows in a row could not be"
                     f" created (last: {outcome.error})"
                 )
-        elif outcome.status in ("created", "rejected"):
+        elif outcome.status in (Status.CREATED, Status.REJECTED):
             self._failures_in_a_row = 0
 
     def _give_up_in_flight(self) -> None:
@@ -527,11 +425,10 @@ class Sender(Generic[T]):
             self.stop(str(exc))
 
     def _not_sent(self, job: Job[T]) -> None:
-        self.stats.unsent += 1
         self._report(job, self._unsent_outcome())
 
     def _unsent_outcome(self, attempts: int = 0) -> Outcome:
-        return Outcome("failed", attempts=attempts, error=self._unsent_text())
+        return Outcome(Status.FAILED, attempts=attempts, error=self._unsent_text())
 
     def unsent_text(self) -> str:
         """The ``error`` of a row not sent because the run stopped."""
@@ -554,22 +451,22 @@ def _ledger_outcome(claim: Claim) -> Outcome:
                 " cannot update"
             )
         return Outcome(
-            "already_created",
+            Status.ALREADY_CREATED,
             activity_id=activity_id,
             error=f"created by an earlier run{where}; not sent again{differs}",
         )
     if decision == "duplicate":
         return Outcome(
-            "duplicate", error=f"same activity as {source or 'an earlier row'}; not sent"
+            Status.DUPLICATE, error=f"same activity as {source or 'an earlier row'}; not sent"
         )
     if decision == "in_progress":
         return Outcome(
-            "failed",
+            Status.FAILED,
             error=f"another run kept sending the same activity{where} and had no answer yet;"
             " not sent, so as not to create it twice: rerun later to confirm it",
         )
     return Outcome(
-        "uncertain",
+        Status.UNCERTAIN,
         error=f"an earlier run{where} sent it and got no answer: it may already exist in"
         " Eloqua. Check there, then rerun with --retry-uncertain to send it again if missing",
     )

@@ -163,7 +163,7 @@ def sandbox(sandbox_factory) -> ThreadedSandbox:
 def no_backoff(monkeypatch) -> FakeSleep:
     """Retries happen at once; the waits asked for are recorded."""
     sleep = FakeSleep()
-    monkeypatch.setattr("importer.sender.backoff_sleep", sleep)
+    monkeypatch.setattr("importer.retry.backoff_sleep", sleep)
     return sleep
 
 

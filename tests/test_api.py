@@ -21,7 +21,7 @@ from results_csv import read_results
 import importer
 from importer.eloqua import USER_AGENT
 from importer.errors import ConfigError, ExitStatus, InputError, MappingError
-from importer.ledger import FirstSeen
+from importer.identity import FirstSeen
 from importer.mapping import load_mapping
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -231,9 +231,7 @@ def test_errors_before_sending_raise_documented_exceptions(monkeypatch, capsys):
 async def test_sync_call_in_a_running_loop_says_to_await_the_async_variant():
     with pytest.raises(ConfigError, match=r"await importer\.import_records_async\(\.\.\.\)"):
         importer.import_records([], mapping=MAPPING)
-    result = await importer.import_records_async(
-        every_dtype_frame(), mapping=MAPPING, dry_run=True
-    )
+    result = await importer.import_records_async(every_dtype_frame(), mapping=MAPPING, dry_run=True)
     assert result.counts == {"valid": 2, "invalid": 2}
 
 

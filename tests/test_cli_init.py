@@ -242,7 +242,6 @@ def test_run_names_the_date_format_the_values_do_match(sandbox, capsys):
     assert main([*args, "--results", "r.csv"]) == 1
     errors = {r["error"] for r in read_results(Path("r.csv")).values() if r["status"] == "invalid"}
     assert any(
-        'does not match the format "%m/%d/%Y %H:%M"' in e
-        and 'it matches "%d/%m/%Y %H:%M"' in e
+        'does not match the format "%m/%d/%Y %H:%M"' in e and 'it matches "%d/%m/%Y %H:%M"' in e
         for e in errors
     ), errors

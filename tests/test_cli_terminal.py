@@ -74,9 +74,7 @@ def scans_with_many_reasons() -> str:
     return "\n".join(lines) + "\n"
 
 
-def test_summary_groups_the_reasons_rows_were_not_created_with_counts_and_rows(
-    tmp_path, capsys
-):
+def test_summary_groups_the_reasons_rows_were_not_created_with_counts_and_rows(tmp_path, capsys):
     data = write(tmp_path, "scans.csv", scans_with_many_reasons())
     mapping = write(tmp_path, "map.yaml", SCANS_MAPPING)
     assert main(["run", str(data), "--mapping", str(mapping), "--sandbox", "--quiet"]) == 1

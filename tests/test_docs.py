@@ -43,9 +43,7 @@ def commands(parser: argparse.ArgumentParser, path: Command = ()) -> Iterator[Co
 def parser_of(command: Command) -> argparse.ArgumentParser:
     parser = build_parser()
     for name in command:
-        subparsers = next(
-            a for a in parser._actions if isinstance(a, argparse._SubParsersAction)
-        )
+        subparsers = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
         parser = subparsers.choices[name]
     return parser
 
@@ -105,9 +103,7 @@ def test_readme_command_line_names_every_option_of_every_command(command):
     block = usage_blocks().get(command, "")
     shown = set(OPTION.findall(block))
     missing = [spellings[-1] for spellings in options(command) if not shown & set(spellings)]
-    assert not missing, (
-        f"README, Command line, '{named(command)}': add {', '.join(missing)}"
-    )
+    assert not missing, f"README, Command line, '{named(command)}': add {', '.join(missing)}"
 
 
 @pytest.mark.parametrize("command", ALL, ids=IDS)

@@ -17,10 +17,11 @@ from results_csv import read_results
 from importer.cli import main
 from importer.config import Credentials
 from importer.eloqua import EloquaClient, Timeouts, open_session
+from importer.fields import Lookup
 from importer.ledger import Ledger
 from importer.lookup import LookupFailed, Resolver
-from importer.mapping import Lookup
-from importer.sender import Job, Outcome, RetryPolicy, Sender, SendOptions, send_one
+from importer.retry import RetryPolicy
+from importer.sender import Job, Outcome, Sender, SendOptions, send_one
 
 PAYLOAD = {
     "name": "Expo",
@@ -185,6 +186,7 @@ async def test_a_redirected_contact_search_is_not_followed(fake_sleep):
 
 def moved_app(moved_to: str = "/moved") -> web.Application:
     """Everything redirects to ``moved_to``, which answers like a healthy Eloqua."""
+
     async def redirect(request: web.Request) -> web.Response:
         raise web.HTTPMovedPermanently(moved_to + request.path)
 

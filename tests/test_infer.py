@@ -17,8 +17,8 @@ from importer.infer import (
     render_yaml,
     suggest_mapping,
 )
-from importer.loader import Row
 from importer.mapping import load_mapping
+from importer.table import Row
 
 ZOOM_ROWS = [
     ["Attendee Report"],
@@ -101,15 +101,15 @@ def test_formats_matching_is_found_per_value():
 
 
 def test_yaml_keeps_awkward_column_names_and_constants_exactly(tmp_path):
-    names = ["Contact ID", "Scan: time # local", "It's \"quoted\"", "{Booth}", "Campaign"]
+    names = ["Contact ID", "Scan: time # local", 'It\'s "quoted"', "{Booth}", "Campaign"]
     data = tmp_path / "odd.csv"
-    lines = [",".join(f'"{n}"'.replace('\"quoted\"', '""quoted""') for n in names)]
-    lines.append('2001,03/14/2026 09:05,x,B1,Spring: {Expo} #1')
+    lines = [",".join(f'"{n}"'.replace('"quoted"', '""quoted""') for n in names)]
+    lines.append("2001,03/14/2026 09:05,x,B1,Spring: {Expo} #1")
     data.write_text("\n".join(lines) + "\n", encoding="utf-8")
     options = InitOptions(
         asset_type="Tradeshow",
         activity_type="Visited Booth",
-        asset_name='Q&A {live}: #1 "quoted" \'too\'',
+        asset_name="Q&A {live}: #1 \"quoted\" 'too'",
         timezone="UTC",
     )
     suggestion = suggest_mapping(data, options)
@@ -120,15 +120,15 @@ def test_yaml_keeps_awkward_column_names_and_constants_exactly(tmp_path):
     assert mapping.fields["activityDate"].source == "Scan: time # local"
     assert mapping.fields["campaignId"].source == "Campaign"
     assert mapping.fields["campaignId"].lookup == "campaign"
-    header = [n.replace('\"quoted\"', '"quoted"') for n in names]
+    header = [n.replace('"quoted"', '"quoted"') for n in names]
     mapping.bind(header)
     payload = mapping.payload(Row(2, ["2001", "03/14/2026 09:05", "x", "B1", "Spring: {Expo} #1"]))
-    assert payload["assetName"] == 'Q&A {live}: #1 "quoted" \'too\''
+    assert payload["assetName"] == "Q&A {live}: #1 \"quoted\" 'too'"
     when = dt.datetime(2026, 3, 14, 9, 5, tzinfo=dt.UTC)
     assert payload["activityDate"] == str(int(when.timestamp()))
     assert payload["campaignId"].key == "Spring: {Expo} #1"
     unused = [name for name, _ in suggestion.unused]
-    assert unused == ["It's \"quoted\"", "{Booth}"]
+    assert unused == ['It\'s "quoted"', "{Booth}"]
 
 
 def test_every_mapping_line_is_commented(tmp_path):

@@ -11,18 +11,16 @@ import sys
 import pytest
 
 from importer.errors import ConfigError
+from importer.fields import Lookup
+from importer.identity import FirstSeen, fingerprint, identify
 from importer.ledger import (
     SCHEMA_VERSION,
-    FirstSeen,
     Ledger,
     check_ledger,
     default_ledger_path,
-    fingerprint,
-    identify,
+    ledger_site,
     normalise_site,
 )
-from importer.mapping import Lookup
-from importer.preflight import ledger_site
 
 SITE = "secure.p03.eloqua.com/acme"
 
@@ -389,7 +387,9 @@ async def test_a_ledger_of_the_first_release_is_upgraded_in_place(tmp_path):
         claim = await ledger.claim(identify(PAYLOAD), "a.csv row 2")
         fresh = await ledger.claim(identify({**PAYLOAD, "contactId": "2002"}), "a.csv row 3")
     assert (claim.decision, claim.activity_id, claim.source) == (
-        "already_created", "100001", "a.csv row 2"
+        "already_created",
+        "100001",
+        "a.csv row 2",
     )
     assert fresh.decision == "send"
     with sqlite3.connect(path) as db:
@@ -407,7 +407,7 @@ def test_processes_upgrading_one_old_ledger_at_once_all_succeed(tmp_path):
     path = first_release_ledger(tmp_path / "old.sqlite3")
     script = (
         "import asyncio, sys, pathlib\n"
-        "from importer.ledger import Ledger, identify\n"
+        "from importer.identity import identify\nfrom importer.ledger import Ledger\n"
         f"payload = {PAYLOAD!r}\n"
         "async def main():\n"
         f"    async with Ledger(pathlib.Path(sys.argv[1]), {SITE!r}) as ledger:\n"

@@ -50,7 +50,7 @@ def test_a_rerun_after_cosmetic_mapping_changes_creates_nothing(tmp_path, mappin
     mapping.write_text(
         MAPPING.replace('name: "{Event} - {Action}"', 'name: "{Event}: {Action}"')
         .replace("  campaignId: {column: Campaign, required: false}\n", "")
-        .replace('  fieldValues:\n', '  fieldValues:\n    - {id: "13", value: Hall 2}\n'),
+        .replace("  fieldValues:\n", '  fieldValues:\n    - {id: "13", value: Hall 2}\n'),
         encoding="utf-8",
     )
     assert run(tmp_path, data, mapping) == 0

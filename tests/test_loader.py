@@ -13,7 +13,8 @@ import openpyxl
 import pytest
 
 from importer.errors import InputError
-from importer.loader import UNCALCULATED, Row, Table, open_table
+from importer.loader import open_table
+from importer.table import UNCALCULATED, Row, Table
 
 FIXTURES = pathlib.Path(__file__).parent / "fixtures"
 BROKEN = FIXTURES / "broken"

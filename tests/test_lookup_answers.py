@@ -14,9 +14,10 @@ import aiohttp
 import pytest
 from mocked_eloqua import BASE, CAMPAIGNS_URL, CONTACTS_URL, mocked_client, refused
 
+from importer.errors import Unauthorized
+from importer.fields import Lookup
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
-from importer.mapping import Lookup
-from importer.sender import RetryPolicy, Unauthorized
+from importer.retry import RetryPolicy
 
 ANA = Lookup("contact", "Ana@Example.com")
 CONTACT_URL = BASE + "/api/REST/1.0/data/contact"
@@ -102,9 +103,7 @@ async def test_a_search_answered_with_a_retry_status_is_asked_again(fake_sleep, 
     [refused(), aiohttp.ServerDisconnectedError(), TimeoutError()],
     ids=["refused", "disconnected", "timeout"],
 )
-async def test_a_search_that_lost_its_connection_is_asked_again_as_it_only_reads(
-    fake_sleep, error
-):
+async def test_a_search_that_lost_its_connection_is_asked_again_as_it_only_reads(fake_sleep, error):
     result, searches = await look_up(
         fake_sleep, ANA, {"exception": error}, found(("2405", "ana@example.com"))
     )

@@ -1,5 +1,5 @@
 """Contact and campaign lookups, preflight checks and `eloqua-import check`, against the
-real sandbox (and aioresponses for one narrow retry case)."""
+real sandbox (and a small aiohttp server on 127.0.0.1 for one narrow retry case)."""
 
 from __future__ import annotations
 
@@ -14,10 +14,10 @@ from results_csv import read_results
 from importer.cli import main
 from importer.config import Credentials
 from importer.eloqua import EloquaClient, open_session
+from importer.fields import Lookup
 from importer.lookup import Resolver
-from importer.mapping import Lookup
+from importer.retry import RetryPolicy
 from importer.sandbox.seed import CONTACTS
-from importer.sender import RetryPolicy
 
 ROOT = Path(__file__).resolve().parent.parent
 EMAIL_IDS = {email.casefold(): cid for cid, _, _, email in CONTACTS}

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from importer.errors import MappingError, RowError
-from importer.loader import Row
 from importer.mapping import Mapping, load_mapping
+from importer.table import Row
 
 HEADER = ["First Name", "Email", "Contact ID", "Event", "Action", "Scan Time", "Booth", "Campaign"]
 

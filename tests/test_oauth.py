@@ -37,13 +37,15 @@ from importer.auth import (
 )
 from importer.cli import main
 from importer.eloqua import RENEWALS, EloquaClient
+from importer.errors import Unauthorized
+from importer.retry import RetryPolicy
 from importer.sandbox.server import (
     SANDBOX_CLIENT_ID,
     SANDBOX_CLIENT_SECRET,
     SandboxConfig,
     SandboxServer,
 )
-from importer.sender import RetryPolicy, Unauthorized, send_one
+from importer.sender import send_one
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,9 +161,10 @@ async def password_grant_async(server: SandboxServer) -> str:
     body = {"grant_type": "password", "username": "Sandbox\\api.user", "password": "sandbox"}
     headers = {"Authorization": app_for(server.base_url).client_auth()}
     url = server.base_url + "/auth/oauth2/token"
-    async with aiohttp.ClientSession() as session, session.post(
-        url, json=body, headers=headers
-    ) as response:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(url, json=body, headers=headers) as response,
+    ):
         return (await response.json())["refresh_token"]
 
 
@@ -334,9 +337,10 @@ def test_300_rows_with_tokens_expiring_every_50_requests_are_created_once(
     assert_created_once(sandbox, 360)
     assert sandbox.state.oauth.grants["refused"] == 0
     # ... and the refresh tokens it replaced are refused.
-    assert token_grant(sandbox.base_url, {"grant_type": "refresh_token", "refresh_token": seed})[
-        0
-    ] == 400
+    assert (
+        token_grant(sandbox.base_url, {"grant_type": "refresh_token", "refresh_token": seed})[0]
+        == 400
+    )
 
 
 def test_password_grant_renews_across_expiries(tmp_path, sandbox_factory, monkeypatch):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import importer.report as report
-from importer.loader import UNCALCULATED
 from importer.report import ErrorsWriter, ResultsWriter
+from importer.table import UNCALCULATED
 
 
 def lines(path):

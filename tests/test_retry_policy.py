@@ -15,7 +15,9 @@ import pytest
 from aioresponses import CallbackResult
 from mocked_eloqua import ACTIVITY_URL, ELSEWHERE, PAYLOAD, calls, mocked_client, refused
 
-from importer.sender import Outcome, RetryPolicy, Unauthorized, send_one
+from importer.errors import Unauthorized
+from importer.retry import RetryPolicy
+from importer.sender import Outcome, send_one
 
 
 async def create(fake_sleep, *answers: dict, attempts: int = 6) -> tuple[Outcome, int]:

@@ -6,7 +6,8 @@ import socket
 
 from importer.config import Credentials
 from importer.eloqua import EloquaClient, open_session
-from importer.sender import Job, Outcome, RetryPolicy, Sender, SendOptions, send_one
+from importer.retry import RetryPolicy
+from importer.sender import Job, Outcome, Sender, SendOptions, send_one
 
 PAYLOAD = {
     "name": "Expo",

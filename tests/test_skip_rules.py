@@ -10,8 +10,8 @@ from results_csv import read_results
 
 from importer.cli import main
 from importer.errors import MappingError, RowError, RowSkipped
-from importer.loader import Row
 from importer.mapping import parse_mapping
+from importer.table import Row
 
 BASE = {
     "version": 1,
@@ -109,10 +109,7 @@ def test_skip_if_column_missing_names_the_closest_one(tmp_path, capsys):
 def test_skipped_rows_exit_0_are_counted_and_stay_out_of_the_errors_file(tmp_path, capsys):
     data = tmp_path / "d.csv"
     data.write_text(
-        "Contact ID,Attended,Join Time\n"
-        "2001,Yes,2026-03-14 09:00\n"
-        "2002,No,--\n"
-        "2003,Yes,N/A\n",
+        "Contact ID,Attended,Join Time\n2001,Yes,2026-03-14 09:00\n2002,No,--\n2003,Yes,N/A\n",
         encoding="utf-8",
     )
     mapping_file = tmp_path / "m.yaml"

@@ -252,9 +252,7 @@ def test_stop_mid_import_then_import_again_creates_nothing_twice(browser, tmp_pa
         finished(page, "#check-out")
         page.get_by_role("button", name=re.compile(r"Import \d+ rows")).click()
         finished(page, "#import-out")
-        expect(page.locator("#import-out dd[data-status=already_created]")).to_have_text(
-            str(first)
-        )
+        expect(page.locator("#import-out dd[data-status=already_created]")).to_have_text(str(first))
         keys = [(a["contactId"], a["activityDate"], a["activityType"]) for a in ui.activities]
         assert len(keys) == len(set(keys)) == 60
     finally:

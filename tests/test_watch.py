@@ -24,7 +24,8 @@ import pytest
 from importer.cli import main
 from importer.config import connection_from_env
 from importer.errors import ExitStatus
-from importer.watch import EventLog, Inbox, Watcher, WatchOptions
+from importer.inbox import Inbox
+from importer.watch import EventLog, Watcher, WatchOptions
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPING = (Path(__file__).parent / "fixtures" / "booth_scans.yaml").read_text(encoding="utf-8")

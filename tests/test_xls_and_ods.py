@@ -16,10 +16,11 @@ import pytest
 from results_csv import read_results
 from test_loader import make_workbook, read_all
 
-from importer import loader
+from importer import xls_ods
 from importer.cli import main
 from importer.errors import InputError
-from importer.loader import UNCALCULATED, Row, open_table
+from importer.loader import open_table
+from importer.table import UNCALCULATED, Row
 
 ROOT = Path(__file__).resolve().parent.parent
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -132,10 +133,8 @@ def test_rows_and_columns_before_the_data_keep_excel_numbering(tmp_path: Path) -
     assert rows == [Row(4, ["", "a@x.com", "A"])]
 
 
-def test_a_cell_over_the_cap_refuses_the_file_before_any_row(
-    tmp_path: Path, monkeypatch
-) -> None:
-    monkeypatch.setattr(loader, "MAX_CELL_CHARS", 10)
+def test_a_cell_over_the_cap_refuses_the_file_before_any_row(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setattr(xls_ods, "MAX_CELL_CHARS", 10)
     path = ods_file(
         tmp_path / "notes.ods",
         f"<table:table-row>{text_cell('Email')}{text_cell('Notes')}</table:table-row>"
@@ -154,7 +153,7 @@ def test_a_cell_over_the_cap_refuses_the_file_before_any_row(
 def test_workbook_over_the_whole_sheet_limit_is_refused_before_reading(
     kind: str, monkeypatch
 ) -> None:
-    monkeypatch.setitem(loader.MAX_WHOLE_SHEET_BYTES, kind, 1000)
+    monkeypatch.setitem(xls_ods.MAX_WHOLE_SHEET_BYTES, kind, 1000)
     with pytest.raises(InputError, match=r"read whole into memory.*up to 0 MB.*Save As \.xlsx"):
         read_all(twin("expo", kind))
 
@@ -254,7 +253,7 @@ def test_ods_formulas_give_their_saved_values_or_the_uncalculated_marker(tmp_pat
         tmp_path / "f.ods",
         f"<table:table-row>{text_cell('Email')}{text_cell('Contact ID')}{text_cell('Label')}"
         f"{text_cell('Score')}</table:table-row>"
-        f"<table:table-row>{text_cell('a@x.com')}{saved} office:value=\"2001\"/>{empty}{never}"
+        f'<table:table-row>{text_cell("a@x.com")}{saved} office:value="2001"/>{empty}{never}'
         "</table:table-row>"
         f'<table:table-row table:number-rows-repeated="2">{text_cell("b@x.com")}'
         f'<table:table-cell table:number-columns-repeated="2"/>{never}</table:table-row>',

@@ -11,7 +11,7 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-import importer.loader as loader
+import importer.xlsx as xlsx
 from importer.cli import main
 from importer.errors import InputError
 from importer.loader import open_table
@@ -24,7 +24,7 @@ HUGE = 8 * CAP
 
 @pytest.fixture(autouse=True)
 def small_cap(monkeypatch):
-    monkeypatch.setattr(loader, "MAX_CELL_CHARS", CAP)
+    monkeypatch.setattr(xlsx, "MAX_CELL_CHARS", CAP)
 
 
 def workbook(path: Path, rows: list[list[object]], other_sheet: list[list[object]] | None = None):

@@ -3,7 +3,8 @@
 It serves the few endpoints the importer uses, with Eloqua's status codes and error shapes,
 plus fault injection (latency, 500/429/503 answers, dropped connections) so retries and the
 ``uncertain`` status can be exercised without a real Eloqua site. It stands apart from the rest
-of the package: nothing here imports the importer, and the importer never imports this.
+of the package: nothing here imports the importer; the importer imports this only to start a
+sandbox (``--sandbox``, ``sandbox=True``, ``check --sandbox``, ``eloqua-import sandbox``).
 
 OAuth2 as Eloqua's login service does it: ``/auth/oauth2/token`` (password, authorization_code
 and refresh_token grants, HTTP Basic client auth with ``sandbox-client`` / ``sandbox-secret``;
@@ -127,11 +128,6 @@ class SandboxState:
                 cid: {"firstName": first, "lastName": last, "emailAddress": email}
                 for cid, first, last, email in seed.CONTACTS
             }
-
-    @property
-    def requests(self) -> Counter[str]:
-        """Requests received, by endpoint kind (same object as ``request_counts``)."""
-        return self.request_counts
 
     def activity(self, activity_id: str) -> dict[str, Any] | None:
         return next((a for a in self.activities if a["id"] == activity_id), None)
@@ -466,7 +462,7 @@ async def _token(request: web.Request, _: re.Match[str]) -> web.Response:
         return _json_response({"error": "invalid_client"}, status=401)
     grant = form.get("grant_type", "")
     if grant == "password":
-        company, _, user = form.get("username", "").partition("\\")
+        company, _sep, user = form.get("username", "").partition("\\")
         ok = (
             company.lower() == SANDBOX_COMPANY.lower()
             and user.lower() == SANDBOX_USERNAME.lower()

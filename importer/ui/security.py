@@ -16,6 +16,7 @@ import secrets
 from collections.abc import Awaitable, Callable
 
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
 COOKIE = "eloqua_import_ui"
 TOKEN_HEADER = "X-Eloqua-Import-Token"
@@ -54,7 +55,7 @@ def _refuse(why: str) -> web.Response:
     return web.Response(status=403, text=f"403 Forbidden: {why}\n", headers=SECURITY_HEADERS)
 
 
-def guard(token: str, hosts: Callable[[], frozenset[str] | None]) -> Handler:
+def guard(token: str, hosts: Callable[[], frozenset[str] | None]) -> Middleware:
     """The middleware: host check, token check, CSRF check, security headers."""
 
     @web.middleware

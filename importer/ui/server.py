@@ -287,14 +287,16 @@ async def _preview(request: web.Request, ui: UiServer) -> web.Response:
     return await _preview_of(_upload_of(body, ui), _sheet(body), _header_row(body))
 
 
-async def _preview_of(upload: Upload, sheet: str | None, header_row: int | None) -> web.Response:
+async def _preview_of(
+    upload: Upload, sheet: str | int | None, header_row: int | None
+) -> web.Response:
     try:
         return await asyncio.to_thread(_read_preview, upload, sheet, header_row)
     except ImporterError as exc:
         return _problem(str(exc).replace(str(upload.path), upload.name), upload=upload.id)
 
 
-def _read_preview(upload: Upload, sheet: str | None, header_row: int | None) -> web.Response:
+def _read_preview(upload: Upload, sheet: str | int | None, header_row: int | None) -> web.Response:
     """The first rows from the header down; the sheet and header row as ``init`` finds them."""
     found, detected, why = locate_table(upload.path, sheet=sheet)
     peek = peek_rows(upload.path, sheet=found, limit=PEEK_LIMIT)
