@@ -366,10 +366,13 @@ async def _import_to_sandbox(run: RunOptions) -> Summary:
     # activities an earlier results file shows either: sending them again is right.
     run.guard_lost_ledger = False
     with tempfile.TemporaryDirectory(prefix="eloqua-import-sandbox-") as scratch:
-        if run.ledger_path is None:
+        temporary = run.ledger_path is None
+        if temporary:
             run.ledger_path = Path(scratch) / "ledger.sqlite3"
         async with SandboxServer() as server:
-            return await run_import(run, sandbox_connection(server.base_url))
+            summary = await run_import(run, sandbox_connection(server.base_url))
+        summary.temporary_ledger = temporary and summary.ledger_path is not None
+        return summary
 
 
 def _counts(summary: Summary) -> Counter[str]:

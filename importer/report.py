@@ -460,6 +460,7 @@ class Summary:
     #: the caller knows which shaped the run. ``--dry-run`` and ``--header-row`` are added here.
     reimport_options: list[str] = field(default_factory=list)
     ledger_path: Path | None = None  # the ledger consulted (None: an offline dry run)
+    temporary_ledger: bool = False  # the sandbox's own, removed when the run ends
 
     @property
     def rows(self) -> int:
@@ -526,7 +527,9 @@ class Summary:
             lines.append(f"Results: {self.results_path}")
         for old, aside in self.moved_aside:
             lines.append(f"  The earlier {old.name} was kept: moved to {aside.name}")
-        if self.ledger_path is not None:
+        if self.temporary_ledger:
+            lines.append("Ledger:  a temporary one for this sandbox run (removed at exit)")
+        elif self.ledger_path is not None:
             lines.append(f"Ledger:  {self.ledger_path}")
         if self.errors_path is not None:
             lines.append(f"Rows not created: {self.errors_path}")

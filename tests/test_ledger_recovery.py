@@ -80,6 +80,9 @@ def test_rows_differing_only_in_cosmetics_are_in_file_duplicates(tmp_path, mappi
 def test_the_summary_names_the_ledger_in_use(tmp_path, mapping, sandbox, capsys):
     assert run(tmp_path, scans(tmp_path / "a.csv", 2), mapping) == 0
     assert f"Ledger:  {default_ledger_path()}" in capsys.readouterr().out
+    # A sandbox run's own ledger is gone once the run ends: the summary says so, no dead path.
+    assert run(tmp_path, scans(tmp_path / "a.csv", 2), mapping, "--sandbox") == 0
+    assert "Ledger:  a temporary one for this sandbox run" in capsys.readouterr().out
 
 
 def test_a_lost_ledger_stops_the_rerun_before_sending_and_adopt_recovers_it(
