@@ -74,9 +74,14 @@ class SkipRule:
     shown: tuple[str, ...] = ()  # the values as the mapping wrote them, for messages
     index: int = -1  # filled in by Mapping.bind()
 
-    def reason(self, cells: Sequence[Cell]) -> str | None:
-        """Why the row is skipped (for the results' error column), or None to keep it."""
-        cell = cells[self.index]
+    def reason(self, cells: Sequence[Cell], read: Sequence[Cell] | None = None) -> str | None:
+        """Why the row is skipped (for the results' error column), or None to keep it.
+
+        ``cells`` have ``blank_values`` applied, ``read`` are the cells as read: ``blank``
+        tests the former, ``equals``/``in`` the latter, so a rule naming a placeholder value
+        ("--") still matches it.
+        """
+        cell = cells[self.index] if self.values is None or read is None else read[self.index]
         text = "" if isinstance(cell, UncalculatedFormula) else cell_text(cell).strip()
         if self.values is None:
             return f"skip_if: {self.column} is blank" if not text else None
@@ -188,11 +193,15 @@ class Mapping:
                 for cell in cells
             ]
         for rule in self.skip_rules:
-            reason = rule.reason(cells)
+            reason = rule.reason(cells, row.cells)
             if reason is not None:
-                raise RowSkipped(
-                    reason, column=rule.column, value=row.cells[rule.index], code="skip-if"
-                )
+                # One group per rule and value in the summary: an `in:` rule's rows must not
+                # all be shown under the first value seen.
+                value = row.cells[rule.index]
+                code = "skip-if"
+                if rule.values is not None:
+                    code += ":" + cell_text(value).strip().casefold()
+                raise RowSkipped(reason, column=rule.column, value=value, code=code)
         payload: dict[str, Any] = {}
         for name, spec in self.fields.items():
             value = spec.evaluate(cells)  # type: ignore[misc]
