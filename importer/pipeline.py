@@ -509,6 +509,10 @@ class _Signals:
     def _stop_at_once(self) -> None:
         """The second Ctrl-C: no more waiting for answers; every row is still reported."""
         assert self.sender is not None
+        if self.sender.aborted:
+            # Signals that arrive while the loop is busy are handled together: this one came
+            # after the second Ctrl-C, so it is the third, which quits outright.
+            raise KeyboardInterrupt
         # A third Ctrl-C quits outright, leaving the results file short (the ledger holds what
         # was sent, so a rerun is still safe).
         self.handlers.release(signal.SIGINT)

@@ -45,6 +45,9 @@ from importer.throttle import AdaptiveLimit
 #: A row another live run is sending: look again every 5 s, for up to 2 minutes.
 OTHER_RUN_INTERVAL = 5.0
 OTHER_RUN_CHECKS = 24
+#: After a stop, the rows left are reported unsent this many at a time between turns of the
+#: event loop (signals, in-flight answers).
+UNSENT_BATCH = 256
 #: Rejections that say nothing about the row (wrong URL, missing permission): every row will
 #: get the same answer, so the circuit breaker counts them like failures.
 SYSTEMIC_REJECTIONS = frozenset({403, 404})
@@ -242,10 +245,16 @@ class Sender(Generic[T]):
             asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)
         ]
         failure: ImporterError | None = None
+        unsent = 0
         try:
             for job in jobs:
                 if self._stopping.is_set():
                     self._not_sent(job)
+                    unsent += 1
+                    if unsent % UNSENT_BATCH == 0:
+                        # Let the loop run: a second Ctrl-C (abort) and the answers of the
+                        # requests in flight must not wait until the whole file is reported.
+                        await asyncio.sleep(0)
                     continue
                 # Let idle workers start on this row now, so a slow file does not starve
                 # them; while they are busy, the producer runs on until the queue is full.
