@@ -61,17 +61,22 @@ def is_redirect(status: int | None) -> bool:
 def created_id(body: Any) -> str | None:
     """The id in an answer to a create, or None when the answer has no usable id.
 
-    Eloqua answers a string of digits; an integer is taken too. A missing, null, empty or
-    structured id says nothing about which record was made, so it is not an id.
+    Eloqua's ids are positive whole numbers, sent as a string of digits; an integer is taken
+    too. Anything else (missing, null, "null", empty, negative, structured) says nothing about
+    which record was made, so it is not an id.
     """
     if not isinstance(body, dict):
         return None
     value = body.get("id")
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value.strip() and value.isprintable() and len(value) <= 100:
-        return value.strip()
-    return None
+        text = str(value)
+    elif isinstance(value, str) and len(value) <= 100:
+        text = value.strip()
+    else:
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) == 0:
+        return None
+    return text
 
 
 @dataclass(frozen=True)
