@@ -404,7 +404,7 @@ async def test_a_create_that_never_got_a_connection_in_time_is_failed_not_uncert
 @pytest.mark.parametrize(
     "body",
     [{"id": "null"}, {"id": "None"}, {"id": "undefined"}, {"id": "0"}, {"id": -1}, {"id": 0},
-     {"id": "12ab"}, {"id": "１２"}, {"id": 1.5}],
+     {"id": "12ab"}, {"id": "\uff11\uff12"}, {"id": 1.5}],
     ids=["null-text", "None-text", "undefined", "zero-text", "negative", "zero", "not-digits",
          "fullwidth-digits", "float"],
 )  # fmt: skip
