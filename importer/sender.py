@@ -135,6 +135,8 @@ def _judge(response: ApiResponse, attempts: int) -> Outcome:
         return _uncertain(attempts, describe_error(response), status)
     if 200 <= status < 300:
         reason = f"Eloqua answered {status} without a usable activity id"
+        if response.too_large:
+            reason += f" ({response.body})"
         return _uncertain(attempts, reason, status)
     error = describe_error(response)
     return Outcome(Status.REJECTED, http_status=status, attempts=attempts, error=error)

@@ -415,3 +415,18 @@ async def test_a_201_whose_id_is_not_an_eloqua_id_is_uncertain(scripted, fake_sl
     outcome = await send(scripted.base_url, fake_sleep)
     assert outcome.status == "uncertain" and outcome.activity_id == ""
     assert len(scripted.received) == 1
+
+
+async def test_an_answer_larger_than_the_cap_is_never_read_whole(
+    scripted, fake_sleep, monkeypatch
+):
+    # Eloqua's answers are a few KB; a broken proxy streaming hundreds of MB must not fill
+    # memory. A create answered that way is uncertain: its id was never read.
+    import importer.eloqua
+
+    monkeypatch.setattr(importer.eloqua, "MAX_ANSWER_BYTES", 1000)
+    scripted.then(201, {"id": "5001", "padding": "x" * 5000})
+    outcome = await send(scripted.base_url, fake_sleep)
+    assert outcome.status == "uncertain" and outcome.activity_id == ""
+    assert "more than 1,000 bytes" in outcome.error
+    assert len(scripted.received) == 1
