@@ -236,8 +236,7 @@ def check_url(url: str, what: str) -> str:
     example = "a URL like https://secure.p03.eloqua.com"
     if any(unicodedata.category(char) == "Cc" for char in url):
         raise ConfigError(
-            f"{what} contains a line break or another control character: set it again as"
-            f" {example}"
+            f"{what} contains a line break or another control character: set it again as {example}"
         )
     try:
         parts = urlsplit(url)

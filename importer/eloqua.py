@@ -336,8 +336,8 @@ async def _read(response: aiohttp.ClientResponse) -> ApiResponse:
         data += chunk
         if len(data) > MAX_ANSWER_BYTES:
             response.close()  # the rest is never read: drop the connection
-            body = f"an answer of more than {MAX_ANSWER_BYTES:,} bytes, not read"
-            return ApiResponse(response.status, body, retry_after, location, too_large=True)
+            unread = f"an answer of more than {MAX_ANSWER_BYTES:,} bytes, not read"
+            return ApiResponse(response.status, unread, retry_after, location, too_large=True)
     text = data.decode(response.charset or "utf-8", errors="replace")
     try:
         body: Any = json.loads(text) if text else None

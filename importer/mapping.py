@@ -321,7 +321,7 @@ def _check_dict_bounds(root: Any) -> None:
         children = _object_children(node)
         if finished:
             open_nodes.discard(key)
-            parts = [measured.get(id(child), (1, 0)) for child in children]
+            parts = [measured.get(id(child), (1, 0)) for child in children or ()]
             values = 1 + sum(size for size, _ in parts)
             levels = 1 + max((depth for _, depth in parts), default=0)
             if levels > MAX_NESTING:

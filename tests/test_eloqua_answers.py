@@ -417,9 +417,7 @@ async def test_a_201_whose_id_is_not_an_eloqua_id_is_uncertain(scripted, fake_sl
     assert len(scripted.received) == 1
 
 
-async def test_an_answer_larger_than_the_cap_is_never_read_whole(
-    scripted, fake_sleep, monkeypatch
-):
+async def test_an_answer_larger_than_the_cap_is_never_read_whole(scripted, fake_sleep, monkeypatch):
     # Eloqua's answers are a few KB; a broken proxy streaming hundreds of MB must not fill
     # memory. A create answered that way is uncertain: its id was never read.
     import importer.eloqua
