@@ -241,7 +241,9 @@ class Sender(Generic[T]):
         self.aborted = True
         self._give_up_in_flight()
 
-    async def run(self, jobs: Iterable[Job[T]]) -> SendStats:
+    async def run(self, jobs: Iterable[Job[T] | None]) -> SendStats:
+        """Send every job. A ``None`` in the stream is no job: the producer read rows that
+        send nothing (invalid, duplicate) and lets the event loop run (signals, answers)."""
         queue: asyncio.Queue[Job[T] | None] = asyncio.Queue(maxsize=self.options.concurrency * 2)
         workers = [
             asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)
@@ -250,6 +252,9 @@ class Sender(Generic[T]):
         unsent = 0
         try:
             for job in jobs:
+                if job is None:
+                    await asyncio.sleep(0)
+                    continue
                 if self._stopping.is_set():
                     self._not_sent(job)
                     unsent += 1
