@@ -225,10 +225,40 @@ def has_credentials(env: Mapping[str, str] | None = None) -> bool:
 
 
 def check_url(url: str, what: str) -> str:
-    """Return ``url`` without a trailing slash; refuse plain http except to loopback."""
-    parts = urlsplit(url.strip())
+    """Return ``url`` without a trailing slash; refuse plain http except to loopback.
+
+    A URL the HTTP library would misread or refuse mid-run is a configuration error here:
+    control characters or spaces (urlsplit silently drops tabs and line breaks), a port that
+    is no port, a query or fragment (the API paths are appended to it), or a user name and
+    password inside it (never shown: it is a secret).
+    """
+    url = url.strip()
+    example = "a URL like https://secure.p03.eloqua.com"
+    if any(unicodedata.category(char) == "Cc" for char in url):
+        raise ConfigError(
+            f"{what} contains a line break or another control character: set it again as {example}"
+        )
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 (raises ValueError for a port that is no number or too big)
+    except ValueError as exc:
+        if "@" in url:  # the message would show the password
+            raise ConfigError(f"{what} is not a URL; it must be {example}") from None
+        raise ConfigError(f"{what} is not a URL ({exc}): it must be {example}") from None
+    if parts.username is not None or parts.password is not None:
+        raise ConfigError(
+            f"{what} must not hold a user name or password (Eloqua's are set with"
+            f" ELOQUA_COMPANY, ELOQUA_USERNAME and ELOQUA_PASSWORD): set it as {example}"
+        )
+    if any(char.isspace() for char in url):
+        raise ConfigError(f"{what} contains a space: set it as {example}, not {url!r}")
+    if parts.query or parts.fragment or url.endswith(("?", "#")):
+        raise ConfigError(
+            f"{what} must not hold a query or fragment ('?...', '#...'): set it as {example},"
+            f" not {url!r}"
+        )
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ConfigError(f"{what} must be a URL like https://secure.p03.eloqua.com, not {url!r}")
+        raise ConfigError(f"{what} must be {example}, not {url!r}")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ConfigError(
             f"{what} uses plain http to {parts.hostname}: credentials would travel unencrypted."

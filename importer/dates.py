@@ -233,6 +233,8 @@ def _strptime(text: str, formats: Sequence[str]) -> datetime.datetime:
             return datetime.datetime.strptime(text, fmt)
         except ValueError:
             continue
+    if _is_placeholder(text):
+        raise DateError(_placeholder_reason(text), "date-placeholder")
     tried = " or ".join(f'"{fmt}"' for fmt in formats)
     matches = " or ".join(f'"{fmt}"' for fmt in matching_formats(text, exclude=formats))
     if matches:
@@ -263,7 +265,29 @@ def _zulu_to_offset(text: str) -> str:
     return text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text
 
 
+#: A short cell of one word without a single digit ("--", "N/A", "TBD") holds no date.
+_PLACEHOLDER_CHARS = 8
+
+
+def _is_placeholder(text: str) -> bool:
+    return len(text) <= _PLACEHOLDER_CHARS and not any(
+        char.isdigit() or char.isspace() for char in text
+    )
+
+
+def _placeholder_reason(text: str) -> str:
+    """A placeholder is no badly written date: point to blank_values, never to a format."""
+    listed = f'["{text}"]' if '"' not in text and "\\" not in text else '["..."]'
+    return (
+        f"'{text}' is not a date; if it means \"no value\", add blank_values: {listed} at the"
+        " top of the mapping (then a skip_if rule with blank: true, or a default:, for these"
+        " rows)"
+    )
+
+
 def _unrecognised_reason(text: str) -> str:
+    if _is_placeholder(text):
+        return _placeholder_reason(text)
     match = _DAY_MONTH.fullmatch(text)
     if match:
         return _day_month_reason(text, match)

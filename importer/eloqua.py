@@ -31,6 +31,9 @@ CONTACTS_PATH = "/api/REST/1.0/data/contacts"
 CONTACT_PATH = "/api/REST/1.0/data/contact"
 CAMPAIGNS_PATH = "/api/REST/2.0/assets/campaigns"
 PAGE_SIZE = 1000
+#: Eloqua's answers are a few KB (a page of 1,000 asset types well under 1 MB): a longer one is
+#: a broken proxy or server, and is not read into memory.
+MAX_ANSWER_BYTES = 16 * 1024 * 1024
 USER_AGENT = f"eloqua-import/{__version__} (+https://github.com/eloqua-import)"
 
 _REQUIREMENT_WORDS = {
@@ -48,6 +51,7 @@ class ApiResponse:
     body: Any  # parsed JSON when the answer was JSON, else the text
     retry_after: float | None = None
     location: str = ""  # where a 3xx answer points (never followed)
+    too_large: bool = False  # the body was over MAX_ANSWER_BYTES and not read (``body`` says so)
 
     @property
     def redirect(self) -> bool:
@@ -61,17 +65,22 @@ def is_redirect(status: int | None) -> bool:
 def created_id(body: Any) -> str | None:
     """The id in an answer to a create, or None when the answer has no usable id.
 
-    Eloqua answers a string of digits; an integer is taken too. A missing, null, empty or
-    structured id says nothing about which record was made, so it is not an id.
+    Eloqua's ids are positive whole numbers, sent as a string of digits; an integer is taken
+    too. Anything else (missing, null, "null", empty, negative, structured) says nothing about
+    which record was made, so it is not an id.
     """
     if not isinstance(body, dict):
         return None
     value = body.get("id")
     if isinstance(value, int) and not isinstance(value, bool):
-        return str(value)
-    if isinstance(value, str) and value.strip() and value.isprintable() and len(value) <= 100:
-        return value.strip()
-    return None
+        text = str(value)
+    elif isinstance(value, str) and len(value) <= 100:
+        text = value.strip()
+    else:
+        return None
+    if not (text.isascii() and text.isdigit()) or int(text) == 0:
+        return None
+    return text
 
 
 @dataclass(frozen=True)
@@ -319,15 +328,22 @@ def _describe_validation(item: dict[str, Any]) -> str:
 
 
 async def _read(response: aiohttp.ClientResponse) -> ApiResponse:
-    text = await response.text(errors="replace")
+    """The answer, its body read up to MAX_ANSWER_BYTES: beyond that it is not read at all."""
+    location = response.headers.get("Location", "") if is_redirect(response.status) else ""
+    retry_after = _retry_after(response.headers.get("Retry-After"))
+    data = bytearray()
+    async for chunk in response.content.iter_chunked(64 * 1024):
+        data += chunk
+        if len(data) > MAX_ANSWER_BYTES:
+            response.close()  # the rest is never read: drop the connection
+            unread = f"an answer of more than {MAX_ANSWER_BYTES:,} bytes, not read"
+            return ApiResponse(response.status, unread, retry_after, location, too_large=True)
+    text = data.decode(response.charset or "utf-8", errors="replace")
     try:
         body: Any = json.loads(text) if text else None
     except ValueError:
         body = text
-    location = response.headers.get("Location", "") if is_redirect(response.status) else ""
-    return ApiResponse(
-        response.status, body, _retry_after(response.headers.get("Retry-After")), location
-    )
+    return ApiResponse(response.status, body, retry_after, location)
 
 
 def shown_location(response: ApiResponse) -> str:

@@ -74,9 +74,14 @@ class SkipRule:
     shown: tuple[str, ...] = ()  # the values as the mapping wrote them, for messages
     index: int = -1  # filled in by Mapping.bind()
 
-    def reason(self, cells: Sequence[Cell]) -> str | None:
-        """Why the row is skipped (for the results' error column), or None to keep it."""
-        cell = cells[self.index]
+    def reason(self, cells: Sequence[Cell], read: Sequence[Cell] | None = None) -> str | None:
+        """Why the row is skipped (for the results' error column), or None to keep it.
+
+        ``cells`` have ``blank_values`` applied, ``read`` are the cells as read: ``blank``
+        tests the former, ``equals``/``in`` the latter, so a rule naming a placeholder value
+        ("--") still matches it.
+        """
+        cell = cells[self.index] if self.values is None or read is None else read[self.index]
         text = "" if isinstance(cell, UncalculatedFormula) else cell_text(cell).strip()
         if self.values is None:
             return f"skip_if: {self.column} is blank" if not text else None
@@ -188,11 +193,15 @@ class Mapping:
                 for cell in cells
             ]
         for rule in self.skip_rules:
-            reason = rule.reason(cells)
+            reason = rule.reason(cells, row.cells)
             if reason is not None:
-                raise RowSkipped(
-                    reason, column=rule.column, value=row.cells[rule.index], code="skip-if"
-                )
+                # One group per rule and value in the summary: an `in:` rule's rows must not
+                # all be shown under the first value seen.
+                value = row.cells[rule.index]
+                code = "skip-if"
+                if rule.values is not None:
+                    code += ":" + cell_text(value).strip().casefold()
+                raise RowSkipped(reason, column=rule.column, value=value, code=code)
         payload: dict[str, Any] = {}
         for name, spec in self.fields.items():
             value = spec.evaluate(cells)  # type: ignore[misc]
@@ -296,6 +305,53 @@ def _check_expanded_size(root: Any) -> None:
             stack.extend((child, False) for child in children)
 
 
+def _check_dict_bounds(root: Any) -> None:
+    """The YAML bounds for a mapping given as a dict (the library API): nesting, values once
+    shared objects are counted where used, and no dict or list inside itself.
+
+    Iterative, each container measured once: a deep, cyclic or widely shared structure is
+    refused at once instead of ending in RecursionError or a walk over billions of values.
+    """
+    measured: dict[int, tuple[int, int]] = {}  # id -> (values, levels)
+    open_nodes: set[int] = set()
+    stack: list[tuple[Any, bool]] = [(root, False)]
+    while stack:
+        node, finished = stack.pop()
+        key = id(node)
+        children = _object_children(node)
+        if finished:
+            open_nodes.discard(key)
+            parts = [measured.get(id(child), (1, 0)) for child in children or ()]
+            values = 1 + sum(size for size, _ in parts)
+            levels = 1 + max((depth for _, depth in parts), default=0)
+            if levels > MAX_NESTING:
+                raise _Unbounded(
+                    f"it is nested more than {MAX_NESTING} levels deep, far more than a mapping"
+                    " needs"
+                )
+            if values > MAX_EXPANDED_VALUES:
+                raise _Unbounded(
+                    f"it holds more than {MAX_EXPANDED_VALUES:,} values once shared lists and"
+                    " dicts are counted where they are used"
+                )
+            measured[key] = (values, levels)
+        elif key in open_nodes:
+            raise _Unbounded("a dict or list in it contains itself")
+        elif key not in measured and children is not None:
+            open_nodes.add(key)
+            stack.append((node, True))
+            stack.extend((child, False) for child in children)
+
+
+def _object_children(node: Any) -> list[Any] | None:
+    """A container's keys and values (None for a scalar)."""
+    if isinstance(node, AnyMapping):
+        return [part for pair in node.items() for part in pair]
+    if isinstance(node, list | tuple):
+        return list(node)
+    return None
+
+
 def _children(node: Any) -> list[Any]:
     if isinstance(node, yaml.SequenceNode):
         return list(node.value)
@@ -334,6 +390,10 @@ def load_mapping(source: str | Path | AnyMapping[str, Any]) -> Mapping:
     may be left out. Raises MappingError naming the problem and the fix.
     """
     if isinstance(source, AnyMapping):
+        try:
+            _check_dict_bounds(source)
+        except _Unbounded as exc:
+            raise MappingError(f"{MAPPING_DICT} is not a usable mapping: {exc}") from None
         return parse_mapping({"version": 1, **source}, MAPPING_DICT)
     path = Path(source)
     return parse_mapping(read_mapping_document(_read_mapping_text(path), str(path)), path)

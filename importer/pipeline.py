@@ -48,6 +48,8 @@ from importer.status import Status
 from importer.table import Row, Table
 
 PREVIEW_ROWS = 3
+#: Rows read without a job to send, between turns of the event loop (see _read_jobs).
+IDLE_ROWS = 256
 #: Statuses that are not "a reason a row was not created" in the summary.
 NOT_A_REASON = frozenset({Status.CREATED, Status.ALREADY_CREATED, Status.VALID})
 
@@ -256,7 +258,8 @@ class _Run:
         """A dry run without Eloqua: every row mapped and checked locally."""
         try:
             for job in self._jobs():
-                self.record(job.key, Outcome(Status.VALID))
+                if job is not None:  # None: rows that send nothing (no event loop here)
+                    self.record(job.key, Outcome(Status.VALID))
         except _HookFailed:
             pass
         finally:
@@ -308,7 +311,7 @@ class _Run:
             summary.lookups = resolver.stats
         return summary
 
-    def _jobs(self) -> Iterator[Job[Row]]:
+    def _jobs(self) -> Iterator[Job[Row] | None]:
         """Valid, first-seen payloads; invalid rows and repeats are recorded on the way.
 
         A file that turns unreadable part-way ends the stream: rows before it are still sent
@@ -317,7 +320,7 @@ class _Run:
         sent = 0
         try:
             for job in self._read_jobs():
-                sent += 1
+                sent += job is not None
                 yield job
                 if self.sender is not None and self.sender.aborted:
                     self._report_unsent()
@@ -339,10 +342,17 @@ class _Run:
         for row in self.table.rows:
             self.record(row, Outcome(Status.FAILED, error=error))
 
-    def _read_jobs(self) -> Iterator[Job[Row]]:
+    def _read_jobs(self) -> Iterator[Job[Row] | None]:
+        """Jobs for the sender; ``None`` after every IDLE_ROWS rows that sent nothing, so a
+        long stretch of invalid or duplicate rows never keeps the event loop from signals
+        and the answers of requests in flight."""
         path = self.options.input_path
         source = path.name if path is not None else self.options.source_name
+        idle = 0
         for row in self.table.rows:
+            idle += 1
+            if idle % IDLE_ROWS == 0:
+                yield None
             try:
                 payload = self.mapping.payload(row)
                 self.catalog.check(payload)
@@ -361,6 +371,7 @@ class _Run:
                 continue
             if self.options.dry_run and len(self.summary.preview) < PREVIEW_ROWS:
                 self.summary.preview.append((row.number, payload))
+            idle = 0
             yield Job(row, payload, key, f"{source} row {row.number}")
 
     def _show_resolved(self, row: Row, payload: dict[str, Any]) -> None:
@@ -509,6 +520,10 @@ class _Signals:
     def _stop_at_once(self) -> None:
         """The second Ctrl-C: no more waiting for answers; every row is still reported."""
         assert self.sender is not None
+        if self.sender.aborted:
+            # Signals that arrive while the loop is busy are handled together: this one came
+            # after the second Ctrl-C, so it is the third, which quits outright.
+            raise KeyboardInterrupt
         # A third Ctrl-C quits outright, leaving the results file short (the ledger holds what
         # was sent, so a rerun is still safe).
         self.handlers.release(signal.SIGINT)

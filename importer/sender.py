@@ -45,6 +45,9 @@ from importer.throttle import AdaptiveLimit
 #: A row another live run is sending: look again every 5 s, for up to 2 minutes.
 OTHER_RUN_INTERVAL = 5.0
 OTHER_RUN_CHECKS = 24
+#: After a stop, the rows left are reported unsent this many at a time between turns of the
+#: event loop (signals, in-flight answers).
+UNSENT_BATCH = 256
 #: Rejections that say nothing about the row (wrong URL, missing permission): every row will
 #: get the same answer, so the circuit breaker counts them like failures.
 SYSTEMIC_REJECTIONS = frozenset({403, 404})
@@ -132,6 +135,8 @@ def _judge(response: ApiResponse, attempts: int) -> Outcome:
         return _uncertain(attempts, describe_error(response), status)
     if 200 <= status < 300:
         reason = f"Eloqua answered {status} without a usable activity id"
+        if response.too_large:
+            reason += f" ({response.body})"
         return _uncertain(attempts, reason, status)
     error = describe_error(response)
     return Outcome(Status.REJECTED, http_status=status, attempts=attempts, error=error)
@@ -236,16 +241,27 @@ class Sender(Generic[T]):
         self.aborted = True
         self._give_up_in_flight()
 
-    async def run(self, jobs: Iterable[Job[T]]) -> SendStats:
+    async def run(self, jobs: Iterable[Job[T] | None]) -> SendStats:
+        """Send every job. A ``None`` in the stream is no job: the producer read rows that
+        send nothing (invalid, duplicate) and lets the event loop run (signals, answers)."""
         queue: asyncio.Queue[Job[T] | None] = asyncio.Queue(maxsize=self.options.concurrency * 2)
         workers = [
             asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)
         ]
         failure: ImporterError | None = None
+        unsent = 0
         try:
             for job in jobs:
+                if job is None:
+                    await asyncio.sleep(0)
+                    continue
                 if self._stopping.is_set():
                     self._not_sent(job)
+                    unsent += 1
+                    if unsent % UNSENT_BATCH == 0:
+                        # Let the loop run: a second Ctrl-C (abort) and the answers of the
+                        # requests in flight must not wait until the whole file is reported.
+                        await asyncio.sleep(0)
                     continue
                 # Let idle workers start on this row now, so a slow file does not starve
                 # them; while they are busy, the producer runs on until the queue is full.

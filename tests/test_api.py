@@ -348,3 +348,34 @@ def test_readme_python_example_runs_as_written(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(ROOT)  # the example names the sample files by relative paths
     exec(compile(example.group(1), "README.md", "exec"), {})
     assert "created" in capsys.readouterr().out
+
+
+def test_a_long_stretch_of_rows_that_send_nothing_still_lets_the_event_loop_run():
+    # 3,000 invalid rows after a valid one: while they are read and recorded, signals (Ctrl-C)
+    # and the answers of requests in flight must still be handled, every few hundred rows.
+    import asyncio
+
+    seen_by_loop: list[int] = []
+    outcomes: list[int] = []
+
+    def on_outcome(outcome) -> None:
+        outcomes.append(outcome.row)
+        if outcome.row == 1:
+            asyncio.get_running_loop().call_soon(lambda: seen_by_loop.append(len(outcomes)))
+
+    mapping = {
+        "activity": {
+            "assetName": "Expo",
+            "assetType": "Tradeshow",
+            "activityType": "Visited Booth",
+            "activityDate": {"column": "when"},
+            "contactId": {"column": "contact"},
+        }
+    }
+    rows = [{"contact": 2001, "when": "2026-03-14 09:00"}]
+    rows += [{"contact": "", "when": "2026-03-14 09:00"}] * 3000
+    result = importer.import_records(
+        rows, mapping=mapping, sandbox=True, dry_run=True, on_outcome=on_outcome
+    )
+    assert result.counts["invalid"] == 3000
+    assert seen_by_loop and seen_by_loop[0] < 3001

@@ -369,3 +369,30 @@ def test_progress_bar_counts_to_the_rows_of_the_file(tmp_path, attendees, capsys
     bar = capsys.readouterr().err
     # 7 lines counted up front (a blank one among them), 5 rows: the bar still ends at 100%.
     assert "5/5" in bar and "100%" in bar
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("https://secure.p03.eloqua.com\n.evil.test", "control character"),
+        ("https://secure.p03.eloqua.com /x", "space"),
+        ("https://[::1", "not a URL"),
+        ("https://secure.p03.eloqua.com:99999", "Port out of range"),
+        ("https://secure.p03.eloqua.com:4x3", "Port could not"),
+        ("https://api.user:hunter2@secure.p03.eloqua.com", "user name or password"),
+        ("https://secure.p03.eloqua.com/?site=a#b", "query"),
+    ],
+    ids=["newline", "space", "broken-ipv6", "port-range", "port-text", "userinfo", "query"],
+)
+def test_a_malformed_base_url_is_a_configuration_error_naming_the_variable(
+    tmp_path, attendees, monkeypatch, capsys, url, says
+):
+    monkeypatch.setenv("ELOQUA_BASE_URL", url)
+    monkeypatch.setenv("ELOQUA_COMPANY", "A")
+    monkeypatch.setenv("ELOQUA_USERNAME", "u")
+    monkeypatch.setenv("ELOQUA_PASSWORD", "p")
+    data, mapping = attendees
+    assert run(tmp_path, str(data), "--mapping", str(mapping)) == 2
+    err = capsys.readouterr().err
+    assert "ELOQUA_BASE_URL" in err and says in err and "unexpected error" not in err
+    assert "hunter2" not in err

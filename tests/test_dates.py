@@ -236,3 +236,16 @@ def test_unknown_timezone_suggests_close_names() -> None:
     assert "America/New_York" in str(caught.value)
     with pytest.raises(ValueError, match="such as America/New_York, Europe/London"):
         load_timezone("Mars/Olympus_Mons")
+
+
+@pytest.mark.parametrize("formats", [(), ("%m/%d/%Y %H:%M",)])
+@pytest.mark.parametrize("text", ["--", "N/A", "n.a.", "-"])
+def test_a_placeholder_cell_is_pointed_to_blank_values_never_to_a_date_format(
+    text: str, formats: tuple[str, ...]
+) -> None:
+    # '--' holds no date at all: suggesting a strptime format would send the user the wrong way.
+    with pytest.raises(DateError) as caught:
+        to_epoch_seconds(text, formats=formats)
+    message = str(caught.value)
+    assert f'blank_values: ["{text}"]' in message
+    assert "add format" not in message and "fix the value or the format" not in message

@@ -399,3 +399,32 @@ async def test_a_create_that_never_got_a_connection_in_time_is_failed_not_uncert
     assert len(requests) == 1
     assert first.status == "uncertain"
     assert second.status == "failed" and "could not connect" in second.error
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"id": "null"}, {"id": "None"}, {"id": "undefined"}, {"id": "0"}, {"id": -1}, {"id": 0},
+     {"id": "12ab"}, {"id": "\uff11\uff12"}, {"id": 1.5}],
+    ids=["null-text", "None-text", "undefined", "zero-text", "negative", "zero", "not-digits",
+         "fullwidth-digits", "float"],
+)  # fmt: skip
+async def test_a_201_whose_id_is_not_an_eloqua_id_is_uncertain(scripted, fake_sleep, body):
+    # Eloqua's ids are positive whole numbers: {"id": "null"} from a proxy or a broken gateway
+    # says no more than {"id": null} about what was created.
+    scripted.then(201, body)
+    outcome = await send(scripted.base_url, fake_sleep)
+    assert outcome.status == "uncertain" and outcome.activity_id == ""
+    assert len(scripted.received) == 1
+
+
+async def test_an_answer_larger_than_the_cap_is_never_read_whole(scripted, fake_sleep, monkeypatch):
+    # Eloqua's answers are a few KB; a broken proxy streaming hundreds of MB must not fill
+    # memory. A create answered that way is uncertain: its id was never read.
+    import importer.eloqua
+
+    monkeypatch.setattr(importer.eloqua, "MAX_ANSWER_BYTES", 1000)
+    scripted.then(201, {"id": "5001", "padding": "x" * 5000})
+    outcome = await send(scripted.base_url, fake_sleep)
+    assert outcome.status == "uncertain" and outcome.activity_id == ""
+    assert "more than 1,000 bytes" in outcome.error
+    assert len(scripted.received) == 1

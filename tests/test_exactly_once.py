@@ -364,3 +364,31 @@ def test_second_ctrl_c_stops_at_once_and_still_reports_every_row(
     assert all(line["error"].startswith("not sent: the run stopped") for line in unsent)
     errors = (tmp_path / "a.errors.csv").read_text(encoding="utf-8-sig").splitlines()
     assert len(errors) == 1 + statuses["uncertain"] + statuses["failed"]
+
+
+async def test_a_third_ctrl_c_queued_behind_the_second_quits_outright():
+    # Two SIGINTs read from the loop's wakeup pipe in one turn both reach the handler that was
+    # installed for the second: the repeat is the third Ctrl-C, which quits, not a second abort.
+    from importer.pipeline import _Signals
+
+    class StubSender:
+        aborted = False
+
+        def __init__(self) -> None:
+            self.stats = type("Stats", (), {"stopped_reason": ""})()
+
+        def stop(self, reason: str, *, interrupted: bool = False) -> None:
+            self.stats.stopped_reason = reason
+
+        def abort(self, reason: str) -> None:
+            self.stats.stopped_reason = reason
+            self.aborted = True
+
+    notices: list[str] = []
+    with _Signals(True, notices.append) as signals:
+        signals.sender = StubSender()  # type: ignore[assignment]
+        signals._stop(signal.SIGINT)
+        signals._stop_at_once()
+        with pytest.raises(KeyboardInterrupt):
+            signals._stop_at_once()
+    assert sum(notice.startswith("Ctrl-C again") for notice in notices) == 1

@@ -243,3 +243,42 @@ def test_on_off_keys_and_unquoted_dates_are_words_not_yaml_types(tmp_path):
     assert payload["activityDate"] == str(
         int(dt.datetime(2026, 3, 14, 4, 0, tzinfo=dt.UTC).timestamp())
     )
+
+
+def _activity() -> dict:
+    return {
+        "assetName": "Expo",
+        "assetType": "Tradeshow",
+        "activityType": "Visited Booth",
+        "activityDate": {"column": "Scan Time"},
+        "contactId": {"column": "Contact ID"},
+    }
+
+
+def test_mapping_dict_nested_too_deep_is_a_mapping_error_not_recursion_error():
+    # A dict given to the library API gets the bounds a YAML file has (issue 10 #16).
+    deep: dict = {}
+    inner = deep
+    for _ in range(5000):
+        inner["map"] = {}
+        inner = inner["map"]
+    activity = {**_activity(), "assetType": {"column": "Type", "map": deep}}
+    with pytest.raises(MappingError, match="nested more than 50 levels deep"):
+        load_mapping({"version": 1, "activity": activity})
+
+
+def test_mapping_dict_that_contains_itself_is_a_mapping_error():
+    activity = _activity()
+    activity["assetType"] = {"column": "Type", "map": activity}
+    with pytest.raises(MappingError, match="contains itself"):
+        load_mapping({"version": 1, "activity": activity})
+
+
+def test_mapping_dict_sharing_values_billions_of_times_is_refused_at_once():
+    # Python objects can be shared like YAML aliases: 9 levels of 9 shared lists.
+    shared: list = ["lol"] * 9
+    for _ in range(9):
+        shared = [shared] * 9
+    activity = {**_activity(), "assetName": {"value": "Expo", "default": shared}}
+    with pytest.raises(MappingError, match="more than 100,000 values"):
+        load_mapping({"version": 1, "activity": activity})

@@ -178,3 +178,21 @@ async def test_wrong_url_404s_trip_the_breaker_too(scripted, fake_sleep):
         stats = await sender.run(Job(n, PAYLOAD) for n in range(50))
     assert stats.stopped_reason and len(scripted.received) == 3
     assert [outcomes[n].status for n in range(4)] == ["rejected"] * 3 + ["failed"]
+
+
+async def test_after_a_stop_the_unsent_rows_are_reported_without_blocking_the_event_loop():
+    # Reporting 10,000 unsent rows must let the loop run in between: a second Ctrl-C (abort)
+    # and the answers of requests in flight are handled while the rest is written.
+    import asyncio
+
+    reported: list[int] = []
+    seen_by_loop: list[int] = []
+
+    async with open_session(1) as session:
+        client = EloquaClient(session, "http://127.0.0.1:9", CREDENTIALS)
+        sender: Sender[int] = Sender(client, lambda key, outcome: reported.append(key))
+        sender.stop("interrupted by Ctrl-C", interrupted=True)
+        asyncio.get_running_loop().call_soon(lambda: seen_by_loop.append(len(reported)))
+        await sender.run(Job(n, PAYLOAD) for n in range(10_000))
+    assert len(reported) == 10_000
+    assert seen_by_loop and seen_by_loop[0] < 10_000

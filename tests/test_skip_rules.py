@@ -142,3 +142,53 @@ def test_skipped_rows_exit_0_are_counted_and_stay_out_of_the_errors_file(tmp_pat
     }
     assert results[4]["Join Time"] == "N/A"  # the cell as it was read
     assert not Path("e.csv").exists()
+
+
+def test_skip_if_equals_a_value_listed_in_blank_values_still_skips():
+    # blank_values: ["--"] with skip_if {equals: "--"}: the rule must match the cell as read,
+    # not be silently defeated by the blanking (the row would turn invalid instead).
+    rules = mapping(
+        blank_values=["--"],
+        skip_if=[{"column": "Join Time", "equals": "--"}, {"column": "Status", "in": ["N/A"]}],
+    )
+    with pytest.raises(RowSkipped, match='skip_if: Join Time is "--"'):
+        rules.payload(Row(2, ["2001", "No", "", " -- "]))
+    rules = mapping(blank_values=["N/A"], skip_if=[{"column": "Status", "in": ["n/a"]}])
+    with pytest.raises(RowSkipped, match='skip_if: Status is "N/A"'):
+        rules.payload(Row(3, ["2001", "No", "N/A", "2026-03-14 09:00"]))
+
+
+def test_summary_names_each_skipped_value_with_its_own_rows(tmp_path, capsys):
+    # One `in:` rule, two values: the summary must not show 3 rows as "Refunded" when one was
+    # "Not Attending".
+    data = tmp_path / "d.csv"
+    data.write_text(
+        "Contact ID,Status,Join Time\n"
+        "2001,Refunded,2026-03-14 09:00\n"
+        "2002,Not Attending,2026-03-14 09:00\n"
+        "2003,refunded,2026-03-14 09:00\n"
+        "2004,Attending,2026-03-14 09:00\n",
+        encoding="utf-8",
+    )
+    mapping_file = tmp_path / "m.yaml"
+    mapping_file.write_text(
+        textwrap.dedent(
+            """\
+            version: 1
+            skip_if:
+              - {column: Status, in: [Refunded, Not Attending]}
+            activity:
+              assetName: Launch
+              assetType: Webinar
+              activityType: Attended
+              activityDate: {column: Join Time, format: "%Y-%m-%d %H:%M"}
+              contactId: {column: Contact ID}
+            """
+        ),
+        encoding="utf-8",
+    )
+    args = ["run", str(data), "--mapping", str(mapping_file), "--dry-run", "--quiet"]
+    assert main([*args, "--results", str(tmp_path / "r.csv")]) == 0
+    out = capsys.readouterr().out
+    assert '2 skipped  skip_if: Status is "Refunded"  (rows 2, 4)' in out
+    assert '1 skipped  skip_if: Status is "Not Attending"  (row 3)' in out
