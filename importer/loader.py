@@ -21,8 +21,6 @@ import pathlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-import python_calamine
-
 from importer.csvfile import (
     DELIMITERS,
     FALLBACK_ERRORS,
@@ -35,14 +33,8 @@ from importer.csvfile import (
 )
 from importer.errors import InputError
 from importer.filetype import WHOLE_SHEET_SUFFIXES, detect_kind, read_head
-from importer.table import Cell, Record, Table, sheet_index
-from importer.xls_ods import (
-    check_whole_sheet_size,
-    grid_records,
-    open_calamine,
-    unreadable,
-    whole_sheet_table,
-)
+from importer.table import Cell, Record, Table
+from importer.xls_ods import grid_records, read_sheet, whole_sheet_table
 from importer.xlsx import open_xlsx, pick_sheet, read_xlsx, refuse_oversized_cells, xlsx_records
 
 
@@ -139,20 +131,7 @@ def _peek_whole_sheet(
     file: pathlib.Path, shown: str, kind: str, sheet: str | int | None, limit: int
 ) -> Peek:
     """An .xls or .ods sheet's first rows (calamine reads the sheet whole)."""
-    check_whole_sheet_size(file, shown, kind)
-    workbook = open_calamine(file, shown, kind)
-    titles = [
-        meta.name
-        for meta in workbook.sheets_metadata
-        if meta.typ == python_calamine.SheetTypeEnum.WorkSheet
-    ]
-    title = titles[sheet_index(titles, sheet, shown)]
-    try:
-        grid = workbook.get_sheet_by_name(title).to_python(skip_empty_area=False)
-    except python_calamine.CalamineError:
-        raise unreadable(shown, kind) from None
-    finally:
-        workbook.close()
+    title, titles, grid = read_sheet(file, shown, kind, sheet)
     rows = [(n, list(c)) for n, c, _ in _take(grid_records(grid), limit)]
     return Peek(kind, rows, sheet=title, sheets=titles)
 

@@ -48,22 +48,7 @@ def whole_sheet_table(
     (written by a script, never calculated) is UNCALCULATED, as in XLSX; .xls always stores
     a formula's value.
     """
-    check_whole_sheet_size(file, shown, kind)
-    workbook = open_calamine(file, shown, kind)
-    titles = [
-        meta.name
-        for meta in workbook.sheets_metadata
-        if meta.typ == python_calamine.SheetTypeEnum.WorkSheet
-    ]
-    title = titles[sheet_index(titles, sheet, shown)]
-    try:
-        data = workbook.get_sheet_by_name(title)
-        # skip_empty_area=False keeps leading empty rows and columns, so positions match Excel.
-        grid = data.to_python(skip_empty_area=False)
-    except python_calamine.CalamineError:
-        raise unreadable(shown, kind) from None
-    finally:
-        workbook.close()
+    title, _, grid = read_sheet(file, shown, kind, sheet)
     where = f"{shown} (sheet {title!r})"
     if kind == "ods":
         _mark_uncalculated(grid, file, title, shown)
@@ -88,6 +73,28 @@ def whole_sheet_table(
     )
     table.rows = data_rows(table, records)
     return table
+
+
+def read_sheet(
+    file: pathlib.Path, shown: str, kind: str, sheet: str | int | None
+) -> tuple[str, list[str], list[list[Any]]]:
+    """The chosen sheet's title, every worksheet's title, and the sheet's cells, read whole."""
+    check_whole_sheet_size(file, shown, kind)
+    workbook = open_calamine(file, shown, kind)
+    try:
+        titles = [
+            meta.name
+            for meta in workbook.sheets_metadata
+            if meta.typ == python_calamine.SheetTypeEnum.WorkSheet
+        ]
+        title = titles[sheet_index(titles, sheet, shown)]
+        # skip_empty_area=False keeps leading empty rows and columns, so positions match Excel.
+        grid = workbook.get_sheet_by_name(title).to_python(skip_empty_area=False)
+    except python_calamine.CalamineError:
+        raise unreadable(shown, kind) from None
+    finally:
+        workbook.close()
+    return title, titles, grid
 
 
 def check_whole_sheet_size(file: pathlib.Path, shown: str, kind: str) -> None:
