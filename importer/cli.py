@@ -265,6 +265,7 @@ examples:
   eloqua-import check
 
   eloqua-import check --sandbox      # what the built-in sandbox has set up
+  eloqua-import check --sandbox --contacts   # ... with every one of its contacts
 """
 
 
@@ -280,6 +281,11 @@ def _add_check(commands: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     check.add_argument("--sandbox", action="store_true", help="check the built-in sandbox")
+    check.add_argument(
+        "--contacts",
+        action="store_true",
+        help="with --sandbox: list every contact it holds (id, email, name)",
+    )
     check.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
 
 
@@ -495,7 +501,10 @@ def _add_ui(commands: argparse._SubParsersAction) -> None:
     )
     ui.add_argument("--no-browser", action="store_true", help="print the address, open nothing")
     ui.add_argument(
-        "--mappings", type=Path, default=Path("mappings"), help="mapping files folder (mappings/)"
+        "--mappings",
+        type=Path,
+        default=Path("mappings"),
+        help="mapping files folder (default: mappings/ in the current folder)",
     )
     ui.add_argument("--sandbox", action="store_true", help="import into a built-in sandbox")
     ui.add_argument("--ledger", type=Path, help="idempotency ledger (default: as for run)")
@@ -628,6 +637,7 @@ async def _run(args: argparse.Namespace, stdout: TextIO) -> int:
     finally:
         progress.close()
     result.summary.reimport_options += _reimport_options(args)
+    result.summary.rerun_options += _rerun_options(args)
     print(result.summary.render(), file=stdout)
     return int(result.exit_status)
 
@@ -679,6 +689,24 @@ def _reimport_options(args: argparse.Namespace) -> list[str]:
     return words
 
 
+def _rerun_options(args: argparse.Namespace) -> list[str]:
+    """The options of this run, for the command that checks the same input again."""
+    words = []
+    for flag, value in (
+        ("--results", args.results),
+        ("--errors", args.errors),
+        ("--sheet", args.sheet),
+        ("--header-row", args.header_row),
+        ("--encoding", args.encoding),
+    ):
+        if value is not None:
+            words += [flag, str(value)]
+    words += _reimport_options(args)
+    words += ["--retry-uncertain"] * args.retry_uncertain
+    words += ["--allow-duplicates"] * args.allow_duplicates
+    return words
+
+
 async def _ledger(args: argparse.Namespace, stdout: TextIO) -> int:
     from importer.adopt import adopt_results
     from importer.ledger import default_ledger_path
@@ -697,6 +725,11 @@ async def _ledger(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 async def _check(args: argparse.Namespace, stdout: TextIO) -> int:
+    if args.contacts and not args.sandbox:
+        raise ConfigError(
+            "--contacts lists the built-in sandbox's contacts: add --sandbox (Eloqua's own"
+            " contacts are not listed: there may be millions)"
+        )
     if args.sandbox:
         from importer.sandbox.server import SandboxServer
 
@@ -704,7 +737,7 @@ async def _check(args: argparse.Namespace, stdout: TextIO) -> int:
             report = await _check_report(sandbox_connection(server.base_url))
         from importer.sandbox import seed
 
-        report += "\n" + seed.describe(asset_types=False)
+        report += "\n" + seed.describe(asset_types=False, all_contacts=args.contacts)
     else:
         report = await _check_report(connection_from_env())
     print(report, file=stdout)
@@ -714,7 +747,8 @@ async def _check(args: argparse.Namespace, stdout: TextIO) -> int:
 async def _init(args: argparse.Namespace, stdout: TextIO) -> int:
     from importer.infer import InitOptions, render_yaml, suggest_mapping
 
-    output = args.output or Path.cwd() / f"{args.input.stem}.yaml"
+    # Relative by default, so the printed commands read as typed: "--mapping zoom.yaml".
+    output = args.output or Path(f"{args.input.stem}.yaml")
     if output.resolve() == args.input.resolve():
         raise ConfigError(f"{output} is the input file; choose another -o path")
     if output.exists() and not args.force:
@@ -731,11 +765,13 @@ async def _init(args: argparse.Namespace, stdout: TextIO) -> int:
         catalog=await _init_catalog(args.sandbox),
     )
     suggestion = suggest_mapping(args.input, options)
+    # The mapping's own first lines show the very command printed as "Next:".
+    command = _next_command(args.input, output, args.sandbox)
     try:
-        output.write_text(render_yaml(suggestion, output.name), encoding="utf-8")
+        output.write_text(render_yaml(suggestion, output.name, command=command), encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot write {output}: {exc.strerror or exc}") from None
-    print(_init_summary(suggestion, args.input, output, args.sandbox), file=stdout)
+    print(_init_summary(suggestion, output, command), file=stdout)
     return int(ExitStatus.OK)
 
 
@@ -754,7 +790,16 @@ async def _init_catalog(sandbox: bool) -> dict[str, list[str]] | None:
     return catalog.types
 
 
-def _init_summary(suggestion: Any, data: Path, output: Path, sandbox: bool) -> str:
+def _next_command(data: Path, output: Path, sandbox: bool) -> str:
+    """The dry run to try after init: the input as given, the mapping just written."""
+    flag = " --sandbox" if sandbox else ""
+    return (
+        f"eloqua-import run {_shell_quote(str(data))} --mapping"
+        f" {_shell_quote(str(output))} --dry-run{flag}"
+    )
+
+
+def _init_summary(suggestion: Any, output: Path, command: str) -> str:
     lines = [f"Wrote {output}"]
     where = f"row {suggestion.header_row}"
     if suggestion.sheet:
@@ -781,13 +826,11 @@ def _init_summary(suggestion: Any, data: Path, output: Path, sandbox: bool) -> s
             f"Still to fill in before importing: {', '.join(suggestion.placeholders)}"
             f" (search {output.name} for FILL IN)."
         )
+    for warning in suggestion.warnings:
+        lines.append(f"Warning: {warning}")
     for note in suggestion.notes:
         lines.append(f"Check: {note}")
-    flag = " --sandbox" if sandbox else ""
-    lines.append(
-        f"Next: eloqua-import run {_shell_quote(str(data))} --mapping"
-        f" {_shell_quote(str(output))} --dry-run{flag}"
-    )
+    lines.append(f"Next: {command}")
     return "\n".join(lines)
 
 
@@ -796,6 +839,8 @@ def _describe_rule(rule: dict[str, Any]) -> str:
         return f"{rule['column']} is {rule['equals']!r}"
     if "in" in rule:
         return f"{rule['column']} is one of {', '.join(map(repr, rule['in']))}"
+    if "not_in" in rule:
+        return f"{rule['column']} is not {' or '.join(map(repr, rule['not_in']))}"
     return f"{rule['column']} is blank"
 
 

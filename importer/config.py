@@ -212,7 +212,8 @@ def refuse_control_characters(variable: str, value: str) -> None:
 
 
 def has_credentials(env: Mapping[str, str] | None = None) -> bool:
-    """Whether any ELOQUA_* credential is set (a dry run without them works offline)."""
+    """Whether any ELOQUA_* credential is set (without them, a dry run of a mapping that looks
+    nothing up works offline)."""
     env = os.environ if env is None else env
     names = (
         "ELOQUA_ACCESS_TOKEN",

@@ -108,8 +108,8 @@ class RowError(ValueError):
 class RowSkipped(RowError):
     """A ``skip_if`` rule left the row out on purpose: reported ``skipped``, not an error.
 
-    Raised with the code ``skip-if`` (``skip-if:<value>`` for an ``equals``/``in`` rule), so
-    the summary groups skipped rows by their rule and the value it matched."""
+    Raised with the code ``skip-if: <the reason>`` (rule and value), so the summary gives each
+    rule and value its own line."""
 
     status = Status.SKIPPED
 

@@ -44,6 +44,15 @@ NOT_ATTENDING = (
     "transferred", "rejected",
 )  # fmt: skip
 
+#: Activity types that say the person was there (attended, checked in, visited a booth...).
+_ATTENDANCE = re.compile(r"attend|check|visit|join|scan|booth|demo|spoke|speak|present", re.I)
+#: Date columns that say when a ticket was bought or a seat booked, not when anyone came.
+_BOOKING_DATE = re.compile(r"order|purchase|bought|regist|sign[\s_-]*up|book", re.I)
+#: Columns that may say when the person came (check-in, join, scan or arrival time).
+_PRESENCE_DATE = re.compile(r"check[\s_-]*in|join|scan|arriv|attend(ed|ance)? (date|time)", re.I)
+#: A status value saying the person was checked in at the door.
+_CHECKED_IN = re.compile(r"checked[\s_-]*in", re.I)
+
 _EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s.]+")
 _NO_LETTERS = re.compile(r"[^A-Za-z\u00C0-\uFFFF]*")
 _CONTACT_ID = re.compile(r"contact\s*[_-]?\s*id|eloqua.*\bid\b|^contactid$", re.IGNORECASE)
@@ -246,6 +255,8 @@ class Suggestion:
     skip_rules: list[SkipSuggestion] = field(default_factory=list)
     unused: list[tuple[str, str]] = field(default_factory=list)  # column, an example value
     notes: list[str] = field(default_factory=list)
+    #: Choices that would likely import wrong data (an order date for an attendance).
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def placeholders(self) -> list[str]:
@@ -329,6 +340,7 @@ def suggest_mapping(path: str | Path, options: InitOptions | None = None) -> Sug
     columns = _profile(header, rows, suggestion)
     _suggest_fields(suggestion, columns, options, preamble)
     _suggest_skips(suggestion, columns, rows, options)
+    _warn_booking_date(suggestion, columns, options)
     used = _used_columns(suggestion)
     suggestion.unused = [
         (c.name, c.texts()[0] if c.values else "") for c in columns if c.name not in used
@@ -755,7 +767,94 @@ def _suggest_skips(
                 rule = {"column": column.name, "in": leaving}
                 why = f"{column.name} {' / '.join(leaving)}: not coming, so no activity"
                 suggestion.skip_rules.append(SkipSuggestion(rule, why))
+            checked_in = [t for t in texts.values() if _CHECKED_IN.fullmatch(t)]
+            if checked_in and _means_attendance(options.activity_type):
+                suggestion.skip_rules.append(_only_checked_in(column, checked_in, options))
     _suggest_blank_date_rule(suggestion, columns, rows)
+
+
+def _means_attendance(activity_type: str | None) -> bool:
+    """Does the activity type say the person was there (not only registered)?"""
+    if not activity_type or "regist" in activity_type.casefold():
+        return False
+    return bool(_ATTENDANCE.search(activity_type))
+
+
+def _only_checked_in(
+    column: _Column, checked_in: list[str], options: InitOptions
+) -> SkipSuggestion:
+    """Active: a ticket holder who never checked in did not attend. A row left out is
+    reported 'skipped' and can be imported later; an activity created wrongly stays."""
+    others: dict[str, int] = {}
+    for text in column.texts():
+        folded = text.casefold()
+        if not _CHECKED_IN.fullmatch(text) and folded not in NOT_ATTENDING:
+            others[text] = others.get(text, 0) + 1
+    why = f"{options.activity_type!r} means they came, and {column.name} says who checked in"
+    if others:
+        shown = ", ".join(f"{count} {text!r}" for text, count in others.items())
+        why += f"; sampled rows with another status ({shown}) are left out"
+    why += ". Remove this rule if check-in was not recorded at this event"
+    rule = {"column": column.name, "not_in": checked_in}
+    return SkipSuggestion(rule, why)
+
+
+def _warn_booking_date(
+    suggestion: Suggestion, columns: list[_Column], options: InitOptions
+) -> None:
+    """An order or registration date dates an attendance wrongly: say so, and what to use."""
+    date = suggestion.field("activityDate")
+    if date is None or not _means_attendance(options.activity_type):
+        return
+    chosen = str(date.value.get("column", "")) if isinstance(date.value, dict) else ""
+    if chosen.startswith(PLACEHOLDER_PREFIX) or not _BOOKING_DATE.search(chosen):
+        return
+    presence = [name for name in date.alternatives if _PRESENCE_DATE.search(name)]
+    presence += [
+        c.name
+        for c in columns
+        if c.name != chosen
+        and c.name not in presence
+        and _PRESENCE_DATE.search(c.name)
+        and re.search(r"date|time", c.folded)
+    ]
+    warning = (
+        f"activityDate reads {chosen!r}, which looks like when the ticket was ordered or the"
+        f" place booked, not when the person came: each {options.activity_type!r} activity would"
+        " be dated then"
+    )
+    if not any(s.active and _says_who_came(s.rule) for s in suggestion.skip_rules):
+        warning += ", and nothing in the file says who came, so every row would count"
+    warning += ". "
+    if presence:
+        warning += (
+            f"If {presence[0]!r} holds when they came, use it: change activityDate's column to"
+            f" {presence[0]!r}."
+        )
+    else:
+        warning += (
+            "The file has no check-in or join time column: to import these rows as sign-ups, run"
+            f" init again with --activity-type {_shown_flag(_registration_type(options))}; or"
+            " keep it, knowing the date is not the day they came."
+        )
+    suggestion.warnings.append(warning)
+    date.why += " (WARNING: see the top of this file)"
+
+
+def _says_who_came(rule: dict[str, Any]) -> bool:
+    """Keeps only who checked in (Eventbrite), or leaves out "Attended: No" (Zoom)."""
+    return "not_in" in rule or str(rule["column"]).casefold().rstrip("?") == "attended"
+
+
+def _shown_flag(value: str) -> str:
+    return f'"{value}"' if re.search(r"[^\w.-]", value) else value
+
+
+def _registration_type(options: InitOptions) -> str:
+    """The asset type's registration-like activity type in Eloqua, else "Registered"."""
+    catalog = options.catalog or {}
+    known = catalog.get(options.asset_type or "", [])
+    return next((name for name in known if "regist" in name.casefold()), "Registered")
 
 
 def _suggest_blank_date_rule(
@@ -791,6 +890,8 @@ def _rule_matches(
         return text == str(rule["equals"]).casefold()
     if "in" in rule:
         return text in {str(v).casefold() for v in rule["in"]}
+    if "not_in" in rule:
+        return text not in {str(v).casefold() for v in rule["not_in"]}
     return not text or text in blanks
 
 
@@ -842,12 +943,15 @@ def _comment(text: str) -> str:
     return " ".join(text.split())
 
 
-def render_yaml(suggestion: Suggestion, mapping_name: str = "THIS_FILE") -> str:
+def render_yaml(
+    suggestion: Suggestion, mapping_name: str = "THIS_FILE", *, command: str | None = None
+) -> str:
     """The suggested mapping as a YAML file, every line explained for a first-time reader.
 
-    ``mapping_name`` is the file's own name, for the command line shown in its first lines.
+    ``command`` is the dry run its first lines show (``init`` passes the one it prints); by
+    default one built from the input's and ``mapping_name``'s names.
     """
-    lines = _intro(suggestion, mapping_name)
+    lines = _intro(suggestion, command or _dry_run_command(suggestion, mapping_name))
     lines += ["", "version: 1  # the mapping file format; always 1", ""]
     lines.append("source:  # where the table is in the file")
     if suggestion.sheet is not None:
@@ -874,7 +978,11 @@ def render_yaml(suggestion: Suggestion, mapping_name: str = "THIS_FILE") -> str:
     return "\n".join(lines) + "\n"
 
 
-def _intro(suggestion: Suggestion, mapping_name: str) -> list[str]:
+def _dry_run_command(suggestion: Suggestion, mapping_name: str) -> str:
+    return f"eloqua-import run {suggestion.input_name} --mapping {mapping_name} --dry-run"
+
+
+def _intro(suggestion: Suggestion, command: str) -> list[str]:
     name = suggestion.input_name
     lines = [
         f"# Mapping for {name}, suggested by 'eloqua-import init': which cells become which",
@@ -882,8 +990,7 @@ def _intro(suggestion: Suggestion, mapping_name: str) -> list[str]:
         "#   - Everything after a # is a comment for you; the importer ignores it.",
         "#   - 'name: value' sets something; lines indented under it belong to it.",
         "#   - Text in double quotes is used exactly as written.",
-        f"# Try it without sending anything:  eloqua-import run {name} --mapping {mapping_name}"
-        " --dry-run",
+        f"# Try it without sending anything:  {command}",
     ]
     if suggestion.placeholders:
         lines.append(
@@ -891,6 +998,8 @@ def _intro(suggestion: Suggestion, mapping_name: str) -> list[str]:
             + ", ".join(suggestion.placeholders)
             + ". Search this file for FILL IN."
         )
+    for warning in suggestion.warnings:
+        lines += _wrapped(f"WARNING: {warning}", "# ")
     lines += [f"# NOTE: {_comment(note)}" for note in suggestion.notes]
     return lines
 

@@ -48,7 +48,7 @@ LOOKUPS = {"contactId": "contact", "campaignId": "campaign"}
 CONTACT_LOOKUP_OPTIONS = ("lookup", "create_missing", "on_multiple", "firstName", "lastName")
 ON_MULTIPLE = ("reject", "lowest_id")
 TOP_LEVEL_KEYS = ("version", "source", "activity", "blank_values", "skip_if")
-SKIP_TESTS = ("equals", "in", "blank")
+SKIP_TESTS = ("equals", "in", "not_in", "blank")
 #: How ``eloqua-import init`` marks a value it could not fill in; such a mapping never runs.
 PLACEHOLDER_PREFIX = "<FILL IN"
 _TEMPLATE_TOKEN = re.compile(r"\{\{|\}\}|\{([^{}]*)\}|[{}]")
@@ -67,27 +67,32 @@ class SourceHints:
 @dataclass(frozen=True)
 class SkipRule:
     """A ``skip_if`` rule: rows whose ``column`` equals one of ``values`` (case-blind, trimmed),
-    or is blank when ``values`` is None, are left out on purpose."""
+    or equals none of them when ``negate`` (``not_in``), or is blank when ``values`` is None,
+    are left out on purpose."""
 
     column: str
     values: tuple[str, ...] | None  # casefolded; None: the rule is "blank: true"
     shown: tuple[str, ...] = ()  # the values as the mapping wrote them, for messages
     index: int = -1  # filled in by Mapping.bind()
+    negate: bool = False  # not_in: skip the rows whose cell is none of ``values``
 
     def reason(self, cells: Sequence[Cell], read: Sequence[Cell] | None = None) -> str | None:
         """Why the row is skipped (for the results' error column), or None to keep it.
 
         ``cells`` have ``blank_values`` applied, ``read`` are the cells as read: ``blank``
-        tests the former, ``equals``/``in`` the latter, so a rule naming a placeholder value
-        ("--") still matches it.
+        tests the former, ``equals``/``in``/``not_in`` the latter, so a rule naming a placeholder
+        value ("--") still matches it.
         """
         cell = cells[self.index] if self.values is None or read is None else read[self.index]
         text = "" if isinstance(cell, UncalculatedFormula) else cell_text(cell).strip()
         if self.values is None:
             return f"skip_if: {self.column} is blank" if not text else None
-        if text.casefold() in self.values:
+        if (text.casefold() in self.values) == self.negate:
+            return None
+        if not self.negate:
             return f"skip_if: {self.column} is {_quoted(text)}"
-        return None
+        wanted = " or ".join(_quoted(value) for value in self.shown)
+        return f"skip_if: {self.column} is {_quoted(text) if text else 'blank'}, not {wanted}"
 
 
 def _quoted(text: str) -> str:
@@ -195,13 +200,14 @@ class Mapping:
         for rule in self.skip_rules:
             reason = rule.reason(cells, row.cells)
             if reason is not None:
-                # One group per rule and value in the summary: an `in:` rule's rows must not
-                # all be shown under the first value seen.
-                value = row.cells[rule.index]
-                code = "skip-if"
-                if rule.values is not None:
-                    code += ":" + cell_text(value).strip().casefold()
-                raise RowSkipped(reason, column=rule.column, value=value, code=code)
+                # The code holds the whole reason (rule and value), so the summary gives each
+                # its own line: an `in:` rule's rows are not all shown under the first value.
+                raise RowSkipped(
+                    reason,
+                    column=rule.column,
+                    value=row.cells[rule.index],
+                    code=f"skip-if: {reason.casefold()}",
+                )
         payload: dict[str, Any] = {}
         for name, spec in self.fields.items():
             value = spec.evaluate(cells)  # type: ignore[misc]
@@ -529,14 +535,14 @@ def _parse_skip_rule(item: Any, position: int, where: str) -> SkipRule:
     if not isinstance(item, dict) or not isinstance(item.get("column"), str | int):
         raise MappingError(
             f"{where}: {label} needs a column and one test, like"
-            ' {column: Attended, equals: "No"}, {column: Status, in: [Refunded, Cancelled]}'
-            " or {column: Join Time, blank: true}"
+            ' {column: Attended, equals: "No"}, {column: Status, in: [Refunded, Cancelled]},'
+            ' {column: Status, not_in: ["Checked In"]} or {column: Join Time, blank: true}'
         )
     _check_keys(item, ("column", *SKIP_TESTS), where, label)
     tests = [key for key in SKIP_TESTS if key in item]
     if len(tests) != 1:
         raise MappingError(
-            f"{where}: {label} needs exactly one of 'equals', 'in' or 'blank'"
+            f"{where}: {label} needs exactly one of 'equals', 'in', 'not_in' or 'blank'"
             f" (found {', '.join(tests) or 'none'})"
         )
     column = str(item["column"])
@@ -544,18 +550,18 @@ def _parse_skip_rule(item: Any, position: int, where: str) -> SkipRule:
         if item["blank"] is not True:
             raise MappingError(f"{where}: {label}: write 'blank: true' (or remove the rule)")
         return SkipRule(column, None)
-    values = [item["equals"]] if tests[0] == "equals" else item["in"]
+    values = [item["equals"]] if tests[0] == "equals" else item[tests[0]]
     if not isinstance(values, list) or not values or not all(_is_scalar(v) for v in values):
         raise MappingError(
             f"{where}: {label}: '{tests[0]}' needs "
             + (
                 'one text, e.g. equals: "No"'
                 if tests[0] == "equals"
-                else "a list, e.g. in: [Refunded, Cancelled]"
+                else f"a list, e.g. {tests[0]}: [Refunded, Cancelled]"
             )
         )
     texts = tuple(_scalar_text(v).strip() for v in values)
-    return SkipRule(column, tuple(t.casefold() for t in texts), texts)
+    return SkipRule(column, tuple(t.casefold() for t in texts), texts, negate=tests[0] == "not_in")
 
 
 def _parse_source(source: Any, where: str) -> SourceHints:

@@ -223,7 +223,8 @@ class _Run:
         results_path, errors_path = options.results_path, options.errors_path
         _check_outputs(options, results_path, errors_path)
         self.summary = Summary(
-            input_path=options.source,
+            # A Path for a file (the summary's commands name it), the records' name otherwise.
+            input_path=options.input_path or options.source_name,
             results_path=results_path,
             dry_run=options.dry_run,
             header_notes=list(table.header_notes),

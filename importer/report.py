@@ -373,14 +373,17 @@ class Reasons:
         ranked = sorted(self.groups.values(), key=lambda r: (not r.error, -r.count))
         return ranked[:limit]
 
-    def render(self, *, results_file: bool = True, errors_file: bool = True) -> list[str]:
+    def render(
+        self, *, results_file: bool = True, errors_file: bool = True, dry_run: bool = False
+    ) -> list[str]:
         """The files say which were written: a library call writes them only when asked."""
         shown = self.top()
         if not shown:
             return []
         width = len(str(max(reason.count for reason in shown)))
         status_width = max(len(reason.status) for reason in shown)
-        lines = ["Why rows were not created:"]
+        not_created = "would not be created" if dry_run else "were not created"
+        lines = [f"Why rows {not_created}:"]
         lines.extend(
             f"  {r.count:>{width}} {r.status:<{status_width}}  {r.example}  ({r.rows_text()})"
             for r in shown
@@ -397,7 +400,8 @@ class Reasons:
                 + (f": see the {where} file" if where == "errors" or results_file else "")
             )
         elif errors_file and any(r.error for r in shown):
-            lines.append("  Every row with its reason: see the errors file")
+            each = "that would not be created" if dry_run else "not created"
+            lines.append(f"  Each row {each}, with its reason: see the errors file")
         return lines
 
 
@@ -457,8 +461,10 @@ class Summary:
     #: (earlier file, where it was moved) for results and errors files that were in the way.
     moved_aside: list[tuple[Path, Path]] = field(default_factory=list)
     #: Options the printed re-import command repeats (``--sandbox``, ``--ledger PATH``, ...):
-    #: the caller knows which shaped the run. ``--dry-run`` and ``--header-row`` are added here.
+    #: the caller knows which shaped the run. ``--header-row`` is added here.
     reimport_options: list[str] = field(default_factory=list)
+    #: Options a dry run's "check it again" command repeats for the same input (the caller's).
+    rerun_options: list[str] = field(default_factory=list)
     ledger_path: Path | None = None  # the ledger consulted (None: an offline dry run)
     temporary_ledger: bool = False  # the sandbox's own, removed when the run ends
 
@@ -521,6 +527,7 @@ class Summary:
             self.reasons.render(
                 results_file=self.results_path is not None,
                 errors_file=self.errors_path is not None,
+                dry_run=self.dry_run,
             )
         )
         if self.results_path is not None:
@@ -531,7 +538,12 @@ class Summary:
             lines.append("Ledger:  a temporary one for this sandbox run (removed at exit)")
         elif self.ledger_path is not None:
             lines.append(f"Ledger:  {self.ledger_path}")
-        if self.errors_path is not None:
+        if self.errors_path is not None and self.dry_run:
+            # A dry run's errors file lists what to fix; the input is what gets fixed, then
+            # checked again as a whole (its leftovers alone would not show the full import).
+            lines.append(f"Rows that would not be created: {self.errors_path}")
+            lines.append(f"  {self._recheck_advice()}")
+        elif self.errors_path is not None:
             lines.append(f"Rows not created: {self.errors_path}")
             lines.append(f"  Fix them there, then import them again: {self._reimport_command()}")
         if self.stopped_reason:
@@ -541,6 +553,15 @@ class Summary:
             )
         return "\n".join(lines)
 
+    def _recheck_advice(self) -> str:
+        if not isinstance(self.input_path, Path):  # records from Python: no file to name
+            return "Fix the records (or the mapping), then check them again."
+        mapping = str(self.mapping_path) if self.mapping_path else "MAPPING.yaml"
+        words = ["eloqua-import", "run", str(self.input_path), "--mapping", mapping, "--dry-run"]
+        words += self.rerun_options
+        command = " ".join(shell_quote(word) for word in words)
+        return f"Fix the input file (or the mapping), then check it again: {command}"
+
     def _reimport_command(self) -> str:
         # A mapping given as a dict has no path: the user saves it as a file first.
         mapping = str(self.mapping_path) if self.mapping_path else "MAPPING.yaml"
@@ -548,7 +569,5 @@ class Summary:
         # The errors file is a plain CSV with its header on row 1, whatever the input had.
         if self.header_row != 1:
             words += ["--header-row", "1"]
-        if self.dry_run:
-            words.append("--dry-run")  # a dry run's leftovers are checked again, not sent
         words += self.reimport_options
         return " ".join(shell_quote(word) for word in words)

@@ -6,7 +6,8 @@ NaN). A ``Row`` carries the row number Excel shows and exactly one cell per head
 ``Table`` is a header plus a lazy iterator of rows. Header names are made unique and non-blank
 here, blank rows are counted and skipped here, and a results or errors file this tool wrote is
 known by its header and its formula guard undone here (``unprotect_formula``), so every format
-behaves alike. No cell is longer than ``MAX_CELL_CHARS``.
+behaves alike. An errors file's own ``error`` column is named ``PREVIOUS_ERROR`` when it is read
+again, so its results have one ``error`` column. No cell is longer than ``MAX_CELL_CHARS``.
 """
 
 from __future__ import annotations
@@ -111,12 +112,17 @@ class Table:
 #: one this tool wrote, so its cells carry the formula guard (see protect_formula).
 RESULTS_COLUMNS = ("row", "status", "activity_id", "http_status", "attempts", "error")
 ERRORS_COLUMNS = ("error", "source_row")
+#: What an errors file's ``error`` column is called when the file is imported again: the
+#: results file has an ``error`` column of its own (the cells are kept as they are).
+PREVIOUS_ERROR = "previous error"
 #: First characters that make Excel, LibreOffice or Sheets read a CSV cell as a formula
 #: (OWASP "CSV injection"), plus the guard's own quote.
 GUARDED_FIRST = frozenset("=+-@\t\r'")
 _FORMULA_START = re.compile(r"'*[=+\-@\t\r]")
 _PLAIN_NUMBER = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
 _OWN_ERRORS_TAIL = re.compile(r"(error|source_row)(?: \([0-9]+\))?")
+# As read back: the errors file's ``error`` is then the PREVIOUS_ERROR column.
+_READ_ERRORS_TAIL = re.compile(r"(?:previous )?(error|source_row)(?: \([0-9]+\))?")
 
 
 def protect_formula(text: str) -> str:
@@ -142,15 +148,22 @@ def unprotect_formula(text: str) -> str:
 
 
 def _is_own_output(names: Sequence[Cell]) -> bool:
-    """Is this the header of a results or errors file this tool wrote?"""
+    """Is this the header of a results or errors file this tool wrote (as written, or as
+    read back with its ``error`` named PREVIOUS_ERROR)?"""
     texts = [str(name).strip() for name in names]
     if tuple(texts[: len(RESULTS_COLUMNS)]) == RESULTS_COLUMNS:
         return True
+    return _has_errors_tail(texts, _READ_ERRORS_TAIL)
+
+
+def _has_errors_tail(texts: list[str], pattern: re.Pattern[str] = _OWN_ERRORS_TAIL) -> bool:
+    """Do the last named columns read ``error,source_row`` (as an errors file ends)?"""
+    texts = list(texts)
     while texts and not texts[-1]:
         texts.pop()
     tail = texts[-len(ERRORS_COLUMNS) :]
     return len(tail) == len(ERRORS_COLUMNS) and all(
-        (match := _OWN_ERRORS_TAIL.fullmatch(text)) is not None and match.group(1) == column
+        (match := pattern.fullmatch(text)) is not None and match.group(1) == column
         for text, column in zip(tail, ERRORS_COLUMNS, strict=True)
     )
 
@@ -183,6 +196,7 @@ def name_columns(raw: Sequence[Cell], header_row: int, where: str) -> tuple[list
         names[0] = names[0].lstrip("\ufeff")  # a BOM left by an explicit --encoding utf-8
     while names and not names[-1]:
         names.pop()  # spreadsheets often carry empty trailing columns
+    renamed = _name_previous_error(names)
     if not names:
         raise InputError(
             f"{where}: row {header_row} is blank, so it holds no column names; set header_row "
@@ -204,7 +218,12 @@ def name_columns(raw: Sequence[Cell], header_row: int, where: str) -> tuple[list
                 unique = f"{base} ({copy})"
             copies[base] = copy
         taken.add(unique)
-        if not name:
+        if index == renamed:
+            notes.append(
+                f"column {index} {ERRORS_COLUMNS[0]!r} (the reason this errors file gives) is"
+                f" called {unique!r}: the results have an {ERRORS_COLUMNS[0]!r} column of their own"
+            )
+        elif not name:
             notes.append(f"column {index} has no name; it is called {unique!r}")
         elif unique != name:
             notes.append(f"column {index} repeats the name {name!r}; it is called {unique!r}")
@@ -216,6 +235,18 @@ def name_columns(raw: Sequence[Cell], header_row: int, where: str) -> tuple[list
             f"{more:,} more columns are renamed the same way (the results file shows every name)"
         ]
     return header, notes
+
+
+def _name_previous_error(names: list[str]) -> int | None:
+    """An errors file read again: its ``error`` column becomes PREVIOUS_ERROR (in place).
+
+    Returns the renamed column's 1-based position, or None for any other file.
+    """
+    if len(names) < len(ERRORS_COLUMNS) or not _has_errors_tail(names):
+        return None
+    position = len(names) - len(ERRORS_COLUMNS)
+    names[position] = PREVIOUS_ERROR
+    return position + 1
 
 
 #: The summary lists at most this many renamed columns one by one.

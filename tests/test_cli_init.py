@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
+import os
+import shlex
 import zoneinfo
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,7 +118,7 @@ def init(export: Export, *extra: str) -> Path:
 @pytest.mark.parametrize("export", EXPORTS, ids=[e.file for e in EXPORTS])
 def test_init_mapping_imports_every_sample_with_exact_payloads(export, sandbox, capsys):
     mapping = init(export)
-    assert f"Wrote {mapping}" in capsys.readouterr().out
+    assert f"Wrote {mapping.name}\n" in capsys.readouterr().out  # in the current folder
     document = yaml.safe_load(mapping.read_text(encoding="utf-8"))
     assert document["source"]["header_row"] == export.header_row
     data = str(SAMPLES / export.file)
@@ -245,3 +247,117 @@ def test_run_names_the_date_format_the_values_do_match(sandbox, capsys):
         'does not match the format "%m/%d/%Y %H:%M"' in e and 'it matches "%d/%m/%Y %H:%M"' in e
         for e in errors
     ), errors
+
+
+# --- what init says about its choices (the usability trial's findings) -----------------------
+
+README = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def no_credentials(monkeypatch) -> None:
+    for name in [n for n in os.environ if n.startswith("ELOQUA_")]:
+        monkeypatch.delenv(name)
+
+
+def test_dry_run_of_an_init_mapping_with_emails_needs_credentials_or_sandbox(
+    no_credentials, capsys
+):
+    """As the README says: a mapping that looks emails up is never checked offline."""
+    assert "needs Eloqua even for a dry run" in " ".join(README.split())
+    assert "Without credentials the dry run works offline" not in " ".join(README.split())
+    data = str(SAMPLES / "zoom-attendees.csv")
+    assert main(["init", data, *EXPORTS[3].flags()]) == 0
+    dry_run = ["run", data, "--mapping", "zoom-attendees.yaml", "--dry-run", "--quiet"]
+    assert main(dry_run) == 2
+    err = capsys.readouterr().err
+    assert "so even a dry run needs credentials" in err and "or add --sandbox" in err
+    assert main([*dry_run, "--sandbox"]) == 0
+    # A mapping that looks nothing up (contact ids in a column) is checked offline.
+    attendees = str(SAMPLES / "attendees.csv")
+    assert main(["init", attendees, *EXPORTS[0].flags()]) == 0
+    assert main(["run", attendees, "--mapping", "attendees.yaml", "--dry-run", "--quiet"]) == 0
+    assert "Checked offline (no credentials)" in capsys.readouterr().out
+
+
+def test_mapping_from_init_shows_the_exact_next_command_it_printed(capsys):
+    data = Path("exports") / "zoom attendees.csv"
+    data.parent.mkdir()
+    data.write_bytes((SAMPLES / "zoom-attendees.csv").read_bytes())
+    assert main(["init", str(data), "--sandbox", *EXPORTS[3].flags()]) == 0
+    out = capsys.readouterr().out
+    next_line = next(line for line in out.splitlines() if line.startswith("Next: "))
+    command = next_line.removeprefix("Next: ")
+    assert command == (
+        "eloqua-import run 'exports/zoom attendees.csv' --mapping 'zoom attendees.yaml'"
+        " --dry-run --sandbox"
+    )
+    mapping = Path("zoom attendees.yaml").read_text(encoding="utf-8")
+    assert f"# Try it without sending anything:  {command}\n" in mapping
+    assert main([*shlex.split(command)[1:], "--quiet"]) == 0  # and it runs as printed
+
+
+def eventbrite_init(activity_type: str, capsys) -> tuple[str, str]:
+    export = EXPORTS[4]
+    flags = [*export.flags()[:2], "--activity-type", activity_type, *export.flags()[4:]]
+    assert main(["init", str(SAMPLES / export.file), "--sandbox", *flags]) == 0
+    return capsys.readouterr().out, Path("eventbrite-attendees.yaml").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("activity_type", ["Attended", "Spoke"])
+def test_init_warns_when_an_attendance_would_be_dated_by_its_order(activity_type, capsys):
+    out, mapping = eventbrite_init(activity_type, capsys)
+    warning = next(line for line in out.splitlines() if line.startswith("Warning: "))
+    assert "activityDate reads 'Order Date', which looks like when the ticket was ordered" in (
+        warning
+    )
+    # No check-in time in this export: the way out is the asset type's registration type.
+    assert "run init again with --activity-type Registered" in warning
+    assert "every row would count" not in warning  # the status says who checked in
+    head = " ".join(line.lstrip("# ") for line in mapping.split("\n\n", 1)[0].splitlines())
+    assert "WARNING: activityDate reads 'Order Date'" in head
+    assert "(WARNING: see the top of this file)" in mapping
+
+
+def test_init_for_an_attendance_keeps_only_the_checked_in_rows_and_the_run_agrees(sandbox, capsys):
+    out, mapping = eventbrite_init("Attended", capsys)
+    assert "  skip rows where Attendee Status is not 'Checked In'\n" in out
+    rules = yaml.safe_load(mapping)["skip_if"]
+    assert rules == [
+        {"column": "Attendee Status", "in": ["Refunded", "Not Attending"]},
+        {"column": "Attendee Status", "not_in": ["Checked In"]},
+    ]
+    data = str(SAMPLES / "eventbrite-attendees.xlsx")
+    run = ["run", data, "--mapping", "eventbrite-attendees.yaml", "--quiet", "--results", "r.csv"]
+    assert main(run) == 0
+    truth = table_rows(EXPORTS[4])
+    results = read_results(Path("r.csv"))
+    created = {n for n, r in results.items() if r["status"] == "created"}
+    assert created == {n for n, row in truth.items() if row["Attendee Status"] == "Checked In"}
+    assert {results[n]["error"] for n in set(results) - created} == {
+        'skip_if: Attendee Status is "Refunded"',
+        'skip_if: Attendee Status is "Not Attending"',
+        'skip_if: Attendee Status is "Attending", not "Checked In"',
+    }
+    assert len(sandbox.state.activities) == len(created)
+
+
+def test_init_for_registrations_neither_warns_nor_drops_the_unchecked(capsys):
+    out, mapping = eventbrite_init("Registered", capsys)
+    assert "Warning" not in out and "WARNING" not in mapping
+    assert "not_in" not in mapping
+
+
+def test_init_names_a_check_in_time_column_that_is_not_all_dates(tmp_path, capsys):
+    data = tmp_path / "tickets.csv"
+    data.write_text(
+        "Email,Order Date,Check-In Time\n"
+        "jose.nunez@example.com,2026-03-01 10:00,2026-03-14 09:02\n"
+        "zoe.muller+events@example.org,2026-03-02 11:00,not checked in\n",
+        encoding="utf-8",
+    )
+    flags = ["--activity-type", "Checked In", "--asset-type", "Conference", "--timezone", "UTC"]
+    assert main(["init", str(data), *flags]) == 0
+    warning = next(line for line in capsys.readouterr().out.splitlines() if "Warning" in line)
+    assert "If 'Check-In Time' holds when they came, use it" in warning
+    assert "nothing in the file says who came, so every row would count" in warning

@@ -23,6 +23,7 @@ from results_csv import read_results
 from importer import report
 from importer.cli import main
 from importer.report import ResultsWriter, shell_quote
+from importer.sandbox.seed import CONTACTS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -97,6 +98,37 @@ def test_summary_groups_the_reasons_rows_were_not_created_with_counts_and_rows(t
     assert reasons[6].startswith("Results: ")
 
 
+def test_skipped_rows_get_one_summary_line_per_rule_and_value(tmp_path, capsys):
+    data = write(
+        tmp_path,
+        "orders.csv",
+        """\
+        Contact ID,Scan Date,Action,Status
+        2001,03/14/2026 09:00,visited,Refunded
+        2002,03/14/2026 09:01,visited,Not Attending
+        2003,03/14/2026 09:02,visited,Refunded
+        2004,03/14/2026 09:03,visited,refunded
+        2005,03/14/2026 09:04,visited,Attending
+        2006,03/14/2026 09:05,visited,
+        """,
+    )
+    rules = (
+        "skip_if:\n"
+        "  - {column: Status, in: [Refunded, Not Attending]}\n"
+        "  - {column: Status, blank: true}\n"
+    )
+    mapping = write(tmp_path, "map.yaml", rules + SCANS_MAPPING)
+    assert main(["run", str(data), "--mapping", str(mapping), "--sandbox", "--quiet"]) == 0
+    reasons = summary_of(capsys).split("Why rows were not created:\n", 1)[1].splitlines()
+    # Row 3 is "Not Attending": it has a line of its own, not a place among the Refunded.
+    assert reasons[:3] == [
+        '  3 skipped  skip_if: Status is "Refunded"  (rows 2, 4-5)',
+        '  1 skipped  skip_if: Status is "Not Attending"  (row 3)',
+        "  1 skipped  skip_if: Status is blank  (row 7)",
+    ]
+    assert reasons[3].startswith("Results: ")
+
+
 def test_reasons_keep_a_few_row_numbers_however_many_rows(tmp_path):
     reasons = report.Reasons()
     for row in [*range(2, 10), 20, 30, *range(40, 10_000, 2)]:
@@ -153,12 +185,47 @@ def test_reimport_command_keeps_sandbox_and_every_option_that_shaped_the_run(
     assert [line["status"] for line in again.values()] == ["created"]
 
 
-def test_reimport_command_of_a_dry_run_is_a_dry_run(tmp_path, capsys):
+def test_dry_run_summary_says_would_not_be_created_and_to_check_the_fixed_input_again(
+    tmp_path, capsys
+):
+    data = write(
+        tmp_path,
+        "booth scans.csv",
+        "Exported by BadgeScan\nContact ID;Scan Date;Action\n2001;03/14/2026 09:00;x\n",
+    )
+    mapping = write(tmp_path, "map.yaml", SCANS_MAPPING)
+    options = ["--header-row", "2", "--delimiter", ";", "--concurrency", "3", "--sandbox"]
+    run = ["run", str(data), "--mapping", str(mapping), "--dry-run", "--quiet", *options]
+    assert main(run) == 1
+    summary = summary_of(capsys)
+    assert "Why rows would not be created:\n" in summary
+    assert "Why rows were not created" not in summary
+    assert "  Each row that would not be created, with its reason: see the errors file" in summary
+    errors = tmp_path / "booth scans.dry-run.errors.csv"
+    assert f"Rows that would not be created: {errors}\n" in summary
+    # Not "fix them there, then import them again": the input is fixed, then checked whole.
+    assert "import them again" not in summary
+    line = next(line for line in summary.splitlines() if "check it again: " in line)
+    assert line.startswith("  Fix the input file (or the mapping), then check it again: ")
+    command = shlex.split(line.split("check it again: ", 1)[1])
+    assert command[:5] == ["eloqua-import", "run", str(data), "--mapping", str(mapping)]
+    assert command[5] == "--dry-run" and sorted(command[6:]) == sorted(options)
+
+    # Fixed as advised, the printed command checks the file again: every row would be created.
+    data.write_text(data.read_text(encoding="utf-8").replace(";x", ";demo"), encoding="utf-8")
+    assert main([*command[1:], "--quiet"]) == 0
+    assert "would not be created" not in summary_of(capsys)
+
+
+def test_real_run_summary_points_to_the_errors_file_for_each_row_not_created(tmp_path, capsys):
     data = write(tmp_path, "scans.csv", "Contact ID,Scan Date,Action\n2001,03/14/2026 09:00,x\n")
     mapping = write(tmp_path, "map.yaml", SCANS_MAPPING)
-    assert main(["run", str(data), "--mapping", str(mapping), "--dry-run", "--quiet"]) == 1
-    command = reimport_command(summary_of(capsys))
-    assert "--dry-run" in command and "--sandbox" not in command
+    assert main(["run", str(data), "--mapping", str(mapping), "--sandbox", "--quiet"]) == 1
+    summary = summary_of(capsys)
+    assert "Why rows were not created:\n" in summary
+    assert "  Each row not created, with its reason: see the errors file\n" in summary
+    assert "Every row with its reason" not in summary
+    assert reimport_command(summary)[2] == str(tmp_path / "scans.errors.csv")
 
 
 def test_reimport_command_reads_the_utf8_errors_file_despite_the_mappings_encoding(
@@ -277,6 +344,34 @@ def test_errors_file_uses_the_inputs_delimiter_bom_and_cells_as_read(tmp_path, c
     assert header[-2:] == ["error", "source_row"]
 
 
+def test_reimported_errors_file_gives_results_one_error_column_and_its_previous_error(
+    tmp_path, capsys
+):
+    data = write(tmp_path, "scans.csv", "Contact ID,Scan Date,Action\n2001,03/14/2026 09:00,x\n")
+    mapping = write(tmp_path, "map.yaml", SCANS_MAPPING)
+    assert main(["run", str(data), "--mapping", str(mapping), "--sandbox", "--quiet"]) == 1
+    with (tmp_path / "scans.errors.csv").open(encoding="utf-8-sig", newline="") as file:
+        old_error = next(csv.DictReader(file))["error"]
+    command = reimport_command(summary_of(capsys))
+    assert main([*command[1:], "--quiet"]) == 1  # not fixed: invalid again
+    summary = summary_of(capsys)
+    assert "note: column 4 'error' (the reason this errors file gives) is called" in summary
+
+    with (tmp_path / "scans.errors.results.csv").open(encoding="utf-8-sig", newline="") as file:
+        header, line = list(csv.reader(file))
+    assert header.count("error") == 1 and header[5] == "error"  # the results' own
+    assert header[-2:] == ["previous error", "source_row"]
+    assert line[-2:] == [old_error, "2"]  # the cells as the errors file has them
+    assert line[-2].startswith("invalid: Action: value 'x' is not in the map")
+    assert line[5].startswith("Action: value 'x' is not in the map")
+
+    # And the next errors file, read again, still gives one error column.
+    again = tmp_path / "scans.errors.errors.csv"
+    assert main(["run", str(again), "--mapping", str(mapping), "--sandbox", "--quiet"]) == 1
+    with (tmp_path / "scans.errors.errors.results.csv").open(encoding="utf-8-sig") as file:
+        assert next(csv.reader(file)).count("error") == 1
+
+
 # --- hints and names -------------------------------------------------------------------------
 
 
@@ -338,6 +433,24 @@ def test_check_sandbox_and_sandbox_help_say_what_the_sandbox_holds(capsys):
         main(["sandbox", "--help"])
     help_text = capsys.readouterr().out
     assert "jose.nunez@example.com" in help_text and "Webinar Series 2026" in help_text
+    # The rest of the contacts: a command to run, not a source file to read.
+    for shown in (out.getvalue(), help_text):
+        assert "To list every contact: eloqua-import check --sandbox --contacts" in shown
+        assert "seed.py" not in shown
+
+
+def test_check_sandbox_contacts_lists_every_contact_with_id_email_and_name(capsys):
+    out = io.StringIO()
+    assert main(["check", "--sandbox", "--contacts"], stdout=out) == 0
+    listed = out.getvalue()
+    for cid, first, last, email in CONTACTS:
+        assert f"    {cid}  {email}  ({first} {last})\n" in listed
+    assert "To list every contact" not in listed
+    # Eloqua's own contacts are not listed (there may be millions).
+    assert main(["check", "--contacts"], stdout=out) == 2
+    assert "--contacts lists the built-in sandbox's contacts: add --sandbox" in (
+        capsys.readouterr().err
+    )
 
 
 def test_dry_run_preview_shows_the_ids_the_lookups_found(tmp_path, capsys):

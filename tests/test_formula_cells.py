@@ -74,7 +74,7 @@ def test_formula_cells_are_guarded_in_results_and_errors_and_reimport_exactly(tm
 
     # The errors file, read back by this tool, gives the exact original cells.
     with open_table(errors) as table:
-        assert table.header == [*HEADER, "error", "source_row"]
+        assert table.header == [*HEADER, "previous error", "source_row"]
         back = [row.cells[: len(HEADER)] for row in table.rows]
     assert sorted(back) == sorted(rows[len(values) :])
 

@@ -47,6 +47,16 @@ def test_skip_if_in_matches_any_listed_value():
         rules.payload(Row(2, ["2001", "Yes", "NOT ATTENDING", "2026-03-14 09:00"]))
 
 
+def test_skip_if_not_in_leaves_out_every_other_value_and_blanks():
+    rules = mapping(skip_if=[{"column": "Status", "not_in": ["Checked In", "Attended"]}])
+    assert rules.payload(Row(2, ["2001", "", " checked in ", "2026-03-14 09:00"]))
+    with pytest.raises(RowSkipped) as caught:
+        rules.payload(Row(3, ["2001", "", "Attending", "2026-03-14 09:00"]))
+    assert str(caught.value) == 'skip_if: Status is "Attending", not "Checked In" or "Attended"'
+    with pytest.raises(RowSkipped, match='skip_if: Status is blank, not "Checked In"'):
+        rules.payload(Row(4, ["2001", "", "", "2026-03-14 09:00"]))
+
+
 def test_skip_if_blank_applies_after_blank_values():
     rules = mapping(blank_values=["--", "N/A"], skip_if=[{"column": "Join Time", "blank": True}])
     with pytest.raises(RowSkipped, match="skip_if: Join Time is blank"):
@@ -68,6 +78,8 @@ def test_blank_values_make_a_required_cell_blank_not_a_bad_value():
         ([{"equals": "No"}], "needs a column and one test"),
         ({"column": "Attended"}, "skip_if must be a list"),
         ([{"column": "Attended", "in": []}], "'in' needs a list"),
+        ([{"column": "Attended", "not_in": "Yes"}], "'not_in' needs a list, e.g. not_in:"),
+        ([{"column": "Attended", "in": ["No"], "not_in": ["Yes"]}], "'in', 'not_in' or"),
     ],
 )
 def test_bad_skip_rules_are_mapping_errors(rules, message):

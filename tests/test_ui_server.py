@@ -367,3 +367,40 @@ async def test_a_workbook_previews_the_sheet_with_the_table_and_lists_the_others
         "/api/preview", {"upload": answer["upload"], "sheet": "Summary"}
     )
     assert status == 200 and summary["sheet"] == "Summary"
+
+
+@pytest.mark.slow
+def test_ui_command_names_its_mappings_folder_and_stops_on_ctrl_c(tmp_path):
+    """The README: the terminal stays open while the page is used, Ctrl-C there stops it,
+    and `mappings/` is the folder inside the one the command was started in."""
+    import queue
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    started = tmp_path / "where I started"
+    started.mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "importer", "ui", "--sandbox", "--no-browser", "--port", "0"],
+        cwd=started,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "XDG_STATE_HOME": str(tmp_path / "state")},
+    )
+    lines: queue.Queue[str] = queue.Queue()
+    output = process.stdout
+    assert output is not None
+    threading.Thread(target=lambda: [lines.put(line) for line in output], daemon=True).start()
+    try:
+        said = [lines.get(timeout=60) for _ in range(3)]
+        assert said[0].startswith("The import page is at http://127.0.0.1:")
+        assert "Ctrl-C stops the page" in said[1]
+        assert said[2] == f"Mapping files are read from and saved to {started / 'mappings'}\n"
+        process.send_signal(signal.SIGINT)
+        assert process.wait(timeout=60) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()

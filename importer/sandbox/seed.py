@@ -156,20 +156,22 @@ CONTACTS: tuple[tuple[int, str, str, str], ...] = (
 )
 
 
-def describe(*, asset_types: bool = True) -> str:
+def describe(*, asset_types: bool = True, all_contacts: bool = False) -> str:
     """What a fresh sandbox holds, for ``check --sandbox`` and ``sandbox --help``: enough to
-    write a mapping that works without reading this file."""
+    write a mapping that works without reading this file. A few contacts as examples, or
+    every one with ``all_contacts`` (``check --sandbox --contacts``)."""
     ids = [contact[0] for contact in CONTACTS]
-    examples = [*CONTACTS[: EXAMPLE_CONTACTS - 1], CONTACTS[7]]
+    shown = CONTACTS if all_contacts else [*CONTACTS[: EXAMPLE_CONTACTS - 1], CONTACTS[7]]
     lines = [
         "The sandbox holds (a fresh copy every time it starts):",
-        f"  Contacts: {len(CONTACTS)}, ids {min(ids)} to {max(ids)}, each with an email address;"
-        " for example",
-        *(f"    {cid}  {email}  ({first} {last})" for cid, first, last, email in examples),
+        f"  Contacts: {len(CONTACTS)}, ids {min(ids)} to {max(ids)}, each with an email address"
+        + (":" if all_contacts else "; for example"),
+        *(f"    {cid}  {email}  ({first} {last})" for cid, first, last, email in shown),
         "  Campaigns: " + ", ".join(f"{cid} {name!r}" for cid, name in CAMPAIGNS.items()),
     ]
     if asset_types:
         lines.append("  External asset types and their activity types:")
         lines.extend(f"    {asset}: {', '.join(kinds)}" for asset, kinds in ASSET_TYPES.items())
-    lines.append("  Every contact is listed in importer/sandbox/seed.py.")
+    if not all_contacts:
+        lines.append("  To list every contact: eloqua-import check --sandbox --contacts")
     return "\n".join(lines)

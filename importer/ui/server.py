@@ -568,6 +568,8 @@ def serve(options: UiOptions, announce: Any = print) -> None:
         async with UiServer(options) as ui:
             announce(f"The import page is at {ui.url}")
             announce("Keep this window open while imports run; Ctrl-C stops the page.")
+            # "mappings/" is relative to where the command was started: say which folder.
+            announce(f"Mapping files are read from and saved to {options.mappings.resolve()}")
             if options.open_browser:
                 with contextlib.suppress(Exception):  # no browser (a server): the URL is printed
                     webbrowser.open(ui.url)

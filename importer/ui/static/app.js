@@ -272,7 +272,9 @@ function tidyMap(name) {
   if (spec.map && !Object.keys(spec.map).length) delete spec.map;
 }
 
-const SKIP_TESTS = [["equals", "is"], ["in", "is one of (comma-separated)"], ["blank", "is empty"]];
+const SKIP_TESTS = [["equals", "is"], ["in", "is one of (comma-separated)"],
+  ["not_in", "is not one of (comma-separated)"], ["blank", "is empty"]];
+const LIST_TESTS = ["in", "not_in"];
 
 // skip_if: rows to leave out, reported `skipped`.
 function skipEditor() {
@@ -288,11 +290,12 @@ function skipEditor() {
     const how = el("select", { "aria-label": `Leave out rule ${i + 1}: test`,
       onchange: (e) => { setSkipTest(rule, e.target.value); formChanged(true); } });
     for (const [k, text] of SKIP_TESTS) how.append(el("option", { value: k, text, selected: k === test }));
-    const shown = test === "in" ? (rule.in || []).join(", ") : test === "equals" ? String(rule.equals ?? "") : "";
+    const shown = LIST_TESTS.includes(test) ? (rule[test] || []).join(", ")
+      : test === "equals" ? String(rule.equals ?? "") : "";
     const value = el("input", { type: "text", value: shown, "aria-label": `Leave out rule ${i + 1}: value`,
       disabled: test === "blank" ? "" : null,
       onchange: (e) => {
-        if (test === "in") rule.in = e.target.value.split(",").map((v) => v.trim()).filter(Boolean);
+        if (LIST_TESTS.includes(test)) rule[test] = e.target.value.split(",").map((v) => v.trim()).filter(Boolean);
         else rule.equals = e.target.value;
         formChanged();
       } });
@@ -308,10 +311,10 @@ function skipEditor() {
 }
 
 function setSkipTest(rule, test) {
-  const old = rule.equals ?? (rule.in || [])[0] ?? "";
+  const old = rule.equals ?? (rule.in || rule.not_in || [])[0] ?? "";
   for (const [k] of SKIP_TESTS) delete rule[k];
   if (test === "blank") rule.blank = true;
-  else if (test === "in") rule.in = old === "" ? [] : [String(old)];
+  else if (LIST_TESTS.includes(test)) rule[test] = old === "" ? [] : [String(old)];
   else rule.equals = String(old);
 }
 
