@@ -281,6 +281,28 @@ def test_form_edits_value_maps_and_rows_to_leave_out(page):
     )
 
 
+def test_form_edits_a_rule_keeping_only_some_values(page):
+    """`init` writes `not_in:` rules (keep only who checked in): the form shows and edits them."""
+    choose_file(page, SAMPLES / "attendees.csv")
+    page.get_by_label("Mapping", exact=True).select_option("attendees.yaml")
+    yaml_box = page.locator("#yaml")
+    page.get_by_role("button", name="Add a rule").click()
+    page.get_by_label("Leave out rule 1: column").select_option("Action")
+    page.get_by_label("Leave out rule 1: test").select_option("not_in")
+    page.get_by_label("Leave out rule 1: value").fill("visited, demo")
+    page.get_by_label("Leave out rule 1: value").press("Tab")
+    expect(yaml_box).to_have_value(
+        re.compile(r"skip_if:\s+- column: Action\s+not_in:\s+- visited\s+- demo")
+    )
+    page.get_by_role("button", name="Check", exact=True).click()
+    finished(page, "#check-out")
+    actions = [line.split(",")[6] for line in (SAMPLES / "attendees.csv").open()][1:]
+    expect(page.locator("#check-out dd[data-status=skipped]")).to_have_text(
+        str(sum(1 for action in actions if action not in ("visited", "demo")))
+    )
+    expect(page.get_by_label("Leave out rule 1: value")).to_have_value("visited, demo")
+
+
 UNLABELLED = """() => [...document.querySelectorAll("input, select, textarea, button")]
     .filter((node) => !(node.labels && node.labels.length) && !node.getAttribute("aria-label")
         && !node.textContent.trim())
