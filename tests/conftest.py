@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from postgres_server import pg_url, postgres_server  # noqa: F401 (fixtures)
 
 from importer.sandbox.server import (
     SANDBOX_COMPANY,
