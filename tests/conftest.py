@@ -173,3 +173,4 @@ def isolated(tmp_path, monkeypatch) -> None:
     """Every test works in its own folder, with its own per-user state (the default ledger)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("ELOQUA_IMPORT_LEDGER", raising=False)  # a developer's own ledger
