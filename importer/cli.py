@@ -182,10 +182,11 @@ def _add_sending_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ledger",
-        type=Path,
-        metavar="PATH",
-        help="idempotency ledger: what was already created (default: a per-user state file,"
-        " see the README; with run --sandbox a temporary one)",
+        type=_ledger_location,
+        metavar="PATH|URL",
+        help="idempotency ledger: what was already created; a file, or postgresql://USER@HOST"
+        "/DB for one ledger several machines share (default: $ELOQUA_IMPORT_LEDGER, else a"
+        " per-user state file, see the README; with run --sandbox a temporary one)",
     )
     parser.add_argument(
         "--timeout",
@@ -408,9 +409,10 @@ def _add_ledger(commands: argparse._SubParsersAction) -> None:
     adopt.add_argument("--mapping", type=Path, required=True, help="the YAML mapping the run used")
     adopt.add_argument(
         "--ledger",
-        type=Path,
-        metavar="PATH",
-        help="the ledger to record into (default: the per-user state file, see the README)",
+        type=_ledger_location,
+        metavar="PATH|URL",
+        help="the ledger to record into: a file or a postgresql:// URL (default:"
+        " $ELOQUA_IMPORT_LEDGER, else the per-user state file, see the README)",
     )
     adopt.add_argument("--sandbox", action="store_true", help="adopt for the built-in sandbox")
     adopt.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
@@ -498,7 +500,12 @@ def _add_ui(commands: argparse._SubParsersAction) -> None:
         "--mappings", type=Path, default=Path("mappings"), help="mapping files folder (mappings/)"
     )
     ui.add_argument("--sandbox", action="store_true", help="import into a built-in sandbox")
-    ui.add_argument("--ledger", type=Path, help="idempotency ledger (default: as for run)")
+    ui.add_argument(
+        "--ledger",
+        type=_ledger_location,
+        metavar="PATH|URL",
+        help="idempotency ledger, a file or a postgresql:// URL (default: as for run)",
+    )
     ui.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
 
 
@@ -681,9 +688,9 @@ def _reimport_options(args: argparse.Namespace) -> list[str]:
 
 async def _ledger(args: argparse.Namespace, stdout: TextIO) -> int:
     from importer.adopt import adopt_results
-    from importer.ledger import default_ledger_path
+    from importer.ledger import default_ledger
 
-    ledger_path = args.ledger or default_ledger_path()
+    ledger_path = args.ledger or default_ledger()
     if args.sandbox:
         from importer.sandbox.server import SandboxServer
 
@@ -898,6 +905,12 @@ def _sandbox(args: argparse.Namespace) -> int:
     )
     serve(args.host, args.port, config)
     return int(ExitStatus.OK)
+
+
+def _ledger_location(text: str) -> Any:
+    from importer.ledger import ledger_location
+
+    return ledger_location(text)
 
 
 def _positive_int(text: str) -> int:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import itertools
 import operator
 import os
@@ -170,7 +171,8 @@ def open_store(location: LedgerLocation) -> LedgerStore:
     """The store at ``location`` (created or upgraded if need be); ConfigError if unusable."""
     if isinstance(location, LedgerURL):
         try:
-            from importer import ledger_postgres
+            # import_module, not "from importer import": the driver is looked for each time.
+            ledger_postgres = importlib.import_module("importer.ledger_postgres")
         except ImportError:
             raise ConfigError(
                 f"the ledger {location} is a PostgreSQL database, and the PostgreSQL driver is"

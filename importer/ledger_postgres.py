@@ -175,7 +175,7 @@ class PostgresStore:
         ).fetchone()
 
     def heartbeat(self, run_id: str) -> None:
-        self.side_execute(f"UPDATE runs SET heartbeat_at = {_NOW} WHERE run_id = %s", (run_id,))
+        self.side_execute(f"UPDATE runs SET heartbeat_at = {_NOW} WHERE run_id = ?", (run_id,))
 
     def side_execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
         """A statement on a second connection (autocommit), never inside the writer's

@@ -459,7 +459,7 @@ class Summary:
     #: Options the printed re-import command repeats (``--sandbox``, ``--ledger PATH``, ...):
     #: the caller knows which shaped the run. ``--dry-run`` and ``--header-row`` are added here.
     reimport_options: list[str] = field(default_factory=list)
-    ledger_path: Path | None = None  # the ledger consulted (None: an offline dry run)
+    ledger_path: Any = None  # the ledger consulted: a path or a masked URL (None: offline)
     temporary_ledger: bool = False  # the sandbox's own, removed when the run ends
 
     @property

@@ -45,7 +45,7 @@ from importer.errors import (
     SetupError,
 )
 from importer.inbox import ERRORS, NOTE, RESULTS, Claimed, Inbox, identity, refusal
-from importer.ledger import check_ledger, default_ledger_path
+from importer.ledger import LedgerLocation, check_ledger, default_ledger
 from importer.mapping import load_mapping
 from importer.pipeline import RunOptions, run_import
 from importer.report import STATUSES, Summary
@@ -61,7 +61,7 @@ class WatchOptions:
     once: bool = False
     interval: float = 60.0  # seconds between passes (long-running mode)
     settle: float = 5.0  # a file must stay unchanged this long before it is picked up
-    ledger_path: Path | None = None  # None: the per-user default
+    ledger_path: LedgerLocation | None = None  # None: ELOQUA_IMPORT_LEDGER, else the per-user file
     concurrency: int = 8
     timeouts: Timeouts = field(default_factory=Timeouts)
     handle_signals: bool = False  # SIGTERM / SIGINT stop cleanly (the CLI sets it)
@@ -200,7 +200,7 @@ class Watcher:
 
     def _open_ledger(self) -> None:
         """An unusable ledger stops us before any file moves."""
-        check_ledger(self.options.ledger_path or default_ledger_path())
+        check_ledger(self.options.ledger_path or default_ledger())
 
     @property
     def stopping(self) -> bool:
