@@ -28,7 +28,13 @@ Files written here (notes, results moved out of processing/) get the inbox folde
 read bits at most and never group/other write (``Inbox.file_mode``). (``watch.py``'s text log
 lines escape control characters, so a file name cannot forge a log line.)
 
-Locks are POSIX ``flock``: run the watchers of one inbox on one machine, as one user.
+Who owns a file is decided by the inbox's locks (``ClaimLocks``): POSIX ``flock`` by default
+(``FileLocks``: the watchers of one inbox on one machine, as one user), or, with a PostgreSQL
+ledger, the database (``DatabaseLocks``: a ``claims`` row per file with its owner and a
+heartbeat, and an advisory lock for the inbox-wide lock), so watchers on several machines can
+share one inbox. The renames stay the same either way; a crashed machine's claim expires once
+its heartbeat is older than ``STALE_AFTER`` (at once if its process is gone on this machine),
+and another watcher finishes the file.
 """
 
 from __future__ import annotations
@@ -38,10 +44,15 @@ import datetime as dt
 import fcntl
 import hashlib
 import os
+import socket
 import stat
-from collections.abc import Callable, Iterator
+import threading
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from importer.errors import ConfigError
 
@@ -61,8 +72,7 @@ class Claimed:
     """A file in processing/ whose lock this process holds."""
 
     path: Path
-    lock_path: Path
-    lock_fd: int
+    unlock: Callable[[], None]
     picked_up_as: str  # its name in the inbox (for a resumed file: its name in processing/)
     seen: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) when its import began
 
@@ -75,21 +85,195 @@ class Claimed:
         return self.path.with_name(_fit(self.path.name, ROOM) + ERRORS + PART)
 
     def release(self) -> None:
-        # Unlink before unlocking: a process that opened the old lock file finds, once it gets
-        # the lock, that the path no longer names it, and backs off (see _try_lock).
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.lock_path)
-        os.close(self.lock_fd)
+        self.unlock()
+
+
+class ClaimLocks(Protocol):
+    """Who owns which file in processing/, and the inbox-wide lock."""
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """The inbox-wide lock, held briefly: around choosing a free name and renaming."""
+
+    def try_lock(self, name: str) -> Callable[[], None] | None:
+        """Own processing/``name``: the function that gives it up, or None if it is owned."""
+
+    def close(self) -> None: ...
+
+
+class FileLocks:
+    """flock: ``processing/<name>.lock`` per file, ``processing/.watch.lock`` for the inbox."""
+
+    def __init__(self, processing: Path) -> None:
+        self.processing = processing
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        fd = os.open(self.processing / ".watch.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def try_lock(self, name: str) -> Callable[[], None] | None:
+        lock_path = self.processing / (_fit(name, ROOM) + LOCK)
+        fd = _try_lock(lock_path)
+        if fd is None:
+            return None
+
+        def unlock() -> None:
+            # Unlink before unlocking: a process that opened the old lock file finds, once it
+            # gets the lock, that the path no longer names it, and backs off (see _try_lock).
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path)
+            os.close(fd)
+
+        return unlock
+
+    def close(self) -> None:
+        pass
+
+
+class ClaimsDatabase(Protocol):
+    """What DatabaseLocks needs of the ledger's store (``ledger_postgres.PostgresStore``)."""
+
+    def side_execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]: ...
+
+    def inbox_lock(self, inbox: str) -> AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+
+class DatabaseLocks:
+    """Claims in the ledger's database, for watchers on several machines sharing one inbox.
+
+    A file is owned by the watcher whose row in ``claims`` (inbox, name) it is; a thread keeps
+    the rows it holds fresh every ``heartbeat_every`` seconds. A row is taken over when its
+    heartbeat is older than ``stale_after`` (its machine is gone) or, on this machine, when
+    its process is gone. The inbox is named by an id kept in ``processing/.inbox-id`` (the
+    same folder on every machine, wherever each mounts it).
+    """
+
+    def __init__(
+        self,
+        database: ClaimsDatabase,
+        processing: Path,
+        *,
+        heartbeat_every: float = 10.0,
+        stale_after: float = 60.0,
+        host: str | None = None,
+    ) -> None:
+        self.db = database
+        self.inbox = _inbox_id(processing)
+        self.owner = uuid.uuid4().hex
+        self.host = host or socket.gethostname()
+        self.stale_after = stale_after
+        self._held: set[str] = set()
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._beat = threading.Thread(
+            target=self._heartbeats, args=(heartbeat_every,), daemon=True, name="claims"
+        )
+        self._beat.start()
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        return self.db.inbox_lock(self.inbox)
+
+    def try_lock(self, name: str) -> Callable[[], None] | None:
+        from importer.ledger import _pid_alive, _process_start
+
+        now = "extract(epoch from clock_timestamp())"
+        pid = os.getpid()
+        taken = self.db.side_execute(
+            "INSERT INTO claims (inbox, name, owner, host, pid, pid_start)"
+            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (inbox, name) DO NOTHING RETURNING owner",
+            (self.inbox, name, self.owner, self.host, pid, _process_start(pid)),
+        )
+        if not taken:
+            holder = self.db.side_execute(
+                f"SELECT owner, host, pid, pid_start, {now} - heartbeat_at FROM claims"
+                " WHERE inbox = ? AND name = ?",
+                (self.inbox, name),
+            )
+            if not holder:
+                return None  # released meanwhile: the next pass tries again
+            owner, host, other, started, age = holder[0]
+            same_host_gone = host == self.host and (
+                not _pid_alive(other)
+                or (started is not None and _process_start(other) not in (None, started))
+            )
+            if age < self.stale_after and not same_host_gone:
+                return None
+            # Take it over only if it is still that stale claim (another watcher may be first).
+            taken = self.db.side_execute(
+                f"UPDATE claims SET owner = ?, host = ?, pid = ?, pid_start = ?,"
+                f" heartbeat_at = {now} WHERE inbox = ? AND name = ? AND owner = ?"
+                " RETURNING owner",
+                (self.owner, self.host, pid, _process_start(pid), self.inbox, name, owner),
+            )
+            if not taken:
+                return None
+        with self._guard:
+            self._held.add(name)
+
+        def unlock() -> None:
+            with self._guard:
+                self._held.discard(name)
+            self.db.side_execute(
+                "DELETE FROM claims WHERE inbox = ? AND name = ? AND owner = ?",
+                (self.inbox, name, self.owner),
+            )
+
+        return unlock
+
+    def _heartbeats(self, every: float) -> None:
+        while not self._stop.wait(every):
+            with self._guard:
+                held = sorted(self._held)
+            if not held:
+                continue
+            # A missed beat is not fatal: the claim lasts stale_after, many beats.
+            with contextlib.suppress(Exception):
+                self.db.side_execute(
+                    "UPDATE claims SET heartbeat_at = extract(epoch from clock_timestamp())"
+                    " WHERE inbox = ? AND owner = ? AND name = ANY(?)",
+                    (self.inbox, self.owner, held),
+                )
+
+    def close(self) -> None:
+        self._stop.set()
+        self._beat.join(timeout=60)
+        self.db.close()
+
+
+def _inbox_id(processing: Path) -> str:
+    """The id in processing/.inbox-id, written once (O_EXCL: two first watchers agree)."""
+    path = processing / ".inbox-id"
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with open(fd, "w", encoding="ascii") as file:
+            file.write(uuid.uuid4().hex + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+    for _ in range(100):  # another watcher created it a moment ago and is still writing
+        text = path.read_text(encoding="ascii").strip()
+        if text:
+            return text
+        threading.Event().wait(0.05)
+    raise OSError(f"{path} is empty: remove it, and every watcher of this inbox will agree anew")
 
 
 class Inbox:
-    def __init__(self, root: Path, now: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self, root: Path, now: Callable[[], dt.datetime], locks: ClaimLocks | None = None
+    ) -> None:
         self.root = root
         self.processing = root / "processing"
         self.done = root / "done"
         self.failed = root / "failed"
         self.now = now
         self.file_mode = 0o600  # set by prepare() from the inbox's own mode
+        self.locks: ClaimLocks = locks or FileLocks(self.processing)
 
     def prepare(self) -> None:
         if not self.root.is_dir():
@@ -229,19 +413,14 @@ class Inbox:
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """The inbox-wide lock, held briefly: around choosing a free name and renaming into it."""
-        fd = os.open(self.processing / ".watch.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with self.locks.exclusive():
             yield
-        finally:
-            os.close(fd)
 
     def _lock(self, target: str, picked_up_as: str) -> Claimed | None:
-        lock_path = self.processing / (_fit(target, ROOM) + LOCK)
-        fd = _try_lock(lock_path)
-        if fd is None:
+        unlock = self.locks.try_lock(target)
+        if unlock is None:
             return None
-        return Claimed(self.processing / target, lock_path, fd, picked_up_as)
+        return Claimed(self.processing / target, unlock, picked_up_as)
 
 
 def is_data_file(name: str) -> bool:

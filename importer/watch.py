@@ -5,7 +5,8 @@ Layout (created on start)::
     INBOX/              drop *.csv, *.xlsx, *.xlsm, *.xls, *.ods here (names starting with "."
                         or "~$" are ignored, so "upload as .name.csv, then rename" is a safe
                         way to drop)
-    INBOX/processing/   files being imported; each has <name>.lock, flock'ed while it is worked on;
+    INBOX/processing/   files being imported; each has <name>.lock, flock'ed while it is worked on
+                        (with a PostgreSQL ledger, a row in its claims table instead);
                         created writable by this user only, so no dropper can swap a file there
     INBOX/done/         every row created, already_created, duplicate or skipped; results beside it
     INBOX/failed/       anything else; results, errors file or <name>.error.txt beside the file
@@ -44,8 +45,19 @@ from importer.errors import (
     MappingError,
     SetupError,
 )
-from importer.inbox import ERRORS, NOTE, RESULTS, Claimed, Inbox, identity, refusal
-from importer.ledger import LedgerLocation, check_ledger, default_ledger
+from importer.inbox import (
+    ERRORS,
+    NOTE,
+    RESULTS,
+    Claimed,
+    ClaimLocks,
+    DatabaseLocks,
+    FileLocks,
+    Inbox,
+    identity,
+    refusal,
+)
+from importer.ledger import LedgerLocation, LedgerURL, check_ledger, default_ledger, open_store
 from importer.mapping import load_mapping
 from importer.pipeline import RunOptions, run_import
 from importer.report import STATUSES, Summary
@@ -159,6 +171,13 @@ class Watcher:
         self.inbox.prepare()
         load_mapping(self.options.mapping_path)  # a broken mapping stops us before any move
         self._open_ledger()
+        self.inbox.locks = self._claim_locks()
+        try:
+            return await self._watch()
+        finally:
+            self.inbox.locks.close()
+
+    async def _watch(self) -> ExitStatus:
         self._check_processing_mode()
         mode = "once" if self.options.once else f"every {self.options.interval:g}s"
         self.log(
@@ -201,6 +220,22 @@ class Watcher:
     def _open_ledger(self) -> None:
         """An unusable ledger stops us before any file moves."""
         check_ledger(self.options.ledger_path or default_ledger())
+
+    def _claim_locks(self) -> ClaimLocks:
+        """With a PostgreSQL ledger, its database decides who owns a file (watchers on several
+        machines); else flock (one machine)."""
+        location = self.options.ledger_path or default_ledger()
+        if not isinstance(location, LedgerURL):
+            return FileLocks(self.inbox.processing)
+        from importer.ledger_postgres import HEARTBEAT_EVERY, STALE_AFTER
+
+        store = open_store(location)
+        return DatabaseLocks(
+            store,  # type: ignore[arg-type]  # a PostgresStore: it has side_execute, inbox_lock
+            self.inbox.processing,
+            heartbeat_every=HEARTBEAT_EVERY,
+            stale_after=STALE_AFTER,
+        )
 
     @property
     def stopping(self) -> bool:
