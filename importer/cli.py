@@ -380,13 +380,17 @@ examples:
   # the ledger was lost: rebuild it from the last run's results, then rerun safely
   eloqua-import ledger adopt attendees.results.csv --mapping mappings/attendees.yaml
   eloqua-import run attendees.csv --mapping mappings/attendees.yaml
+
+  # move the per-user ledger file into PostgreSQL (password from PGPASSWORD or ~/.pgpass)
+  eloqua-import ledger copy ~/.local/state/eloqua-import/ledger.sqlite3 \
+      postgresql://importer@db.example.com/eloqua_import
 """
 
 
 def _add_ledger(commands: argparse._SubParsersAction) -> None:
     ledger = commands.add_parser(
         "ledger",
-        help="repair the idempotency ledger (adopt a results file)",
+        help="repair or move the idempotency ledger (adopt a results file, copy)",
         description="Maintain the idempotency ledger: the record of what was already created.",
         epilog=LEDGER_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -416,6 +420,25 @@ def _add_ledger(commands: argparse._SubParsersAction) -> None:
     )
     adopt.add_argument("--sandbox", action="store_true", help="adopt for the built-in sandbox")
     adopt.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+    copy = actions.add_parser(
+        "copy",
+        help="copy a ledger between a file and PostgreSQL",
+        description="Copy every entry of the ledger SRC into DST (created if missing): a"
+        " SQLite file into PostgreSQL or back. Nothing in DST is overwritten (a pending entry"
+        " only takes SRC's answer); running it again adds nothing. A DST holding entries SRC"
+        " does not know is refused unless --merge. Stop imports using SRC first.",
+        epilog=LEDGER_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    copy.add_argument("source", type=_ledger_location, metavar="SRC", help="file or postgresql://")
+    copy.add_argument("target", type=_ledger_location, metavar="DST", help="file or postgresql://")
+    copy.add_argument(
+        "--merge",
+        action="store_true",
+        help="copy into a DST that has entries of its own (an entry created in either stays"
+        " created)",
+    )
+    copy.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
 
 
 def _add_sandbox(commands: argparse._SubParsersAction) -> None:
@@ -689,6 +712,13 @@ def _reimport_options(args: argparse.Namespace) -> list[str]:
 async def _ledger(args: argparse.Namespace, stdout: TextIO) -> int:
     from importer.adopt import adopt_results
     from importer.ledger import default_ledger
+
+    if args.action == "copy":
+        from importer.ledger_copy import copy_ledger
+
+        copied = await asyncio.to_thread(copy_ledger, args.source, args.target, merge=args.merge)
+        print(copied.render(), file=stdout)
+        return int(ExitStatus.OK)
 
     ledger_path = args.ledger or default_ledger()
     if args.sandbox:
