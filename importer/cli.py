@@ -372,6 +372,13 @@ problem, 3 stopped (Eloqua unreachable, credentials refused, outage), 130 interr
         default="text",
         help="events on stderr as readable text (default) or one JSON object per line",
     )
+    watch.add_argument(
+        "--status-file",
+        type=Path,
+        metavar="PATH",
+        help="keep this JSON file up to date for a monitor: last pass, files done/failed, rows"
+        " by status, last error, token expiry (replaced atomically)",
+    )
     _add_sending_options(watch)
 
 
@@ -909,6 +916,7 @@ def _watch(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         timeouts=Timeouts(read=args.timeout),
         handle_signals=True,
+        status_file=args.status_file,
     )
     try:
         return int(asyncio.run(watch(options, connection_from_env(), log)))

@@ -15,6 +15,11 @@ The claim protocol (which file is ready, how it is claimed and locked, where it 
 ``inbox.py``'s; this module runs the pipeline on each claimed file, files it in done/ or
 failed/ with its results, logs every step (text or JSON lines), and stops cleanly on SIGTERM
 or Ctrl-C.
+
+For a scheduler or a health check: ``--status-file PATH`` keeps a small JSON file up to date
+(``WatchState``: state, last pass, files done/failed, rows by status, last error, the OAuth2
+access token's expiry), replaced atomically (temp file, fsync, rename) so a reader never sees
+half of it; JSON log lines for files and passes carry the same fields under ``totals``.
 """
 
 from __future__ import annotations
@@ -77,6 +82,7 @@ class WatchOptions:
     concurrency: int = 8
     timeouts: Timeouts = field(default_factory=Timeouts)
     handle_signals: bool = False  # SIGTERM / SIGINT stop cleanly (the CLI sets it)
+    status_file: Path | None = None  # kept up to date for a monitor (see WatchState)
 
 
 class EventLog:
@@ -124,6 +130,47 @@ def escape_controls(text: str) -> str:
     )
 
 
+@dataclass
+class WatchState:
+    """What a monitor needs to see, since this watcher started (``--status-file``)."""
+
+    inbox: str
+    state: str = "starting"  # starting | watching | stopped
+    started_at: str = ""
+    last_pass: str | None = None  # when the last pass over the inbox ended
+    files_done: int = 0
+    files_failed: int = 0
+    rows: dict[str, int] = field(default_factory=dict)  # by status, every file so far
+    last_error: dict[str, str] | None = None  # {"time", "message"}
+    token_expires_at: str | None = None  # OAuth2: when the access token in use expires
+    exit_status: int | None = None  # once stopped
+
+    def record(self) -> dict[str, Any]:
+        return {"updated_at": _utc_now(), "pid": os.getpid(), **self.__dict__}
+
+    def totals(self) -> dict[str, Any]:
+        """The fields a JSON log line carries."""
+        fields = dict(self.__dict__)
+        del fields["inbox"]
+        return fields
+
+
+def _utc_now(when: float | None = None) -> str:
+    moment = dt.datetime.now(dt.UTC) if when is None else dt.datetime.fromtimestamp(when, dt.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def write_status(path: Path, record: dict[str, Any]) -> None:
+    """Replace ``path`` atomically: a reader sees the old file or the new one, never half."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temp, "w", encoding="utf-8") as file:
+        json.dump(record, file, ensure_ascii=False, indent=1, default=str)
+        file.write("\n")
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temp, path)
+
+
 class _Halt(Exception):
     """Stop this pass: a problem that is not the file's (Eloqua, credentials, ledger)."""
 
@@ -163,6 +210,38 @@ class Watcher:
         self._stop_reason = ""
         self._handlers = SignalHandlers(options.handle_signals)
         self._last_look: dict[Path, dict[str, tuple[int, int, int]]] = {}
+        self.state = WatchState(inbox=str(options.inbox), started_at=_utc_now())
+        self._log = self.log
+        self.log = self._event  # type: ignore[assignment]  # every event keeps the state
+
+    def _event(self, event: str, message: str, *, level: str = "info", **fields: Any) -> None:
+        if level == "error":
+            self.state.last_error = {"time": _utc_now(), "message": message}
+        if event in _TOTALS_EVENTS:
+            self._refresh_state()
+            fields["totals"] = self.state.totals()
+        self._log(event, message, level=level, **fields)
+        if event in _TOTALS_EVENTS or level == "error":
+            self._save_state()
+
+    def _refresh_state(self) -> None:
+        expires = getattr(self.connection.auth, "expires_at", None)
+        self.state.token_expires_at = _utc_now(expires) if expires else None
+
+    def _save_state(self) -> None:
+        """Write the status file; a failure is logged, never fatal (the imports matter more)."""
+        path = self.options.status_file
+        if path is None:
+            return
+        try:
+            write_status(path, self.state.record())
+        except OSError as exc:
+            self._log(
+                "warning",
+                f"cannot write the status file {path}: {exc.strerror or exc}",
+                level="warning",
+                path=str(path),
+            )
 
     async def run(self) -> ExitStatus:
         """``--once``: 0 all went to done/, 1 some to failed/, 3 stopped (Eloqua, ledger),
@@ -179,6 +258,9 @@ class Watcher:
 
     async def _watch(self) -> ExitStatus:
         self._check_processing_mode()
+        self.state.state = "watching"
+        self._refresh_state()
+        self._save_state()
         mode = "once" if self.options.once else f"every {self.options.interval:g}s"
         self.log(
             "watch_started",
@@ -190,12 +272,21 @@ class Watcher:
         with self._signals():
             while True:
                 tally = await self.run_pass()
+                self.state.last_pass = _utc_now()
                 if self.options.once or self.stopping:
                     break
+                self.log(
+                    "pass_finished",
+                    f"pass finished: {tally.done} to done/, {tally.failed} to failed/",
+                    done=tally.done,
+                    failed=tally.failed,
+                )
                 await self._sleep(self.options.interval)
                 if self.stopping:
                     break
         status = self._status(tally)
+        self.state.state = "stopped"
+        self.state.exit_status = int(status)
         reason = self._stop_reason or "every file handled"
         self.log(
             "watch_stopped",
@@ -334,6 +425,7 @@ class Watcher:
             if placed is None:  # another watcher moved it
                 continue
             tally.failed += 1
+            self.state.files_failed += 1
             self.log(
                 "file_refused",
                 f"{name} -> failed/{placed[''].name}: {note}",
@@ -484,9 +576,13 @@ class Watcher:
         ok = folder == self.inbox.done
         if ok:
             tally.done += 1
+            self.state.files_done += 1
         else:
             tally.failed += 1
+            self.state.files_failed += 1
         counts = _counts(summary)
+        for status, n in counts.items():
+            self.state.rows[status] = self.state.rows.get(status, 0) + n
         shown = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no rows"
         message = f"{name} -> {folder.name}/{placed[''].name}: {shown}"
         if summary.stopped_reason:
@@ -508,6 +604,7 @@ class Watcher:
 
     def _failed(self, claimed: Claimed, error: str, tally: _Tally) -> None:
         tally.failed += 1
+        self.state.files_failed += 1
         placed = self.inbox.file_away(claimed, self.inbox.failed, note=error)
         name = claimed.picked_up_as
         self.log(
@@ -547,6 +644,12 @@ class Watcher:
         # Not after a stop: a second signal then quits at once, as in the pipeline.
         if not self.stopping:
             self._handlers.on_stop_signals(self._on_signal)
+
+
+#: Events whose JSON lines carry the totals (and after which the status file is written).
+_TOTALS_EVENTS = frozenset(
+    {"file_finished", "file_failed", "file_refused", "pass_finished", "watch_stopped"}
+)
 
 
 def _not_plain(name: str, what: str) -> str:
