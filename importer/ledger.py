@@ -1,8 +1,11 @@
-"""The idempotency ledger: which activities this machine has already sent to which Eloqua.
+"""The idempotency ledger: which activities have already been sent to which Eloqua.
 
 Eloqua cannot update or delete an external activity, so a duplicate is permanent. Every
-activity is recorded in an embedded SQLite database, keyed by the Eloqua instance and a
-fingerprint of its canonical payload:
+activity is recorded in the ledger, keyed by the Eloqua instance and a fingerprint of what the
+activity is. The ledger is a SQLite file (``ledger_sqlite``) or, for several machines, a
+PostgreSQL database (``ledger_postgres``, a ``postgresql://`` location): one ``Ledger`` with
+its decisions and group commit here, the storage behind ``LedgerStore``, where all SQL that
+differs between the two lives.
 
 - ``pending``   written and committed (fsync'd) *before* the request is sent;
 - ``created``   Eloqua answered with an id;
@@ -18,7 +21,11 @@ asset name, activity type and date, on one site. Its other fields (name, campaig
 kept as short digests, so a rerun with a changed name is ``already_created`` and says what
 differs. Entries written by versions that fingerprinted the whole payload are kept in
 ``legacy_activities`` and still stop a rerun of the same rows. The schema carries a version
-(``PRAGMA user_version``); older ledgers are upgraded in place, under a write lock.
+(the store's); older ledgers are upgraded in place, under a write lock.
+
+A ``pending`` row's run is alive while its process lives (same machine: pid and start time)
+or, on another machine, while its heartbeat is fresh (``STALE_AFTER``; only a shared ledger
+keeps heartbeats, a file ledger cannot tell and takes it as gone).
 """
 
 from __future__ import annotations
