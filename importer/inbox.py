@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from importer.errors import ConfigError
+from importer.errors import AbortedError, ConfigError
 
 SUFFIXES = frozenset({".csv", ".xlsx", ".xlsm", ".xls", ".ods"})
 RESULTS = ".results.csv"
@@ -137,6 +137,11 @@ class FileLocks:
 class ClaimsDatabase(Protocol):
     """What DatabaseLocks needs of the ledger's store (``ledger_postgres.PostgresStore``)."""
 
+    name: str  # for messages (its password masked)
+    errors: tuple[type[Exception], ...]
+
+    def scrub(self, exc: BaseException | str) -> str: ...
+
     def side_execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]: ...
 
     def inbox_lock(self, inbox: str) -> AbstractContextManager[None]: ...
@@ -176,10 +181,27 @@ class DatabaseLocks:
         )
         self._beat.start()
 
-    def exclusive(self) -> AbstractContextManager[None]:
-        return self.db.inbox_lock(self.inbox)
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._trouble("lock the inbox"), self.db.inbox_lock(self.inbox):
+            yield
+
+    @contextlib.contextmanager
+    def _trouble(self, doing: str) -> Iterator[None]:
+        """The database unreachable: stop the pass (exit 3); files stay for the next run."""
+        try:
+            yield
+        except self.db.errors as exc:
+            raise AbortedError(
+                f"cannot {doing} in the ledger database {self.db.name}: {self.db.scrub(exc)}."
+                " Files stay where they are; the next run takes them up again"
+            ) from None
 
     def try_lock(self, name: str) -> Callable[[], None] | None:
+        with self._trouble(f"claim {name}"):
+            return self._try_lock(name)
+
+    def _try_lock(self, name: str) -> Callable[[], None] | None:
         from importer.ledger import _pid_alive, _process_start
 
         now = "extract(epoch from clock_timestamp())"
@@ -219,10 +241,12 @@ class DatabaseLocks:
         def unlock() -> None:
             with self._guard:
                 self._held.discard(name)
-            self.db.side_execute(
-                "DELETE FROM claims WHERE inbox = ? AND name = ? AND owner = ?",
-                (self.inbox, name, self.owner),
-            )
+            # Not released (the database is gone): the claim expires with its heartbeat.
+            with contextlib.suppress(*self.db.errors):
+                self.db.side_execute(
+                    "DELETE FROM claims WHERE inbox = ? AND name = ? AND owner = ?",
+                    (self.inbox, name, self.owner),
+                )
 
         return unlock
 

@@ -40,7 +40,7 @@ import socket
 import sys
 import time
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -165,6 +165,9 @@ class LedgerStore(Protocol):
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
 
     def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
+
+    def scan(self, sql: str, size: int) -> Iterator[list[tuple]]:
+        """A whole table, ``size`` rows at a time (``ledger copy``)."""
 
     def run_record(self, run_id: str) -> tuple | None:
         """(host, pid, ended_at, pid_start, seconds since its heartbeat or None)."""

@@ -85,8 +85,7 @@ def copy_ledger(
 
 
 def _batches(store: LedgerStore, sql: str) -> Iterator[list[tuple]]:
-    cursor = store.execute(sql)
-    while rows := cursor.fetchmany(BATCH):
+    for rows in store.scan(sql, BATCH):
         yield [tuple(row) for row in rows]
 
 

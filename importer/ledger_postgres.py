@@ -167,6 +167,13 @@ class PostgresStore:
             cursor.executemany(_sql(sql), rows)
             return max(cursor.rowcount, 0)
 
+    def scan(self, sql: str, size: int) -> Iterator[list[tuple]]:
+        """A whole table, ``size`` rows at a time: a server-side cursor (bounded memory)."""
+        with self._db.transaction(), self._db.cursor(name="ledger_scan") as cursor:
+            cursor.execute(_sql(sql))
+            while rows := cursor.fetchmany(size):
+                yield rows
+
     def run_record(self, run_id: str) -> tuple | None:
         return self._db.execute(
             f"SELECT host, pid, ended_at, pid_start, {_NOW} - heartbeat_at FROM runs"

@@ -92,6 +92,12 @@ class SqliteStore:
         """Rows changed."""
         return self._db.executemany(sql, rows).rowcount
 
+    def scan(self, sql: str, size: int) -> Iterator[list[tuple]]:
+        """A whole table, ``size`` rows at a time (bounded memory)."""
+        cursor = self._db.execute(sql)
+        while rows := cursor.fetchmany(size):
+            yield rows
+
     def run_record(self, run_id: str) -> tuple | None:
         """(host, pid, ended_at, pid_start, seconds since its heartbeat or None)."""
         return self._db.execute(

@@ -88,3 +88,26 @@ def test_copying_a_ledger_onto_itself_is_refused(tmp_path, capsys):
     source = tmp_path / "ledger.sqlite3"
     assert main(["ledger", "copy", str(source), str(source)]) == 2
     assert "onto itself" in capsys.readouterr().err
+
+
+async def fill_many(where, count: int) -> None:
+    async with Ledger(where, SITE) as ledger:
+        fingerprints = [f"fp-{n}".encode() for n in range(count)]
+        await asyncio.gather(*(ledger.claim(fp, "a.csv row 2") for fp in fingerprints))
+        for n, fp in enumerate(fingerprints):
+            ledger.created(fp, str(n))
+
+
+def test_a_ledger_larger_than_one_batch_goes_there_and_back_whole(tmp_path, pg_url, capsys):
+    source, back = tmp_path / "ledger.sqlite3", tmp_path / "back.sqlite3"
+    asyncio.run(fill_many(source, 2500))  # more than two batches of BATCH rows
+
+    assert main(["ledger", "copy", str(source), pg_url]) == 0
+    assert main(["ledger", "copy", pg_url, str(back)]) == 0
+    out = capsys.readouterr().out
+    assert out.count("2500 read, 2500 new or updated") == 2
+
+    assert asyncio.run(decisions(back, b"fp-0", b"fp-2499")) == [
+        ("already_created", "0"),
+        ("already_created", "2499"),
+    ]

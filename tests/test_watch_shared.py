@@ -22,6 +22,7 @@ import psycopg
 import pytest
 
 from importer.cli import main
+from importer.errors import AbortedError
 from importer.inbox import DatabaseLocks, Inbox
 from importer.ledger import LedgerURL, open_store
 
@@ -79,7 +80,7 @@ def watch_once(inbox: Path, mapping: Path, ledger: str) -> int:
 def db_inbox(inbox: Path, url: str, host: str | None = None) -> Inbox:
     box = Inbox(inbox, now=dt.datetime.now)
     box.prepare()
-    box.locks = DatabaseLocks(open_store(LedgerURL(url)), box.processing, host=host)  # type: ignore[arg-type]
+    box.locks = DatabaseLocks(open_store(LedgerURL(url)), box.processing, host=host)
     return box
 
 
@@ -215,3 +216,30 @@ def test_two_watchers_sharing_a_postgres_ledger_killed_at_random_import_each_fil
     statuses = results_statuses(inbox / "done") + results_statuses(inbox / "failed")
     assert statuses["created"] + statuses["already_created"] + statuses["uncertain"] == 90
     assert len(ids) >= statuses["created"] + statuses["already_created"]
+
+
+def test_a_database_that_fails_stops_the_pass_and_leaves_the_file(
+    inbox, mapping, sandbox, pg_url, capsys
+):
+    scans(inbox / "a.csv", 2)
+    box = db_inbox(inbox, pg_url)
+    try:
+        sql(pg_url, "DROP TABLE claims")  # as if the database went away mid-pass
+        with pytest.raises(AbortedError, match=r"cannot claim a\.csv in the ledger database"):
+            box.claim("a.csv")
+    finally:
+        box.locks.close()
+    assert (inbox / "a.csv").exists() and listing(inbox / "processing") == []
+
+
+def test_the_library_api_takes_a_postgres_ledger(pg_url, sandbox):
+    import importer
+
+    records = [{"First Name": "P1", "Contact ID": "2001", "Event": "Spring Expo",
+                "Action": "visited", "Scan Time": "03/10/2026 08:00", "Booth": "B1",
+                "Campaign": "37"}]  # fmt: skip
+    mapping = Path(__file__).parent / "fixtures" / "booth_scans.yaml"
+    first = importer.import_records(records, mapping=mapping, ledger=pg_url)
+    again = importer.import_records(records, mapping=mapping, ledger=pg_url)
+    assert [o.status for o in first.outcomes] == ["created"]
+    assert [o.status for o in again.outcomes] == ["already_created"]
