@@ -116,3 +116,20 @@ def test_without_the_driver_the_message_says_what_to_install(
     assert status == 2
     assert "pip install 'eloqua-import[postgres]'" in err
     assert "secret" not in err and "u:***@" in err
+
+
+def test_a_run_names_the_ledger_without_its_password(pg_url, tmp_path, sandbox, capsys):
+    from test_exactly_once import MAPPING, scans
+
+    (tmp_path / "map.yaml").write_text(MAPPING, encoding="utf-8")
+    url = pg_url.replace("postgres@", "postgres:s3cret@")  # trust auth: accepted, unchecked
+    data = scans(tmp_path / "a.csv", 3)
+    status = main(["run", str(data), "--mapping", str(tmp_path / "map.yaml"), "--quiet",
+                   "--ledger", url])  # fmt: skip
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert "Ledger:  postgresql://postgres:***@" in out
+    assert "s3cret" not in out + err
+    assert (tmp_path / "a.results.csv").exists() and "s3cret" not in (
+        tmp_path / "a.results.csv"
+    ).read_text()
