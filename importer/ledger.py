@@ -109,7 +109,7 @@ class LedgerURL:
     url: str = field(repr=False)
 
     def __str__(self) -> str:
-        return _mask(self.url)
+        return mask_url(self.url)
 
     def __repr__(self) -> str:
         return f"LedgerURL({str(self)!r})"
@@ -135,8 +135,8 @@ def default_ledger(environ: Mapping[str, str] | None = None) -> LedgerLocation:
     return ledger_location(value) if value else default_ledger_path()
 
 
-def _mask(url: str) -> str:
-    # The same masking as the backend's, without importing psycopg to show a name.
+def mask_url(url: str) -> str:
+    """``url`` with its password (in the user part or a ``password=`` parameter) as ``***``."""
     parts = urlsplit(url)
     if parts.password is None and "password=" not in parts.query.lower():
         return url
@@ -192,7 +192,8 @@ def open_store(location: LedgerLocation) -> LedgerStore:
     return ledger_sqlite.SqliteStore(location, keep_advice=KEEP_THE_LEDGER)
 
 
-#: A run whose heartbeat is older than this (seconds) is gone (a shared ledger only).
+#: A run (or a watcher's claim) whose heartbeat is older than this (seconds) is gone: a
+#: shared ledger's live runs beat every ledger_postgres.HEARTBEAT_EVERY (10 s).
 STALE_AFTER = 60.0
 
 

@@ -31,10 +31,10 @@ from urllib.parse import parse_qsl, unquote, urlsplit
 import psycopg
 
 from importer.errors import ConfigError
+from importer.ledger import mask_url
 
 SCHEMA_VERSION = 2  # the SQLite ledger's numbering: the same tables, the same meaning
-HEARTBEAT_EVERY = 10.0  # seconds between a live run's (or claim's) heartbeats
-STALE_AFTER = 60.0  # a heartbeat older than this: the run or claim is gone
+HEARTBEAT_EVERY = 10.0  # seconds between a live run's (or claim's) heartbeats (ledger.STALE_AFTER)
 
 #: Advisory lock keys (pg_advisory_xact_lock's two-int form: ours, and what it guards).
 _LOCK_CLASS = 0x454C51  # "ELQ"
@@ -94,22 +94,6 @@ SCHEMA = (
 )
 
 
-def mask(url: str) -> str:
-    """``url`` with its password (in the user part or a ``password=`` parameter) as ``***``."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        user, _, host = netloc.rpartition("@")
-        netloc = f"{user.partition(':')[0]}:***@{host}"
-    query = parts.query
-    if query:
-        query = "&".join(
-            f"{key}=***" if key.lower() == "password" else f"{key}={value}"
-            for key, value in parse_qsl(query, keep_blank_values=True)
-        )
-    return parts._replace(netloc=netloc, query=query).geturl()
-
-
 class PostgresStore:
     """The ledger in the database at ``url`` (the schema created if missing)."""
 
@@ -119,7 +103,7 @@ class PostgresStore:
 
     def __init__(self, url: str, *, keep_advice: str) -> None:
         self.url = url
-        self.name = mask(url)
+        self.name = mask_url(url)
         self._secrets = _secrets(url)
         self._side: psycopg.Connection | None = None  # heartbeats, off the writer's transaction
         self._side_lock = threading.RLock()  # inbox_lock holds it around claims

@@ -62,7 +62,14 @@ from importer.inbox import (
     identity,
     refusal,
 )
-from importer.ledger import LedgerLocation, LedgerURL, check_ledger, default_ledger, open_store
+from importer.ledger import (
+    STALE_AFTER,
+    LedgerLocation,
+    LedgerURL,
+    check_ledger,
+    default_ledger,
+    open_store,
+)
 from importer.mapping import load_mapping
 from importer.pipeline import RunOptions, run_import
 from importer.report import STATUSES, Summary
@@ -318,7 +325,7 @@ class Watcher:
         location = self.options.ledger_path or default_ledger()
         if not isinstance(location, LedgerURL):
             return FileLocks(self.inbox.processing)
-        from importer.ledger_postgres import HEARTBEAT_EVERY, STALE_AFTER
+        from importer.ledger_postgres import HEARTBEAT_EVERY  # psycopg: here, only if used
 
         store = open_store(location)
         return DatabaseLocks(
