@@ -48,11 +48,11 @@ import socket
 import stat
 import threading
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 from importer.errors import AbortedError, ConfigError
 
@@ -135,14 +135,23 @@ class FileLocks:
 
 
 class ClaimsDatabase(Protocol):
-    """What DatabaseLocks needs of the ledger's store (``ledger_postgres.PostgresStore``)."""
+    """What DatabaseLocks needs of the ledger's store (``ledger_postgres.PostgresStore``,
+    which holds the SQL)."""
 
     name: str  # for messages (its password masked)
     errors: tuple[type[Exception], ...]
 
     def scrub(self, exc: BaseException | str) -> str: ...
 
-    def side_execute(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]: ...
+    def claim_file(self, inbox: str, name: str, owner: tuple) -> bool: ...
+
+    def claim_holder(self, inbox: str, name: str) -> tuple | None: ...
+
+    def take_over(self, inbox: str, name: str, stale_owner: str, owner: tuple) -> bool: ...
+
+    def release_file(self, inbox: str, name: str, owner: str) -> None: ...
+
+    def beat_claims(self, inbox: str, owner: str, names: list[str]) -> None: ...
 
     def inbox_lock(self, inbox: str) -> AbstractContextManager[None]: ...
 
@@ -168,10 +177,13 @@ class DatabaseLocks:
         stale_after: float = 60.0,
         host: str | None = None,
     ) -> None:
+        from importer.ledger import process_start
+
         self.db = database
         self.inbox = _inbox_id(processing)
         self.owner = uuid.uuid4().hex
         self.host = host or socket.gethostname()
+        self.me = (self.owner, self.host, os.getpid(), process_start(os.getpid()))
         self.stale_after = stale_after
         self._held: set[str] = set()
         self._guard = threading.Lock()
@@ -199,41 +211,7 @@ class DatabaseLocks:
 
     def try_lock(self, name: str) -> Callable[[], None] | None:
         with self._trouble(f"claim {name}"):
-            return self._try_lock(name)
-
-    def _try_lock(self, name: str) -> Callable[[], None] | None:
-        from importer.ledger import _pid_alive, _process_start
-
-        now = "extract(epoch from clock_timestamp())"
-        pid = os.getpid()
-        taken = self.db.side_execute(
-            "INSERT INTO claims (inbox, name, owner, host, pid, pid_start)"
-            " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (inbox, name) DO NOTHING RETURNING owner",
-            (self.inbox, name, self.owner, self.host, pid, _process_start(pid)),
-        )
-        if not taken:
-            holder = self.db.side_execute(
-                f"SELECT owner, host, pid, pid_start, {now} - heartbeat_at FROM claims"
-                " WHERE inbox = ? AND name = ?",
-                (self.inbox, name),
-            )
-            if not holder:
-                return None  # released meanwhile: the next pass tries again
-            owner, host, other, started, age = holder[0]
-            same_host_gone = host == self.host and (
-                not _pid_alive(other)
-                or (started is not None and _process_start(other) not in (None, started))
-            )
-            if age < self.stale_after and not same_host_gone:
-                return None
-            # Take it over only if it is still that stale claim (another watcher may be first).
-            taken = self.db.side_execute(
-                f"UPDATE claims SET owner = ?, host = ?, pid = ?, pid_start = ?,"
-                f" heartbeat_at = {now} WHERE inbox = ? AND name = ? AND owner = ?"
-                " RETURNING owner",
-                (self.owner, self.host, pid, _process_start(pid), self.inbox, name, owner),
-            )
-            if not taken:
+            if not (self.db.claim_file(self.inbox, name, self.me) or self._take_over(name)):
                 return None
         with self._guard:
             self._held.add(name)
@@ -243,26 +221,29 @@ class DatabaseLocks:
                 self._held.discard(name)
             # Not released (the database is gone): the claim expires with its heartbeat.
             with contextlib.suppress(*self.db.errors):
-                self.db.side_execute(
-                    "DELETE FROM claims WHERE inbox = ? AND name = ? AND owner = ?",
-                    (self.inbox, name, self.owner),
-                )
+                self.db.release_file(self.inbox, name, self.owner)
 
         return unlock
+
+    def _take_over(self, name: str) -> bool:
+        """Take the claim of a watcher that is gone; False while its owner lives."""
+        from importer.ledger import process_gone
+
+        holder = self.db.claim_holder(self.inbox, name)
+        if holder is None:
+            return False  # released meanwhile: the next pass tries again
+        owner, host, pid, started, age = holder
+        gone = age >= self.stale_after or (host == self.host and process_gone(pid, started))
+        return gone and self.db.take_over(self.inbox, name, owner, self.me)
 
     def _heartbeats(self, every: float) -> None:
         while not self._stop.wait(every):
             with self._guard:
                 held = sorted(self._held)
-            if not held:
-                continue
             # A missed beat is not fatal: the claim lasts stale_after, many beats.
-            with contextlib.suppress(Exception):
-                self.db.side_execute(
-                    "UPDATE claims SET heartbeat_at = extract(epoch from clock_timestamp())"
-                    " WHERE inbox = ? AND owner = ? AND name = ANY(?)",
-                    (self.inbox, self.owner, held),
-                )
+            if held:
+                with contextlib.suppress(*self.db.errors):
+                    self.db.beat_claims(self.inbox, self.owner, held)
 
     def close(self) -> None:
         self._stop.set()

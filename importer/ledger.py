@@ -240,7 +240,7 @@ class Ledger:
                         socket.gethostname(),
                         os.getpid(),
                         time.time(),
-                        _process_start(os.getpid()),
+                        process_start(os.getpid()),
                     ),
                 )
             self._has_legacy = (
@@ -603,17 +603,23 @@ class Ledger:
             return run[4] is not None and run[4] < STALE_AFTER
         if run[1] == os.getpid():
             return run_id in _OPEN_RUNS  # this process: alive only if that run is still open
-        started = _process_start(run[1])
-        if started is not None and run[3] is not None and started != run[3]:
-            return False  # the pid now belongs to another process
-        return _pid_alive(run[1])
+        return not process_gone(run[1], run[3])
 
 
 #: Runs open in this process (a pid alone cannot tell them from a crashed run's).
 _OPEN_RUNS: set[str] = set()
 
 
-def _process_start(pid: int) -> str | None:
+def process_gone(pid: int, started: str | None) -> bool:
+    """Whether process ``pid`` of this machine, which started at ``started``, is gone: not
+    running, or its pid now names another process (a reused pid)."""
+    now = process_start(pid)
+    if now is not None and started is not None and now != started:
+        return True
+    return not _pid_alive(pid)
+
+
+def process_start(pid: int) -> str | None:
     """When process ``pid`` started (Linux: clock ticks since boot), or None if unknown."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()

@@ -33,6 +33,9 @@ import psycopg
 from importer.errors import ConfigError
 from importer.ledger import mask_url
 
+#: A claim's owner: (owner id, host, pid, pid_start).
+Owner = tuple[str, str, int, str | None]
+
 SCHEMA_VERSION = 2  # the SQLite ledger's numbering: the same tables, the same meaning
 HEARTBEAT_EVERY = 10.0  # seconds between a live run's (or claim's) heartbeats (ledger.STALE_AFTER)
 
@@ -176,6 +179,49 @@ class PostgresStore:
                 self._side = psycopg.connect(self.url, autocommit=True, connect_timeout=30)
             cursor = self._side.execute(_sql(sql), params)
             return cursor.fetchall() if cursor.description else []
+
+    # --- watch's claims (inbox.DatabaseLocks decides; these statements record) -------------
+
+    def claim_file(self, inbox: str, name: str, owner: Owner) -> bool:
+        """Record ``owner`` as the owner of a file nobody owns; False if somebody does."""
+        return bool(
+            self.side_execute(
+                "INSERT INTO claims (inbox, name, owner, host, pid, pid_start)"
+                " VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (inbox, name) DO NOTHING RETURNING 1",
+                (inbox, name, *owner),
+            )
+        )
+
+    def claim_holder(self, inbox: str, name: str) -> tuple | None:
+        """(owner, host, pid, pid_start, seconds since its heartbeat), or None if free."""
+        found = self.side_execute(
+            f"SELECT owner, host, pid, pid_start, {_NOW} - heartbeat_at FROM claims"
+            " WHERE inbox = ? AND name = ?",
+            (inbox, name),
+        )
+        return found[0] if found else None
+
+    def take_over(self, inbox: str, name: str, stale_owner: str, owner: Owner) -> bool:
+        """Replace a gone owner's claim, if it is still that one's (another may be first)."""
+        return bool(
+            self.side_execute(
+                f"UPDATE claims SET owner = ?, host = ?, pid = ?, pid_start = ?,"
+                f" heartbeat_at = {_NOW} WHERE inbox = ? AND name = ? AND owner = ? RETURNING 1",
+                (*owner, inbox, name, stale_owner),
+            )
+        )
+
+    def release_file(self, inbox: str, name: str, owner: str) -> None:
+        self.side_execute(
+            "DELETE FROM claims WHERE inbox = ? AND name = ? AND owner = ?", (inbox, name, owner)
+        )
+
+    def beat_claims(self, inbox: str, owner: str, names: list[str]) -> None:
+        self.side_execute(
+            f"UPDATE claims SET heartbeat_at = {_NOW} WHERE inbox = ? AND owner = ?"
+            " AND name = ANY(?)",
+            (inbox, owner, names),
+        )
 
     @contextlib.contextmanager
     def inbox_lock(self, inbox: str) -> Iterator[None]:
