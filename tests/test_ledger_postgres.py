@@ -11,12 +11,15 @@ import sys
 import time
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from importer.cli import main
 from importer.errors import ConfigError
 from importer.ledger import Ledger, LedgerURL, check_ledger, ledger_location
+
+psycopg = pytest.importorskip(
+    "psycopg", reason="psycopg is not installed: pip install -e '.[test]'"
+)
 
 SITE = "secure.p03.eloqua.com/acme"
 

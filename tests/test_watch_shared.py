@@ -18,13 +18,16 @@ import time
 from collections import Counter
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from importer.cli import main
 from importer.errors import AbortedError
 from importer.inbox import DatabaseLocks, Inbox
 from importer.ledger import LedgerURL, open_store
+
+psycopg = pytest.importorskip(
+    "psycopg", reason="psycopg is not installed: pip install -e '.[test]'"
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 MAPPING = (Path(__file__).parent / "fixtures" / "booth_scans.yaml").read_text(encoding="utf-8")
