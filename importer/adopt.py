@@ -26,7 +26,7 @@ from importer.eloqua import ACTIVITY_PATH, EloquaClient, open_session
 from importer.errors import AuthError, ConfigError, InputError, RowError, Unauthorized
 from importer.fields import Lookup
 from importer.identity import Identity, identify
-from importer.ledger import Ledger
+from importer.ledger import Ledger, LedgerLocation
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
 from importer.mapping import Mapping, load_mapping
 from importer.preflight import Catalog, connect
@@ -127,7 +127,7 @@ class AdoptReport:
     """What ``ledger adopt`` did."""
 
     results_path: Path
-    ledger_path: Path
+    ledger_path: LedgerLocation
     site: str = ""
     rows: int = 0  # rows the results file shows created
     adopted: int = 0  # new to the ledger (or made created from pending)
@@ -154,7 +154,7 @@ class AdoptReport:
 
 
 async def adopt_results(
-    results_path: Path, mapping_path: Path, ledger_path: Path, connection: Connection
+    results_path: Path, mapping_path: Path, ledger_path: LedgerLocation, connection: Connection
 ) -> AdoptReport:
     """Record the created rows of ``results_path`` in the ledger, as the run that wrote it
     would have. Reads from Eloqua (site, types, lookups); sends nothing."""

@@ -28,6 +28,7 @@ from typing import Any, TypedDict, Unpack
 from importer.config import Connection, connection_from_env, has_credentials
 from importer.eloqua import Timeouts
 from importer.errors import ConfigError, ExitStatus
+from importer.ledger import LedgerURL, ledger_location
 from importer.pipeline import OnNotice, OnProgress, RunOptions, run_import
 from importer.records import RecordRow
 from importer.report import STATUSES, Summary
@@ -72,7 +73,7 @@ class ImportOptions(TypedDict, total=False):
     dry_run: bool
     sandbox: bool
     connection: Connection | None
-    ledger: StrPath | None
+    ledger: StrPath | LedgerURL | None
     concurrency: int
     timeout: float
     results: StrPath | None
@@ -164,7 +165,8 @@ def import_records(
     - ``dry_run``: map and check every record, look up what the mapping looks up, send nothing.
     - ``sandbox``: send to an in-process Eloqua sandbox (with a temporary ledger).
     - ``connection``: a ``Connection``; default: the ELOQUA_* environment, as the CLI.
-    - ``ledger``: the idempotency ledger's path; default: the per-user one, as the CLI.
+    - ``ledger``: the idempotency ledger: a file path or a ``postgresql://`` URL; default:
+      ELOQUA_IMPORT_LEDGER, else the per-user file, as the CLI.
     - ``concurrency`` (1-64, default 8), ``timeout`` (seconds per request, default 120).
     - ``results`` / ``errors``: write the results CSV / the errors file there (default: none).
     - ``retry_uncertain``, ``allow_duplicates``: as the CLI's options of the same names.
@@ -239,7 +241,7 @@ def _checked_plan(
     dry_run: bool = False,
     sandbox: bool = False,
     connection: Connection | None = None,
-    ledger: StrPath | None = None,
+    ledger: StrPath | LedgerURL | None = None,
     concurrency: int = DEFAULT_CONCURRENCY,
     timeout: float = DEFAULT_TIMEOUT,
     results: StrPath | None = None,
@@ -261,7 +263,7 @@ def _checked_plan(
         errors_path=_path(errors),
         concurrency=concurrency,
         dry_run=dry_run,
-        ledger_path=_path(ledger),
+        ledger_path=None if ledger is None else ledger_location(ledger),
         retry_uncertain=retry_uncertain,
         allow_duplicates=allow_duplicates,
         timeouts=Timeouts(read=timeout),

@@ -182,10 +182,11 @@ def _add_sending_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--ledger",
-        type=Path,
-        metavar="PATH",
-        help="idempotency ledger: what was already created (default: a per-user state file,"
-        " see the README; with run --sandbox a temporary one)",
+        type=_ledger_location,
+        metavar="PATH|URL",
+        help="idempotency ledger: what was already created; a file, or postgresql://USER@HOST"
+        "/DB for one ledger several machines share (default: $ELOQUA_IMPORT_LEDGER, else a"
+        " per-user state file, see the README; with run --sandbox a temporary one)",
     )
     parser.add_argument(
         "--timeout",
@@ -377,6 +378,13 @@ problem, 3 stopped (Eloqua unreachable, credentials refused, outage), 130 interr
         default="text",
         help="events on stderr as readable text (default) or one JSON object per line",
     )
+    watch.add_argument(
+        "--status-file",
+        type=Path,
+        metavar="PATH",
+        help="keep this JSON file up to date for a monitor: last pass, files done/failed, rows"
+        " by status, last error, token expiry (replaced atomically)",
+    )
     _add_sending_options(watch)
 
 
@@ -385,13 +393,17 @@ examples:
   # the ledger was lost: rebuild it from the last run's results, then rerun safely
   eloqua-import ledger adopt attendees.results.csv --mapping mappings/attendees.yaml
   eloqua-import run attendees.csv --mapping mappings/attendees.yaml
+
+  # move the per-user ledger file into PostgreSQL (password from PGPASSWORD or ~/.pgpass)
+  eloqua-import ledger copy ~/.local/state/eloqua-import/ledger.sqlite3 \
+      postgresql://importer@db.example.com/eloqua_import
 """
 
 
 def _add_ledger(commands: argparse._SubParsersAction) -> None:
     ledger = commands.add_parser(
         "ledger",
-        help="repair the idempotency ledger (adopt a results file)",
+        help="repair or move the idempotency ledger (adopt a results file, copy)",
         description="Maintain the idempotency ledger: the record of what was already created.",
         epilog=LEDGER_EXAMPLES,
         formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -414,12 +426,32 @@ def _add_ledger(commands: argparse._SubParsersAction) -> None:
     adopt.add_argument("--mapping", type=Path, required=True, help="the YAML mapping the run used")
     adopt.add_argument(
         "--ledger",
-        type=Path,
-        metavar="PATH",
-        help="the ledger to record into (default: the per-user state file, see the README)",
+        type=_ledger_location,
+        metavar="PATH|URL",
+        help="the ledger to record into: a file or a postgresql:// URL (default:"
+        " $ELOQUA_IMPORT_LEDGER, else the per-user state file, see the README)",
     )
     adopt.add_argument("--sandbox", action="store_true", help="adopt for the built-in sandbox")
     adopt.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
+    copy = actions.add_parser(
+        "copy",
+        help="copy a ledger between a file and PostgreSQL",
+        description="Copy every entry of the ledger SRC into DST (created if missing): a"
+        " SQLite file into PostgreSQL or back. Nothing in DST is overwritten (a pending entry"
+        " only takes SRC's answer); running it again adds nothing. A DST holding entries SRC"
+        " does not know is refused unless --merge. Stop imports using SRC first.",
+        epilog=LEDGER_EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    copy.add_argument("source", type=_ledger_location, metavar="SRC", help="file or postgresql://")
+    copy.add_argument("target", type=_ledger_location, metavar="DST", help="file or postgresql://")
+    copy.add_argument(
+        "--merge",
+        action="store_true",
+        help="copy into a DST that has entries of its own (an entry created in either stays"
+        " created)",
+    )
+    copy.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
 
 
 def _add_sandbox(commands: argparse._SubParsersAction) -> None:
@@ -507,7 +539,12 @@ def _add_ui(commands: argparse._SubParsersAction) -> None:
         help="mapping files folder (default: mappings/ in the current folder)",
     )
     ui.add_argument("--sandbox", action="store_true", help="import into a built-in sandbox")
-    ui.add_argument("--ledger", type=Path, help="idempotency ledger (default: as for run)")
+    ui.add_argument(
+        "--ledger",
+        type=_ledger_location,
+        metavar="PATH|URL",
+        help="idempotency ledger, a file or a postgresql:// URL (default: as for run)",
+    )
     ui.add_argument("--traceback", action="store_true", help="show tracebacks of errors")
 
 
@@ -709,9 +746,16 @@ def _rerun_options(args: argparse.Namespace) -> list[str]:
 
 async def _ledger(args: argparse.Namespace, stdout: TextIO) -> int:
     from importer.adopt import adopt_results
-    from importer.ledger import default_ledger_path
+    from importer.ledger import default_ledger
 
-    ledger_path = args.ledger or default_ledger_path()
+    if args.action == "copy":
+        from importer.ledger_copy import copy_ledger
+
+        copied = await asyncio.to_thread(copy_ledger, args.source, args.target, merge=args.merge)
+        print(copied.render(), file=stdout)
+        return int(ExitStatus.OK)
+
+    ledger_path = args.ledger or default_ledger()
     if args.sandbox:
         from importer.sandbox.server import SandboxServer
 
@@ -917,6 +961,7 @@ def _watch(args: argparse.Namespace) -> int:
         concurrency=args.concurrency,
         timeouts=Timeouts(read=args.timeout),
         handle_signals=True,
+        status_file=args.status_file,
     )
     try:
         return int(asyncio.run(watch(options, connection_from_env(), log)))
@@ -943,6 +988,12 @@ def _sandbox(args: argparse.Namespace) -> int:
     )
     serve(args.host, args.port, config)
     return int(ExitStatus.OK)
+
+
+def _ledger_location(text: str) -> Any:
+    from importer.ledger import ledger_location
+
+    return ledger_location(text)
 
 
 def _positive_int(text: str) -> int:

@@ -28,7 +28,13 @@ Files written here (notes, results moved out of processing/) get the inbox folde
 read bits at most and never group/other write (``Inbox.file_mode``). (``watch.py``'s text log
 lines escape control characters, so a file name cannot forge a log line.)
 
-Locks are POSIX ``flock``: run the watchers of one inbox on one machine, as one user.
+Who owns a file is decided by the inbox's locks (``ClaimLocks``): POSIX ``flock`` by default
+(``FileLocks``: the watchers of one inbox on one machine, as one user), or, with a PostgreSQL
+ledger, the database (``DatabaseLocks``: a ``claims`` row per file with its owner and a
+heartbeat, and an advisory lock for the inbox-wide lock), so watchers on several machines can
+share one inbox. The renames stay the same either way; a crashed machine's claim expires once
+its heartbeat is older than ``STALE_AFTER`` (at once if its process is gone on this machine),
+and another watcher finishes the file.
 """
 
 from __future__ import annotations
@@ -38,12 +44,17 @@ import datetime as dt
 import fcntl
 import hashlib
 import os
+import socket
 import stat
+import threading
+import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
-from importer.errors import ConfigError
+from importer.errors import AbortedError, ConfigError
 
 SUFFIXES = frozenset({".csv", ".xlsx", ".xlsm", ".xls", ".ods"})
 RESULTS = ".results.csv"
@@ -61,8 +72,7 @@ class Claimed:
     """A file in processing/ whose lock this process holds."""
 
     path: Path
-    lock_path: Path
-    lock_fd: int
+    unlock: Callable[[], None]
     picked_up_as: str  # its name in the inbox (for a resumed file: its name in processing/)
     seen: tuple[int, int, int] | None = None  # (size, mtime_ns, inode) when its import began
 
@@ -75,21 +85,200 @@ class Claimed:
         return self.path.with_name(_fit(self.path.name, ROOM) + ERRORS + PART)
 
     def release(self) -> None:
-        # Unlink before unlocking: a process that opened the old lock file finds, once it gets
-        # the lock, that the path no longer names it, and backs off (see _try_lock).
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(self.lock_path)
-        os.close(self.lock_fd)
+        self.unlock()
+
+
+class ClaimLocks(Protocol):
+    """Who owns which file in processing/, and the inbox-wide lock."""
+
+    def exclusive(self) -> AbstractContextManager[None]:
+        """The inbox-wide lock, held briefly: around choosing a free name and renaming."""
+
+    def try_lock(self, name: str) -> Callable[[], None] | None:
+        """Own processing/``name``: the function that gives it up, or None if it is owned."""
+
+    def close(self) -> None: ...
+
+
+class FileLocks:
+    """flock: ``processing/<name>.lock`` per file, ``processing/.watch.lock`` for the inbox."""
+
+    def __init__(self, processing: Path) -> None:
+        self.processing = processing
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        fd = os.open(self.processing / ".watch.lock", os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)
+
+    def try_lock(self, name: str) -> Callable[[], None] | None:
+        lock_path = self.processing / (_fit(name, ROOM) + LOCK)
+        fd = _try_lock(lock_path)
+        if fd is None:
+            return None
+
+        def unlock() -> None:
+            # Unlink before unlocking: a process that opened the old lock file finds, once it
+            # gets the lock, that the path no longer names it, and backs off (see _try_lock).
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(lock_path)
+            os.close(fd)
+
+        return unlock
+
+    def close(self) -> None:
+        pass
+
+
+class ClaimsDatabase(Protocol):
+    """What DatabaseLocks needs of the ledger's store (``ledger_postgres.PostgresStore``,
+    which holds the SQL)."""
+
+    name: str  # for messages (its password masked)
+    errors: tuple[type[Exception], ...]
+
+    def scrub(self, exc: BaseException | str) -> str: ...
+
+    def claim_file(self, inbox: str, name: str, owner: tuple) -> bool: ...
+
+    def claim_holder(self, inbox: str, name: str) -> tuple | None: ...
+
+    def take_over(self, inbox: str, name: str, stale_owner: str, owner: tuple) -> bool: ...
+
+    def release_file(self, inbox: str, name: str, owner: str) -> None: ...
+
+    def beat_claims(self, inbox: str, owner: str, names: list[str]) -> None: ...
+
+    def inbox_lock(self, inbox: str) -> AbstractContextManager[None]: ...
+
+    def close(self) -> None: ...
+
+
+class DatabaseLocks:
+    """Claims in the ledger's database, for watchers on several machines sharing one inbox.
+
+    A file is owned by the watcher whose row in ``claims`` (inbox, name) it is; a thread keeps
+    the rows it holds fresh every ``heartbeat_every`` seconds. A row is taken over when its
+    heartbeat is older than ``stale_after`` (its machine is gone) or, on this machine, when
+    its process is gone. The inbox is named by an id kept in ``processing/.inbox-id`` (the
+    same folder on every machine, wherever each mounts it).
+    """
+
+    def __init__(
+        self,
+        database: ClaimsDatabase,
+        processing: Path,
+        *,
+        heartbeat_every: float = 10.0,
+        stale_after: float = 60.0,
+        host: str | None = None,
+    ) -> None:
+        from importer.ledger import process_start
+
+        self.db = database
+        self.inbox = _inbox_id(processing)
+        self.owner = uuid.uuid4().hex
+        self.host = host or socket.gethostname()
+        self.me = (self.owner, self.host, os.getpid(), process_start(os.getpid()))
+        self.stale_after = stale_after
+        self._held: set[str] = set()
+        self._guard = threading.Lock()
+        self._stop = threading.Event()
+        self._beat = threading.Thread(
+            target=self._heartbeats, args=(heartbeat_every,), daemon=True, name="claims"
+        )
+        self._beat.start()
+
+    @contextlib.contextmanager
+    def exclusive(self) -> Iterator[None]:
+        with self._trouble("lock the inbox"), self.db.inbox_lock(self.inbox):
+            yield
+
+    @contextlib.contextmanager
+    def _trouble(self, doing: str) -> Iterator[None]:
+        """The database unreachable: stop the pass (exit 3); files stay for the next run."""
+        try:
+            yield
+        except self.db.errors as exc:
+            raise AbortedError(
+                f"cannot {doing} in the ledger database {self.db.name}: {self.db.scrub(exc)}."
+                " Files stay where they are; the next run takes them up again"
+            ) from None
+
+    def try_lock(self, name: str) -> Callable[[], None] | None:
+        with self._trouble(f"claim {name}"):
+            if not (self.db.claim_file(self.inbox, name, self.me) or self._take_over(name)):
+                return None
+        with self._guard:
+            self._held.add(name)
+
+        def unlock() -> None:
+            with self._guard:
+                self._held.discard(name)
+            # Not released (the database is gone): the claim expires with its heartbeat.
+            with contextlib.suppress(*self.db.errors):
+                self.db.release_file(self.inbox, name, self.owner)
+
+        return unlock
+
+    def _take_over(self, name: str) -> bool:
+        """Take the claim of a watcher that is gone; False while its owner lives."""
+        from importer.ledger import process_gone
+
+        holder = self.db.claim_holder(self.inbox, name)
+        if holder is None:
+            return False  # released meanwhile: the next pass tries again
+        owner, host, pid, started, age = holder
+        gone = age >= self.stale_after or (host == self.host and process_gone(pid, started))
+        return gone and self.db.take_over(self.inbox, name, owner, self.me)
+
+    def _heartbeats(self, every: float) -> None:
+        while not self._stop.wait(every):
+            with self._guard:
+                held = sorted(self._held)
+            # A missed beat is not fatal: the claim lasts stale_after, many beats.
+            if held:
+                with contextlib.suppress(*self.db.errors):
+                    self.db.beat_claims(self.inbox, self.owner, held)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._beat.join(timeout=60)
+        self.db.close()
+
+
+def _inbox_id(processing: Path) -> str:
+    """The id in processing/.inbox-id, written once (O_EXCL: two first watchers agree)."""
+    path = processing / ".inbox-id"
+    with contextlib.suppress(FileExistsError):
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        with open(fd, "w", encoding="ascii") as file:
+            file.write(uuid.uuid4().hex + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+    for _ in range(100):  # another watcher created it a moment ago and is still writing
+        text = path.read_text(encoding="ascii").strip()
+        if text:
+            return text
+        threading.Event().wait(0.05)
+    raise OSError(f"{path} is empty: remove it, and every watcher of this inbox will agree anew")
 
 
 class Inbox:
-    def __init__(self, root: Path, now: Callable[[], dt.datetime]) -> None:
+    def __init__(
+        self, root: Path, now: Callable[[], dt.datetime], locks: ClaimLocks | None = None
+    ) -> None:
         self.root = root
         self.processing = root / "processing"
         self.done = root / "done"
         self.failed = root / "failed"
         self.now = now
         self.file_mode = 0o600  # set by prepare() from the inbox's own mode
+        self.locks: ClaimLocks = locks or FileLocks(self.processing)
 
     def prepare(self) -> None:
         if not self.root.is_dir():
@@ -229,19 +418,14 @@ class Inbox:
     @contextlib.contextmanager
     def exclusive(self) -> Iterator[None]:
         """The inbox-wide lock, held briefly: around choosing a free name and renaming into it."""
-        fd = os.open(self.processing / ".watch.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+        with self.locks.exclusive():
             yield
-        finally:
-            os.close(fd)
 
     def _lock(self, target: str, picked_up_as: str) -> Claimed | None:
-        lock_path = self.processing / (_fit(target, ROOM) + LOCK)
-        fd = _try_lock(lock_path)
-        if fd is None:
+        unlock = self.locks.try_lock(target)
+        if unlock is None:
             return None
-        return Claimed(self.processing / target, lock_path, fd, picked_up_as)
+        return Claimed(self.processing / target, unlock, picked_up_as)
 
 
 def is_data_file(name: str) -> bool:

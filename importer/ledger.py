@@ -1,8 +1,11 @@
-"""The idempotency ledger: which activities this machine has already sent to which Eloqua.
+"""The idempotency ledger: which activities have already been sent to which Eloqua.
 
 Eloqua cannot update or delete an external activity, so a duplicate is permanent. Every
-activity is recorded in an embedded SQLite database, keyed by the Eloqua instance and a
-fingerprint of its canonical payload:
+activity is recorded in the ledger, keyed by the Eloqua instance and a fingerprint of what the
+activity is. The ledger is a SQLite file (``ledger_sqlite``) or, for several machines, a
+PostgreSQL database (``ledger_postgres``, a ``postgresql://`` location): one ``Ledger`` with
+its decisions and group commit here, the storage behind ``LedgerStore``, where all SQL that
+differs between the two lives.
 
 - ``pending``   written and committed (fsync'd) *before* the request is sent;
 - ``created``   Eloqua answered with an id;
@@ -18,71 +21,37 @@ asset name, activity type and date, on one site. Its other fields (name, campaig
 kept as short digests, so a rerun with a changed name is ``already_created`` and says what
 differs. Entries written by versions that fingerprinted the whole payload are kept in
 ``legacy_activities`` and still stop a rerun of the same rows. The schema carries a version
-(``PRAGMA user_version``); older ledgers are upgraded in place, under a write lock.
+(the store's); older ledgers are upgraded in place, under a write lock.
+
+A ``pending`` row's run is alive while its process lives (same machine: pid and start time)
+or, on another machine, while its heartbeat is fresh (``STALE_AFTER``; only a shared ledger
+keeps heartbeats, a file ledger cannot tell and takes it as gone).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib
 import itertools
 import operator
 import os
 import socket
-import sqlite3
 import sys
 import time
 import uuid
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
+from importer import ledger_sqlite
 from importer.errors import AbortedError, ConfigError
 from importer.identity import Identity, differing
 
-#: The schema version in ``PRAGMA user_version``. 0: the ledgers before versioning (the
-#: first release lacked runs.ended_at, runs.pid_start and activities.prior_*); 1: with those
-#: columns; 2: activity identity and normalised site keys, earlier entries in legacy_activities.
-SCHEMA_VERSION = 2
-
-SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS activities (
-    site        TEXT NOT NULL,          -- normalise_site(): the pod's host and the company
-    fingerprint BLOB NOT NULL,          -- identify(): what the activity is
-    state       TEXT NOT NULL,          -- pending | created
-    activity_id TEXT,
-    run_id      TEXT NOT NULL,          -- the run that wrote it last
-    source      TEXT,                   -- file and row, to explain a duplicate
-    updated_at  REAL NOT NULL,
-    prior_state TEXT,                   -- what a deliberate resend (--allow-duplicates,
-    prior_id    TEXT,                   --   --retry-uncertain) replaced, restored if it fails
-    details     TEXT,                   -- digests of the other fields (JSON), NULL if unknown
-    PRIMARY KEY (site, fingerprint)
-) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS runs (
-    run_id     TEXT PRIMARY KEY,
-    host       TEXT NOT NULL,
-    pid        INTEGER NOT NULL,
-    started_at REAL NOT NULL,
-    ended_at   REAL,                    -- NULL while running, or if it crashed
-    pid_start  TEXT                     -- the process's start time, so a reused pid is not
-)""",  #                                   taken for a crashed run that is still alive
-    # Entries of schema 0/1, keyed by a fingerprint of the whole payload (legacy_fingerprint).
-    """CREATE TABLE IF NOT EXISTS legacy_activities (
-    site        TEXT NOT NULL,
-    fingerprint BLOB NOT NULL,
-    state       TEXT NOT NULL,
-    activity_id TEXT,
-    run_id      TEXT NOT NULL,
-    source      TEXT,
-    updated_at  REAL NOT NULL,
-    prior_state TEXT,
-    prior_id    TEXT,
-    PRIMARY KEY (site, fingerprint)
-) WITHOUT ROWID""",
-)
+SCHEMA_VERSION = ledger_sqlite.SCHEMA_VERSION
 
 
 class LedgerError(AbortedError):
@@ -127,7 +96,105 @@ def _parts(fingerprint: bytes | Identity) -> Identity:
     return fingerprint if isinstance(fingerprint, Identity) else Identity(fingerprint)
 
 
-_SELECT_CHUNK = 500  # fingerprints per SELECT ... IN (...): under SQLite's parameter limit
+#: The environment variable naming the ledger when --ledger is not given (run, watch, ui,
+#: ledger adopt and the library API).
+LEDGER_ENV = "ELOQUA_IMPORT_LEDGER"
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+
+
+@dataclass(frozen=True)
+class LedgerURL:
+    """A ``postgresql://`` ledger. Shown (str, repr, messages) with its password masked."""
+
+    url: str = field(repr=False)
+
+    def __str__(self) -> str:
+        return mask_url(self.url)
+
+    def __repr__(self) -> str:
+        return f"LedgerURL({str(self)!r})"
+
+
+#: Where a ledger lives: a SQLite file, or a PostgreSQL database.
+LedgerLocation = Path | LedgerURL
+
+
+def ledger_location(text: str | os.PathLike[str] | LedgerURL) -> LedgerLocation:
+    """``--ledger``'s value: a ``postgresql://`` URL, else a file path."""
+    if isinstance(text, LedgerURL | Path):
+        return text
+    raw = os.fspath(text)
+    if raw.lower().startswith(POSTGRES_SCHEMES):
+        return LedgerURL(raw)
+    return Path(raw)
+
+
+def default_ledger(environ: Mapping[str, str] | None = None) -> LedgerLocation:
+    """ELOQUA_IMPORT_LEDGER if set, else the per-user ledger file."""
+    value = (os.environ if environ is None else environ).get(LEDGER_ENV, "").strip()
+    return ledger_location(value) if value else default_ledger_path()
+
+
+def mask_url(url: str) -> str:
+    """``url`` with its password (in the user part or a ``password=`` parameter) as ``***``."""
+    parts = urlsplit(url)
+    if parts.password is None and "password=" not in parts.query.lower():
+        return url
+    user, _, host = parts.netloc.rpartition("@")
+    netloc = f"{user.partition(':')[0]}:***@{host}" if parts.password is not None else None
+    query = "&".join(
+        f"{item.partition('=')[0]}=***" if item.partition("=")[0].lower() == "password" else item
+        for item in parts.query.split("&")
+    )
+    return parts._replace(netloc=netloc or parts.netloc, query=query).geturl()
+
+
+class LedgerStore(Protocol):
+    """Where the ledger's rows live: ``ledger_sqlite.SqliteStore`` or
+    ``ledger_postgres.PostgresStore``. SQL is written with ``?`` placeholders and portable
+    syntax; the store owns the schema, its upgrades, the write lock and liveness."""
+
+    name: str  # for messages (a URL's password masked)
+    errors: tuple[type[Exception], ...]  # what its driver raises
+    heartbeat_every: float | None  # seconds between heartbeats; None: liveness by pid only
+    select_chunk: int  # keys per SELECT ... IN (...)
+
+    def write(self) -> AbstractContextManager[None]:
+        """A transaction holding the ledger's write lock (one writer at a time)."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> int: ...
+
+    def scan(self, sql: str, size: int) -> Iterator[list[tuple]]:
+        """A whole table, ``size`` rows at a time (``ledger copy``)."""
+
+    def run_record(self, run_id: str) -> tuple | None:
+        """(host, pid, ended_at, pid_start, seconds since its heartbeat or None)."""
+
+    def heartbeat(self, run_id: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def open_store(location: LedgerLocation) -> LedgerStore:
+    """The store at ``location`` (created or upgraded if need be); ConfigError if unusable."""
+    if isinstance(location, LedgerURL):
+        try:
+            # import_module, not "from importer import": the driver is looked for each time.
+            ledger_postgres = importlib.import_module("importer.ledger_postgres")
+        except ImportError:
+            raise ConfigError(
+                f"the ledger {location} is a PostgreSQL database, and the PostgreSQL driver is"
+                " not installed: pip install 'eloqua-import[postgres]'"
+            ) from None
+        return ledger_postgres.PostgresStore(location.url, keep_advice=KEEP_THE_LEDGER)
+    return ledger_sqlite.SqliteStore(location, keep_advice=KEEP_THE_LEDGER)
+
+
+#: A run (or a watcher's claim) whose heartbeat is older than this (seconds) is gone: a
+#: shared ledger's live runs beat every ledger_postgres.HEARTBEAT_EVERY (10 s).
+STALE_AFTER = 60.0
 
 
 @dataclass(slots=True)
@@ -144,33 +211,36 @@ class _Op:
 
 
 class Ledger:
-    """One run's view of the ledger file. Use as ``async with Ledger(path, site) as ledger``."""
+    """One run's view of the ledger. Use as ``async with Ledger(location, site) as ledger``;
+    ``location`` is a file path or a ``postgresql://`` URL (see ledger_location)."""
 
-    def __init__(self, path: Path, site: str) -> None:
-        self.path = path
+    def __init__(self, path: LedgerLocation | str, site: str) -> None:
+        self.path = ledger_location(path)
         self.site = normalise_site(site)
         self.run_id = uuid.uuid4().hex
         self._ops: list[_Op] = []
         self._wake = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._closing = False
-        self._db: sqlite3.Connection | None = None
+        self._db: LedgerStore | None = None
+        self._heartbeat: asyncio.Task[None] | None = None
         self._failure: LedgerError | None = None
         self._has_legacy = False  # entries from before schema 2 for this site
         self.commits = 0
 
     async def __aenter__(self) -> Ledger:
-        self._db = _connect(self.path)
+        self._db = open_store(self.path)
         try:
-            with self._db:
+            with self._db.write():
                 self._db.execute(
-                    "INSERT INTO runs VALUES (?, ?, ?, ?, NULL, ?)",
+                    "INSERT INTO runs (run_id, host, pid, started_at, pid_start)"
+                    " VALUES (?, ?, ?, ?, ?)",
                     (
                         self.run_id,
                         socket.gethostname(),
                         os.getpid(),
                         time.time(),
-                        _process_start(os.getpid()),
+                        process_start(os.getpid()),
                     ),
                 )
             self._has_legacy = (
@@ -179,14 +249,16 @@ class Ledger:
                 ).fetchone()
                 is not None
             )
-        except sqlite3.Error as exc:
+        except self._db.errors as exc:
             self._db.close()
             raise LedgerError(
-                f"cannot write the ledger {self.path}: {exc}; free some disk space, then rerun"
-                f" the same command. Nothing was sent. {KEEP_THE_LEDGER}"
+                f"cannot write the ledger {self.path}: {self._say(exc)}; free some disk space,"
+                f" then rerun the same command. Nothing was sent. {KEEP_THE_LEDGER}"
             ) from None
         _OPEN_RUNS.add(self.run_id)
         self._committer = asyncio.create_task(self._commit_loop())
+        if self._db.heartbeat_every is not None:
+            self._heartbeat = asyncio.create_task(self._beat(self._db.heartbeat_every))
         return self
 
     async def __aexit__(self, *exc_info: object) -> None:
@@ -194,13 +266,45 @@ class Ledger:
         self._wake.set()
         if self._committer is not None:
             await self._committer
+        if self._heartbeat is not None:
+            self._heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._heartbeat
         _OPEN_RUNS.discard(self.run_id)
         if self._db is not None:
-            with contextlib.suppress(sqlite3.Error), self._db:
+            with contextlib.suppress(*self._db.errors), self._db.write():
                 self._db.execute(
                     "UPDATE runs SET ended_at = ? WHERE run_id = ?", (time.time(), self.run_id)
                 )
             self._db.close()
+
+    async def _beat(self, every: float) -> None:
+        """Keep this run's heartbeat fresh, so other machines do not take it for gone."""
+        assert self._db is not None
+        while True:
+            await asyncio.sleep(every)
+            # A missed beat is not fatal: the next one may get through, and a claim's
+            # pending record is durable either way.
+            with contextlib.suppress(*self._db.errors, OSError):
+                await asyncio.to_thread(self._db.heartbeat, self.run_id)
+
+    def _write_failure(self, exc: Exception) -> LedgerError:
+        if isinstance(exc, OSError) or (self._db is not None and isinstance(exc, self._db.errors)):
+            return LedgerError(
+                f"cannot write the ledger {self.path}: {self._say(exc)}. Nothing more is"
+                " sent; free some disk space, then rerun the same command."
+                f" {KEEP_THE_LEDGER}"
+            )
+        return LedgerError(
+            f"could not record in the ledger {self.path} ({type(exc).__name__}:"
+            f" {self._say(exc)}). Nothing more is sent; rerun the same command."
+            f" {KEEP_THE_LEDGER}"
+        )
+
+    def _say(self, exc: BaseException) -> str:
+        """The driver's message, without a password that may be in it."""
+        scrub = getattr(self._db, "scrub", None)
+        return scrub(exc) if scrub is not None else str(exc)
 
     # --- the API the pipeline uses ---------------------------------------------------------
 
@@ -219,8 +323,9 @@ class Ledger:
         """Whether any of these Eloqua activity ids is recorded for this site, or (a run killed
         before its answers were committed) a pending activity from ``source_file``."""
         assert self._db is not None
-        for start in range(0, len(activity_ids), _SELECT_CHUNK):
-            chunk = activity_ids[start : start + _SELECT_CHUNK]
+        step = self._db.select_chunk
+        for start in range(0, len(activity_ids), step):
+            chunk = activity_ids[start : start + step]
             marks = ", ".join("?" * len(chunk))
             for table in ("activities", "legacy_activities"):
                 found = self._db.execute(
@@ -250,10 +355,8 @@ class Ledger:
             for identity, activity_id, source in entries
         ]
         try:
-            with self._db:
-                self._db.execute("BEGIN IMMEDIATE")
-                before = self._db.total_changes
-                self._db.executemany(
+            with self._db.write():
+                return self._db.executemany(
                     "INSERT INTO activities VALUES (?, ?, 'created', ?, ?, ?, ?, NULL, NULL, ?)"
                     " ON CONFLICT (site, fingerprint) DO UPDATE SET state = 'created',"
                     " activity_id = excluded.activity_id, source = excluded.source,"
@@ -262,11 +365,10 @@ class Ledger:
                     " WHERE activities.state != 'created'",
                     rows,
                 )
-                return self._db.total_changes - before
-        except sqlite3.Error as exc:
+        except self._db.errors as exc:
             raise LedgerError(
-                f"cannot write the ledger {self.path}: {exc}; free some disk space, then run"
-                " the same command again"
+                f"cannot write the ledger {self.path}: {self._say(exc)}; free some disk space,"
+                " then run the same command again"
             ) from None
 
     async def claim(
@@ -342,19 +444,8 @@ class Ledger:
             try:
                 # The fsync happens off the event loop, so requests keep flowing meanwhile.
                 results = await asyncio.to_thread(self._commit, batch)
-            except (sqlite3.Error, OSError) as exc:
-                self._failure = LedgerError(
-                    f"cannot write the ledger {self.path}: {exc}. Nothing more is sent; free"
-                    f" some disk space, then rerun the same command. {KEEP_THE_LEDGER}"
-                )
-                self._fail(batch)
-                return
             except Exception as exc:  # never leave a claim waiting forever on a dead committer
-                self._failure = LedgerError(
-                    f"could not record in the ledger {self.path}"
-                    f" ({type(exc).__name__}: {exc}). Nothing more is sent; rerun the same"
-                    f" command. {KEEP_THE_LEDGER}"
-                )
+                self._failure = self._write_failure(exc)
                 self._fail(batch)
                 return
             for op, result in zip(batch, results, strict=True):
@@ -370,8 +461,7 @@ class Ledger:
         assert self._db is not None
         results: list[Claim] = []
         now = time.time()
-        with self._db:  # one transaction: BEGIN IMMEDIATE ... COMMIT
-            self._db.execute("BEGIN IMMEDIATE")
+        with self._db.write():  # one transaction, under the write lock
             for kind, group in itertools.groupby(batch, key=operator.attrgetter("kind")):
                 ops = list(group)
                 if kind == "claim":
@@ -423,8 +513,8 @@ class Ledger:
         # Created legacy entries move to the identity table, so later runs find them there
         # even when a cosmetic field changed; this goes before the claims that replace them.
         self._db.executemany(
-            "INSERT OR IGNORE INTO activities VALUES (?, ?, 'created', ?, ?, ?, ?, NULL, NULL,"
-            " NULL)",
+            "INSERT INTO activities VALUES (?, ?, 'created', ?, ?, ?, ?, NULL, NULL, NULL)"
+            " ON CONFLICT (site, fingerprint) DO NOTHING",
             promoted,
         )
         self._db.executemany(
@@ -467,8 +557,9 @@ class Ledger:
         details = "details" if table == "activities" else "NULL"
         found: dict[bytes, tuple] = {}
         keys = list(fingerprints)
-        for start in range(0, len(keys), _SELECT_CHUNK):
-            chunk = keys[start : start + _SELECT_CHUNK]
+        step = self._db.select_chunk
+        for start in range(0, len(keys), step):
+            chunk = keys[start : start + step]
             marks = ", ".join("?" * len(chunk))
             rows = self._db.execute(
                 "SELECT fingerprint, state, activity_id, run_id, source, prior_state, prior_id,"
@@ -503,25 +594,32 @@ class Ledger:
 
     def _run_alive(self, run_id: str) -> bool:
         assert self._db is not None
-        run = self._db.execute(
-            "SELECT host, pid, ended_at, pid_start FROM runs WHERE run_id = ?", (run_id,)
-        ).fetchone()
-        if run is None or run[2] is not None or run[0] != socket.gethostname():
-            # Ended, or on another machine: we cannot tell, and must not block forever.
-            return False
+        run = self._db.run_record(run_id)
+        if run is None or run[2] is not None:
+            return False  # ended (or unknown)
+        if run[0] != socket.gethostname():
+            # On another machine: alive while its heartbeat is fresh. A file ledger has none
+            # (None): we cannot tell, and must not block forever.
+            return run[4] is not None and run[4] < STALE_AFTER
         if run[1] == os.getpid():
             return run_id in _OPEN_RUNS  # this process: alive only if that run is still open
-        started = _process_start(run[1])
-        if started is not None and run[3] is not None and started != run[3]:
-            return False  # the pid now belongs to another process
-        return _pid_alive(run[1])
+        return not process_gone(run[1], run[3])
 
 
 #: Runs open in this process (a pid alone cannot tell them from a crashed run's).
 _OPEN_RUNS: set[str] = set()
 
 
-def _process_start(pid: int) -> str | None:
+def process_gone(pid: int, started: str | None) -> bool:
+    """Whether process ``pid`` of this machine, which started at ``started``, is gone: not
+    running, or its pid now names another process (a reused pid)."""
+    now = process_start(pid)
+    if now is not None and started is not None and now != started:
+        return True
+    return not _pid_alive(pid)
+
+
+def process_start(pid: int) -> str | None:
     """When process ``pid`` started (Linux: clock ticks since boot), or None if unknown."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
@@ -541,104 +639,9 @@ KEEP_THE_LEDGER = (
 )
 
 
-def check_ledger(path: Path) -> None:
-    """Open (creating if need be) the ledger at ``path``; ConfigError if it is unusable."""
-    _connect(path).close()
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    try:
-        existed = path.exists()
-    except OSError:  # e.g. a folder we may not read: it may well hold a ledger
-        existed = True
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        # isolation_level=None: transactions are explicit (BEGIN IMMEDIATE in _commit).
-        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=60)
-        _use_wal(db)
-        # FULL: a commit is on disk before we send, even if the machine loses power.
-        db.execute("PRAGMA synchronous=FULL")
-        _upgrade(db, path)
-    except (OSError, sqlite3.Error) as exc:
-        if not existed:  # nothing to lose yet: another place is as good
-            advice = "check the folder exists and is writable, or choose another --ledger PATH"
-        else:
-            advice = KEEP_THE_LEDGER
-        raise ConfigError(f"cannot open the ledger {path}: {exc}. {advice}") from None
-    return db
-
-
-def _upgrade(db: sqlite3.Connection, path: Path) -> None:
-    """Create the schema, or bring an older ledger's up to SCHEMA_VERSION in place.
-
-    Under BEGIN IMMEDIATE (the write lock), with the version read again inside it: of two
-    processes opening an old ledger at once, the second finds the work done.
-    """
-    if _version(db, path) == SCHEMA_VERSION:
-        return
-    db.execute("BEGIN IMMEDIATE")
-    try:
-        version = _version(db, path)
-        if version < SCHEMA_VERSION:
-            tables = {row[0] for row in db.execute("SELECT name FROM sqlite_master")}
-            if "activities" in tables:  # a ledger written by an earlier version
-                for migrate in _MIGRATIONS[version:]:
-                    migrate(db)
-            for statement in SCHEMA:
-                db.execute(statement)
-            db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-        db.execute("COMMIT")
-    except BaseException:
-        db.execute("ROLLBACK")
-        raise
-
-
-def _version(db: sqlite3.Connection, path: Path) -> int:
-    # A statement on sqlite_master checks this connection's copy of the schema against the
-    # file's and reloads it if another process has just upgraded it (PRAGMA user_version does
-    # not, and statements compiled against the stale copy would fail).
-    db.execute("SELECT count(*) FROM sqlite_master").fetchone()
-    version = int(db.execute("PRAGMA user_version").fetchone()[0])
-    if version > SCHEMA_VERSION:
-        raise ConfigError(
-            f"the ledger {path} was written by a newer version of eloqua-import (schema"
-            f" {version}; this one knows {SCHEMA_VERSION}): upgrade eloqua-import to use it"
-        )
-    return version
-
-
-def _add_missing_columns(db: sqlite3.Connection) -> None:
-    """Schema 0 -> 1: the ledgers before versioning lack some of these columns (the first
-    release had none of them)."""
-    for table, column, kind in (
-        ("activities", "prior_state", "TEXT"),
-        ("activities", "prior_id", "TEXT"),
-        ("runs", "ended_at", "REAL"),
-        ("runs", "pid_start", "TEXT"),
-    ):
-        names = {row[1] for row in db.execute(f"PRAGMA table_info({table})")}
-        if column not in names:
-            db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {kind}")
-
-
-def _keep_as_legacy(db: sqlite3.Connection) -> None:
-    """Schema 1 -> 2: whole-payload entries move to legacy_activities, under normalised sites.
-
-    Two old keys of one site (``h:443/acme`` and ``h/acme``) may both hold an entry for the
-    same payload: a created one wins over a pending one.
-    """
-    db.create_function("normalise_site", 1, normalise_site, deterministic=True)
-    db.execute(SCHEMA[2])
-    db.execute(
-        "INSERT OR IGNORE INTO legacy_activities SELECT normalise_site(site), fingerprint,"
-        " state, activity_id, run_id, source, updated_at, prior_state, prior_id"
-        " FROM activities ORDER BY state = 'created' DESC"
-    )
-    db.execute("DROP TABLE activities")
-
-
-#: _MIGRATIONS[n] upgrades schema n to n + 1.
-_MIGRATIONS = (_add_missing_columns, _keep_as_legacy)
+def check_ledger(location: LedgerLocation | str) -> None:
+    """Open (creating if need be) the ledger at ``location``; ConfigError if it is unusable."""
+    open_store(ledger_location(location)).close()
 
 
 def ledger_site(base_url: str, company: str) -> str:
@@ -668,19 +671,6 @@ def normalise_site(site: str) -> str:
     if host == "localhost":
         host = "127.0.0.1"
     return f"{host}{slash}{company}"
-
-
-def _use_wal(db: sqlite3.Connection, attempts: int = 50) -> None:
-    """Switch to WAL. SQLite answers "database is locked" at once (no busy wait) when another
-    process is creating the same new ledger at that moment, so try again for a few seconds."""
-    for attempt in range(attempts):
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or attempt == attempts - 1:
-                raise
-            time.sleep(0.1)
 
 
 def _pid_alive(pid: int) -> bool:

@@ -34,7 +34,7 @@ from importer.errors import (
 from importer.fields import Lookup
 from importer.identity import FirstSeen, identify
 from importer.infer import locate_columns
-from importer.ledger import Ledger, LedgerError, default_ledger_path
+from importer.ledger import Ledger, LedgerError, LedgerLocation, default_ledger
 from importer.loader import open_table
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
 from importer.mapping import ColumnsMissing, Mapping, load_mapping
@@ -81,7 +81,7 @@ class RunOptions:
     concurrency: int = 8
     dry_run: bool = False
     retry_policy: RetryPolicy = field(default_factory=RetryPolicy)
-    ledger_path: Path | None = None  # None: the per-user default
+    ledger_path: LedgerLocation | None = None  # None: ELOQUA_IMPORT_LEDGER, else the per-user file
     retry_uncertain: bool = False
     allow_duplicates: bool = False
     timeouts: Timeouts = field(default_factory=Timeouts)
@@ -188,7 +188,7 @@ async def _send_table(
                 client, options.retry_policy, options.concurrency, dry_run=options.dry_run
             )
             await check_campaign(mapping, resolver.id_of)
-        ledger_path = options.ledger_path or default_ledger_path()
+        ledger_path = options.ledger_path or default_ledger()
         ledger = await stack.enter_async_context(Ledger(ledger_path, site))
         note = None
         if options.results_path and not options.dry_run and options.guard_lost_ledger:

@@ -26,11 +26,14 @@ from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 from importer.errors import AbortedError, ExitStatus, InputError
 from importer.status import Status
 from importer.table import GUARDED_FIRST, RESULTS_COLUMNS, cell_text, protect_formula
+
+if TYPE_CHECKING:
+    from importer.ledger import LedgerLocation
 
 try:
     import fcntl
@@ -465,7 +468,7 @@ class Summary:
     reimport_options: list[str] = field(default_factory=list)
     #: Options a dry run's "check it again" command repeats for the same input (the caller's).
     rerun_options: list[str] = field(default_factory=list)
-    ledger_path: Path | None = None  # the ledger consulted (None: an offline dry run)
+    ledger_path: LedgerLocation | None = None  # a path or a URL shown masked (None: offline)
     temporary_ledger: bool = False  # the sandbox's own, removed when the run ends
 
     @property

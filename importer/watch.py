@@ -5,7 +5,8 @@ Layout (created on start)::
     INBOX/              drop *.csv, *.xlsx, *.xlsm, *.xls, *.ods here (names starting with "."
                         or "~$" are ignored, so "upload as .name.csv, then rename" is a safe
                         way to drop)
-    INBOX/processing/   files being imported; each has <name>.lock, flock'ed while it is worked on;
+    INBOX/processing/   files being imported; each has <name>.lock, flock'ed while it is worked on
+                        (with a PostgreSQL ledger, a row in its claims table instead);
                         created writable by this user only, so no dropper can swap a file there
     INBOX/done/         every row created, already_created, duplicate or skipped; results beside it
     INBOX/failed/       anything else; results, errors file or <name>.error.txt beside the file
@@ -14,6 +15,11 @@ The claim protocol (which file is ready, how it is claimed and locked, where it 
 ``inbox.py``'s; this module runs the pipeline on each claimed file, files it in done/ or
 failed/ with its results, logs every step (text or JSON lines), and stops cleanly on SIGTERM
 or Ctrl-C.
+
+For a scheduler or a health check: ``--status-file PATH`` keeps a small JSON file up to date
+(``WatchState``: state, last pass, files done/failed, rows by status, last error, the OAuth2
+access token's expiry), replaced atomically (temp file, fsync, rename) so a reader never sees
+half of it; JSON log lines for files and passes carry the same fields under ``totals``.
 """
 
 from __future__ import annotations
@@ -44,8 +50,26 @@ from importer.errors import (
     MappingError,
     SetupError,
 )
-from importer.inbox import ERRORS, NOTE, RESULTS, Claimed, Inbox, identity, refusal
-from importer.ledger import check_ledger, default_ledger_path
+from importer.inbox import (
+    ERRORS,
+    NOTE,
+    RESULTS,
+    Claimed,
+    ClaimLocks,
+    DatabaseLocks,
+    FileLocks,
+    Inbox,
+    identity,
+    refusal,
+)
+from importer.ledger import (
+    STALE_AFTER,
+    LedgerLocation,
+    LedgerURL,
+    check_ledger,
+    default_ledger,
+    open_store,
+)
 from importer.mapping import load_mapping
 from importer.pipeline import RunOptions, run_import
 from importer.report import STATUSES, Summary
@@ -61,10 +85,11 @@ class WatchOptions:
     once: bool = False
     interval: float = 60.0  # seconds between passes (long-running mode)
     settle: float = 5.0  # a file must stay unchanged this long before it is picked up
-    ledger_path: Path | None = None  # None: the per-user default
+    ledger_path: LedgerLocation | None = None  # None: ELOQUA_IMPORT_LEDGER, else the per-user file
     concurrency: int = 8
     timeouts: Timeouts = field(default_factory=Timeouts)
     handle_signals: bool = False  # SIGTERM / SIGINT stop cleanly (the CLI sets it)
+    status_file: Path | None = None  # kept up to date for a monitor (see WatchState)
 
 
 class EventLog:
@@ -112,6 +137,47 @@ def escape_controls(text: str) -> str:
     )
 
 
+@dataclass
+class WatchState:
+    """What a monitor needs to see, since this watcher started (``--status-file``)."""
+
+    inbox: str
+    state: str = "starting"  # starting | watching | stopped
+    started_at: str = ""
+    last_pass: str | None = None  # when the last pass over the inbox ended
+    files_done: int = 0
+    files_failed: int = 0
+    rows: dict[str, int] = field(default_factory=dict)  # by status, every file so far
+    last_error: dict[str, str] | None = None  # {"time", "message"}
+    token_expires_at: str | None = None  # OAuth2: when the access token in use expires
+    exit_status: int | None = None  # once stopped
+
+    def record(self) -> dict[str, Any]:
+        return {"updated_at": _utc_now(), "pid": os.getpid(), **self.__dict__}
+
+    def totals(self) -> dict[str, Any]:
+        """The fields a JSON log line carries."""
+        fields = dict(self.__dict__)
+        del fields["inbox"]
+        return fields
+
+
+def _utc_now(when: float | None = None) -> str:
+    moment = dt.datetime.now(dt.UTC) if when is None else dt.datetime.fromtimestamp(when, dt.UTC)
+    return moment.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def write_status(path: Path, record: dict[str, Any]) -> None:
+    """Replace ``path`` atomically: a reader sees the old file or the new one, never half."""
+    temp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with open(temp, "w", encoding="utf-8") as file:
+        json.dump(record, file, ensure_ascii=False, indent=1, default=str)
+        file.write("\n")
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(temp, path)
+
+
 class _Halt(Exception):
     """Stop this pass: a problem that is not the file's (Eloqua, credentials, ledger)."""
 
@@ -151,6 +217,38 @@ class Watcher:
         self._stop_reason = ""
         self._handlers = SignalHandlers(options.handle_signals)
         self._last_look: dict[Path, dict[str, tuple[int, int, int]]] = {}
+        self.state = WatchState(inbox=str(options.inbox), started_at=_utc_now())
+        self._log = self.log
+        self.log = self._event  # type: ignore[assignment]  # every event keeps the state
+
+    def _event(self, event: str, message: str, *, level: str = "info", **fields: Any) -> None:
+        if level == "error":
+            self.state.last_error = {"time": _utc_now(), "message": message}
+        if event in _TOTALS_EVENTS:
+            self._refresh_state()
+            fields["totals"] = self.state.totals()
+        self._log(event, message, level=level, **fields)
+        if event in _TOTALS_EVENTS or level == "error":
+            self._save_state()
+
+    def _refresh_state(self) -> None:
+        expires = getattr(self.connection.auth, "expires_at", None)
+        self.state.token_expires_at = _utc_now(expires) if expires else None
+
+    def _save_state(self) -> None:
+        """Write the status file; a failure is logged, never fatal (the imports matter more)."""
+        path = self.options.status_file
+        if path is None:
+            return
+        try:
+            write_status(path, self.state.record())
+        except OSError as exc:
+            self._log(
+                "warning",
+                f"cannot write the status file {path}: {exc.strerror or exc}",
+                level="warning",
+                path=str(path),
+            )
 
     async def run(self) -> ExitStatus:
         """``--once``: 0 all went to done/, 1 some to failed/, 3 stopped (Eloqua, ledger),
@@ -159,7 +257,17 @@ class Watcher:
         self.inbox.prepare()
         load_mapping(self.options.mapping_path)  # a broken mapping stops us before any move
         self._open_ledger()
+        self.inbox.locks = self._claim_locks()
+        try:
+            return await self._watch()
+        finally:
+            self.inbox.locks.close()
+
+    async def _watch(self) -> ExitStatus:
         self._check_processing_mode()
+        self.state.state = "watching"
+        self._refresh_state()
+        self._save_state()
         mode = "once" if self.options.once else f"every {self.options.interval:g}s"
         self.log(
             "watch_started",
@@ -171,12 +279,21 @@ class Watcher:
         with self._signals():
             while True:
                 tally = await self.run_pass()
+                self.state.last_pass = _utc_now()
                 if self.options.once or self.stopping:
                     break
+                self.log(
+                    "pass_finished",
+                    f"pass finished: {tally.done} to done/, {tally.failed} to failed/",
+                    done=tally.done,
+                    failed=tally.failed,
+                )
                 await self._sleep(self.options.interval)
                 if self.stopping:
                     break
         status = self._status(tally)
+        self.state.state = "stopped"
+        self.state.exit_status = int(status)
         reason = self._stop_reason or "every file handled"
         self.log(
             "watch_stopped",
@@ -200,7 +317,23 @@ class Watcher:
 
     def _open_ledger(self) -> None:
         """An unusable ledger stops us before any file moves."""
-        check_ledger(self.options.ledger_path or default_ledger_path())
+        check_ledger(self.options.ledger_path or default_ledger())
+
+    def _claim_locks(self) -> ClaimLocks:
+        """With a PostgreSQL ledger, its database decides who owns a file (watchers on several
+        machines); else flock (one machine)."""
+        location = self.options.ledger_path or default_ledger()
+        if not isinstance(location, LedgerURL):
+            return FileLocks(self.inbox.processing)
+        from importer.ledger_postgres import HEARTBEAT_EVERY  # psycopg: here, only if used
+
+        store = open_store(location)
+        return DatabaseLocks(
+            store,  # type: ignore[arg-type]  # a PostgresStore: it has side_execute, inbox_lock
+            self.inbox.processing,
+            heartbeat_every=HEARTBEAT_EVERY,
+            stale_after=STALE_AFTER,
+        )
 
     @property
     def stopping(self) -> bool:
@@ -299,6 +432,7 @@ class Watcher:
             if placed is None:  # another watcher moved it
                 continue
             tally.failed += 1
+            self.state.files_failed += 1
             self.log(
                 "file_refused",
                 f"{name} -> failed/{placed[''].name}: {note}",
@@ -449,9 +583,13 @@ class Watcher:
         ok = folder == self.inbox.done
         if ok:
             tally.done += 1
+            self.state.files_done += 1
         else:
             tally.failed += 1
+            self.state.files_failed += 1
         counts = _counts(summary)
+        for status, n in counts.items():
+            self.state.rows[status] = self.state.rows.get(status, 0) + n
         shown = ", ".join(f"{n} {status}" for status, n in counts.items()) or "no rows"
         message = f"{name} -> {folder.name}/{placed[''].name}: {shown}"
         if summary.stopped_reason:
@@ -473,6 +611,7 @@ class Watcher:
 
     def _failed(self, claimed: Claimed, error: str, tally: _Tally) -> None:
         tally.failed += 1
+        self.state.files_failed += 1
         placed = self.inbox.file_away(claimed, self.inbox.failed, note=error)
         name = claimed.picked_up_as
         self.log(
@@ -512,6 +651,12 @@ class Watcher:
         # Not after a stop: a second signal then quits at once, as in the pipeline.
         if not self.stopping:
             self._handlers.on_stop_signals(self._on_signal)
+
+
+#: Events whose JSON lines carry the totals (and after which the status file is written).
+_TOTALS_EVENTS = frozenset(
+    {"file_finished", "file_failed", "file_refused", "pass_finished", "watch_stopped"}
+)
 
 
 def _not_plain(name: str, what: str) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
+from postgres_server import pg_url, postgres_server  # noqa: F401 (fixtures)
 
 from importer.sandbox.server import (
     SANDBOX_COMPANY,
@@ -172,3 +173,4 @@ def isolated(tmp_path, monkeypatch) -> None:
     """Every test works in its own folder, with its own per-user state (the default ledger)."""
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    monkeypatch.delenv("ELOQUA_IMPORT_LEDGER", raising=False)  # a developer's own ledger

@@ -73,6 +73,14 @@ def run(tmp_path: Path, data: Path, *args: str) -> int:
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def ledger_at(request, tmp_path: Path) -> str:
+    """Both ledger backends: a file, and a database of the test PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "ledger.sqlite3")
+    return request.getfixturevalue("pg_url")
+
+
 @pytest.fixture
 def mapping(tmp_path: Path) -> Path:
     path = tmp_path / "map.yaml"
@@ -80,7 +88,10 @@ def mapping(tmp_path: Path) -> Path:
     return path
 
 
-def test_rerun_of_a_finished_import_sends_nothing(tmp_path, mapping, sandbox):
+def test_rerun_of_a_finished_import_sends_nothing(
+    tmp_path, mapping, sandbox, ledger_at, monkeypatch
+):
+    monkeypatch.setenv("ELOQUA_IMPORT_LEDGER", ledger_at)  # as a CronJob's container is told
     data = scans(tmp_path / "a.csv", 30)
     assert run(tmp_path, data) == 0
     first = read_results(tmp_path / "results.csv")
@@ -179,7 +190,9 @@ def test_fault_matrix_then_rerun_creates_each_activity_once(
 # --- real processes: kill -9 and SIGTERM ------------------------------------------------------
 
 
-def start(tmp_path: Path, data: Path, env: dict[str, str]) -> subprocess.Popen:
+def start(
+    tmp_path: Path, data: Path, env: dict[str, str], ledger: str | None = None
+) -> subprocess.Popen:
     return subprocess.Popen(
         [
             sys.executable,
@@ -192,7 +205,7 @@ def start(tmp_path: Path, data: Path, env: dict[str, str]) -> subprocess.Popen:
             "--results",
             str(tmp_path / "results.csv"),
             "--ledger",
-            str(tmp_path / "ledger.sqlite3"),
+            ledger or str(tmp_path / "ledger.sqlite3"),
             "--quiet",
             "--concurrency",
             "8",
@@ -218,7 +231,7 @@ def child_env() -> dict[str, str]:
 
 @pytest.mark.slow
 def test_kill_9_at_random_moments_then_rerun_creates_each_row_once(
-    tmp_path, mapping, sandbox_factory
+    tmp_path, mapping, sandbox_factory, ledger_at
 ):
     sandbox = sandbox_factory(latency=0.01)
     rows = 160
@@ -226,13 +239,13 @@ def test_kill_9_at_random_moments_then_rerun_creates_each_row_once(
     env = child_env()
     uncertain_bound = 0
     for moment in sorted(random.Random(5).sample(range(5, rows - 20), 3)):
-        proc = start(tmp_path, data, env)
+        proc = start(tmp_path, data, env, ledger_at)
         wait_for_creations(sandbox, moment, proc)
         proc.kill()
         proc.wait(timeout=120)
         uncertain_bound += 16  # in flight (8) + answers not yet committed (one batch)
         assert max(Counter(key(a) for a in sandbox.state.activities).values()) == 1
-    proc = start(tmp_path, data, env)
+    proc = start(tmp_path, data, env, ledger_at)
     _, err = proc.communicate(timeout=600)
     assert proc.returncode in (0, 1), err
     statuses = assert_exactly_once(sandbox, read_results(tmp_path / "results.csv"), rows)

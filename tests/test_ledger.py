@@ -25,13 +25,34 @@ from importer.ledger import (
 SITE = "secure.p03.eloqua.com/acme"
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def where(request, tmp_path):
+    """The ledger suite runs against both backends: a file, and a PostgreSQL database."""
+    if request.param == "sqlite":
+        return tmp_path / "ledger.sqlite3"
+    return request.getfixturevalue("pg_url")
+
+
+def sql(where, statement, params=()):
+    """Run ``statement`` (``?`` placeholders) on the ledger behind the Ledger's back."""
+    if isinstance(where, str):
+        import psycopg
+
+        with psycopg.connect(where, autocommit=True) as db:
+            cursor = db.execute(statement.replace("?", "%s"), params)
+            return cursor.fetchall() if cursor.description else []
+    with sqlite3.connect(where) as db:
+        return db.execute(statement, params).fetchall()
+
+
 def rows(path):
-    with sqlite3.connect(path) as db:
-        return db.execute("SELECT fingerprint, state, activity_id FROM activities").fetchall()
+    return [
+        tuple(row) for row in sql(path, "SELECT fingerprint, state, activity_id FROM activities")
+    ]
 
 
-async def test_pending_is_committed_before_claim_returns(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_pending_is_committed_before_claim_returns(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         claim = await ledger.claim(b"fp-1", "a.csv row 2")
         assert claim.decision == "send"
@@ -39,8 +60,8 @@ async def test_pending_is_committed_before_claim_returns(tmp_path):
         assert rows(path) == [(b"fp-1", "pending", None)]
 
 
-async def test_created_activity_is_already_created_on_the_next_run(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_created_activity_is_already_created_on_the_next_run(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         await ledger.claim(b"fp-1", "a.csv row 2")
         ledger.created(b"fp-1", "100001")
@@ -50,8 +71,8 @@ async def test_created_activity_is_already_created_on_the_next_run(tmp_path):
     assert claim.activity_id == "100001" and claim.source == "a.csv row 2"
 
 
-async def test_same_payload_on_another_instance_is_independent(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_same_payload_on_another_instance_is_independent(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         await ledger.claim(b"fp-1", "a.csv row 2")
         ledger.created(b"fp-1", "100001")
@@ -59,8 +80,8 @@ async def test_same_payload_on_another_instance_is_independent(tmp_path):
         assert (await ledger.claim(b"fp-1", "a.csv row 2")).decision == "send"
 
 
-async def test_rows_certainly_not_created_may_be_sent_again(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_rows_certainly_not_created_may_be_sent_again(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         await ledger.claim(b"fp-1", "a.csv row 2")
         ledger.not_created(b"fp-1")
@@ -70,15 +91,15 @@ async def test_rows_certainly_not_created_may_be_sent_again(tmp_path):
 
 
 @pytest.mark.slow
-def test_pending_left_by_a_killed_run_is_uncertain_unless_asked(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+def test_pending_left_by_a_killed_run_is_uncertain_unless_asked(where):
+    path = where
     # A real process claims a row and is killed before it can record the answer.
     script = (
         "import asyncio, os, sys\n"
         "from pathlib import Path\n"
         "from importer.ledger import Ledger\n"
         "async def main():\n"
-        f"    async with Ledger(Path({str(path)!r}), {SITE!r}) as ledger:\n"
+        f"    async with Ledger({str(path)!r}, {SITE!r}) as ledger:\n"
         "        await ledger.claim(b'fp-1', 'a.csv row 2')\n"
         "        os._exit(9)\n"
         "asyncio.run(main())\n"
@@ -96,16 +117,16 @@ def test_pending_left_by_a_killed_run_is_uncertain_unless_asked(tmp_path):
     assert asyncio.run(rerun(True)) == "send"
 
 
-async def test_row_being_sent_by_a_live_run_is_not_sent_twice(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_row_being_sent_by_a_live_run_is_not_sent_twice(where):
+    path = where
     async with Ledger(path, SITE) as first, Ledger(path, SITE) as second:
         assert (await first.claim(b"fp-1", "a.csv row 2")).decision == "send"
         claim = await second.claim(b"fp-1", "copy.csv row 2", retry_uncertain=True)
         assert claim.decision == "in_progress" and claim.source == "a.csv row 2"
 
 
-async def test_allow_duplicates_sends_again_and_keeps_the_newest_id(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_allow_duplicates_sends_again_and_keeps_the_newest_id(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         await ledger.claim(b"fp-1", "a.csv row 2")
         ledger.created(b"fp-1", "100001")
@@ -115,8 +136,8 @@ async def test_allow_duplicates_sends_again_and_keeps_the_newest_id(tmp_path):
     assert rows(path) == [(b"fp-1", "created", "100002")]
 
 
-async def test_concurrent_claims_share_commits(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_concurrent_claims_share_commits(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         claims = await asyncio.gather(
             *(ledger.claim(f"fp-{n}".encode(), f"row {n}") for n in range(200))
@@ -126,8 +147,8 @@ async def test_concurrent_claims_share_commits(tmp_path):
     assert len(rows(path)) == 200
 
 
-async def test_flush_commits_outcomes(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_flush_commits_outcomes(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         await ledger.claim(b"fp-1", "row 2")
         ledger.created(b"fp-1", "7")
@@ -141,8 +162,8 @@ def test_default_location_is_the_per_user_state_directory(monkeypatch, tmp_path)
         assert default_ledger_path() == tmp_path / "eloqua-import" / "ledger.sqlite3"
 
 
-async def test_claims_in_one_commit_see_each_other_and_earlier_runs(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_claims_in_one_commit_see_each_other_and_earlier_runs(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         await ledger.claim(b"old", "a.csv row 2")
         ledger.created(b"old", "100001")
@@ -159,8 +180,8 @@ async def test_claims_in_one_commit_see_each_other_and_earlier_runs(tmp_path):
     assert sorted(rows(path)) == [(b"new", "pending", None), (b"old", "created", "100001")]
 
 
-async def test_outcomes_of_many_rows_commit_together(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_outcomes_of_many_rows_commit_together(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         fingerprints = [f"fp-{n}".encode() for n in range(1200)]  # more than one SELECT chunk
         await asyncio.gather(*(ledger.claim(fp, "row") for fp in fingerprints))
@@ -186,8 +207,8 @@ def test_first_seen_finds_repeats_in_memory_and_after_spilling_to_disk():
     assert firsts[25:] == [2 + n % 25 for n in range(25, 100)]
 
 
-async def test_a_failed_deliberate_resend_gives_back_the_created_record(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_a_failed_deliberate_resend_gives_back_the_created_record(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         await ledger.claim(b"fp-1", "a.csv row 2")
         ledger.created(b"fp-1", "100001")
@@ -199,8 +220,8 @@ async def test_a_failed_deliberate_resend_gives_back_the_created_record(tmp_path
     assert (claim.decision, claim.activity_id) == ("already_created", "100001")
 
 
-def test_a_failed_retry_of_an_uncertain_row_leaves_it_uncertain(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+def test_a_failed_retry_of_an_uncertain_row_leaves_it_uncertain(where):
+    path = where
 
     async def crash_in_flight() -> None:
         ledger = Ledger(path, SITE)
@@ -209,8 +230,7 @@ def test_a_failed_retry_of_an_uncertain_row_leaves_it_uncertain(tmp_path):
         # The process dies here: its run never ends and its pid is gone (simulated below).
 
     asyncio.run(crash_in_flight())
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE runs SET pid = 999999999")
+    sql(path, "UPDATE runs SET pid = 999999999")
 
     async def retry_then_fail() -> None:
         async with Ledger(path, SITE) as ledger:
@@ -227,14 +247,12 @@ def test_a_failed_retry_of_an_uncertain_row_leaves_it_uncertain(tmp_path):
     assert asyncio.run(plain_rerun()) == "uncertain"
 
 
-async def test_a_reused_pid_does_not_keep_a_crashed_run_alive(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_a_reused_pid_does_not_keep_a_crashed_run_alive(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         await ledger.claim(b"fp-1", "a.csv row 2")
     # That run crashed (never ended); its pid now belongs to another live process.
-    with sqlite3.connect(path) as db:
-        db.execute("UPDATE runs SET ended_at = NULL, pid = ?, pid_start = 'long ago'",
-                   (os.getppid(),))  # fmt: skip
+    sql(path, "UPDATE runs SET ended_at = NULL, pid = ?, pid_start = 'long ago'", (os.getppid(),))
     async with Ledger(path, SITE) as ledger:
         assert (await ledger.claim(b"fp-1", "a.csv row 2")).decision == "uncertain"
 
@@ -263,8 +281,8 @@ def test_ledgers_from_before_the_newer_columns_are_upgraded(tmp_path):
     assert asyncio.run(rerun()) == "7"
 
 
-async def test_an_unanswered_deliberate_resend_still_knows_the_first_copy(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_an_unanswered_deliberate_resend_still_knows_the_first_copy(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         await ledger.claim(b"fp-1", "a.csv row 2")
         ledger.created(b"fp-1", "100001")
@@ -330,8 +348,8 @@ def test_a_lookup_counts_by_its_normalised_key_before_resolution():
     assert identify(one).key != identify(PAYLOAD).key  # resolved, it is keyed by the id
 
 
-async def test_a_rerun_with_other_cosmetics_is_already_created_and_names_what_differs(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_a_rerun_with_other_cosmetics_is_already_created_and_names_what_differs(where):
+    path = where
     async with Ledger(path, SITE) as ledger:
         assert (await ledger.claim(identify(PAYLOAD), "a.csv row 2")).decision == "send"
         ledger.created(identify(PAYLOAD), "100001")
@@ -454,8 +472,8 @@ async def test_entries_under_a_non_normalised_site_are_found_after_the_upgrade(t
     assert (claim.decision, claim.activity_id) == ("already_created", "100001")
 
 
-async def test_new_entries_are_keyed_by_the_normalised_site(tmp_path):
-    path = tmp_path / "ledger.sqlite3"
+async def test_new_entries_are_keyed_by_the_normalised_site(where):
+    path = where
     async with Ledger(path, "h:443/acme") as ledger:
         await ledger.claim(b"fp-1", "a.csv row 2")
         ledger.created(b"fp-1", "100001")

@@ -27,6 +27,7 @@ from typing import Any
 import importer
 from importer.config import Connection
 from importer.errors import ImporterError
+from importer.ledger import LedgerLocation
 from importer.report import shell_quote
 
 #: Outcomes kept per job for the page's table (the files hold all of them).
@@ -128,7 +129,9 @@ class Busy(Exception):
 class JobBoard:
     """The jobs of this server, and the recent ones of earlier launches (from their folders)."""
 
-    def __init__(self, folder: Path, connection: Connection, ledger: Path | None, sandbox: bool):
+    def __init__(
+        self, folder: Path, connection: Connection, ledger: LedgerLocation | None, sandbox: bool
+    ):
         self.folder = folder
         self.connection = connection
         self.ledger = ledger

@@ -33,7 +33,7 @@ from importer.dates import DateError, load_timezone, to_epoch_seconds
 from importer.eloqua import open_session
 from importer.errors import ImporterError
 from importer.infer import InitOptions, locate_table, render_yaml, suggest_mapping
-from importer.ledger import default_ledger_path
+from importer.ledger import LedgerLocation, default_ledger_path
 from importer.loader import peek_rows
 from importer.mapping import cell_text, read_mapping_document
 from importer.preflight import connect
@@ -58,7 +58,7 @@ class UiOptions:
     sandbox_config: Any = None  # importer.sandbox.server.SandboxConfig, for tests
     upload_limit: int = DEFAULT_UPLOAD_LIMIT
     state: Path | None = None  # where imports' results go; default beside the ledger
-    ledger: Path | None = None  # default: the CLI's (a private one with --sandbox)
+    ledger: LedgerLocation | None = None  # default: the CLI's (a private one with --sandbox)
     open_browser: bool = True
 
 
