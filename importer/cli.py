@@ -993,7 +993,10 @@ def _sandbox(args: argparse.Namespace) -> int:
 def _ledger_location(text: str) -> Any:
     from importer.ledger import ledger_location
 
-    return ledger_location(text)
+    try:
+        return ledger_location(text)
+    except ConfigError as exc:  # argparse would otherwise echo the value, password and all
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _positive_int(text: str) -> int:

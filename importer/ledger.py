@@ -125,8 +125,22 @@ def ledger_location(text: str | os.PathLike[str] | LedgerURL) -> LedgerLocation:
         return text
     raw = os.fspath(text)
     if raw.lower().startswith(POSTGRES_SCHEMES):
+        _check_url(raw)
         return LedgerURL(raw)
     return Path(raw)
+
+
+def _check_url(url: str) -> None:
+    """ConfigError (the password masked) for a URL that cannot be taken apart: it would
+    otherwise fail later, as an "unexpected error", after Eloqua was contacted. (The port is
+    left to libpq: ``host1:5432,host2:5432`` is a valid list of servers.)"""
+    try:
+        urlsplit(url)
+    except ValueError as exc:
+        raise ConfigError(
+            f"cannot read the ledger URL {mask_url(url)} ({exc}): write it as"
+            " postgresql://USER@HOST:PORT/DATABASE"
+        ) from None
 
 
 def default_ledger(environ: Mapping[str, str] | None = None) -> LedgerLocation:
@@ -137,7 +151,10 @@ def default_ledger(environ: Mapping[str, str] | None = None) -> LedgerLocation:
 
 def mask_url(url: str) -> str:
     """``url`` with its password (in the user part or a ``password=`` parameter) as ``***``."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # malformed (an unclosed '['): where its password is, is unknown
+        return f"{url.partition('://')[0]}://***"
     if parts.password is None and "password=" not in parts.query.lower():
         return url
     user, _, host = parts.netloc.rpartition("@")

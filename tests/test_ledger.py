@@ -489,3 +489,30 @@ def test_an_unusable_ledger_is_never_answered_with_advice_to_start_a_new_one(tmp
     message = str(raised.value)
     assert "another location" not in message and "another --ledger" not in message
     assert "restore it from a backup" in message and "ledger adopt" in message
+
+
+@pytest.mark.parametrize("how", ["option", "environment"])
+def test_a_malformed_ledger_url_is_a_usage_error_that_never_shows_its_password(
+    tmp_path, capsys, monkeypatch, how
+):
+    from importer.cli import main
+
+    url = "postgresql://alice:s3cretPW@[::1/ledger"  # an unclosed '[': urlsplit cannot read it
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    mapping = os.path.join(os.path.dirname(__file__), "fixtures", "booth_scans.yaml")
+    args = ["watch", str(inbox), "--mapping", mapping, "--once"]
+    if how == "option":
+        with pytest.raises(SystemExit) as exited:
+            main([*args, "--ledger", url])
+        status = exited.value.code
+    else:
+        for name, value in (("COMPANY", "Acme"), ("USERNAME", "u"), ("PASSWORD", "p")):
+            monkeypatch.setenv(f"ELOQUA_{name}", value)
+        monkeypatch.setenv("ELOQUA_BASE_URL", "http://127.0.0.1:9")  # never reached
+        monkeypatch.setenv("ELOQUA_IMPORT_LEDGER", url)
+        status = main(args)
+    err = capsys.readouterr().err
+    assert status == 2
+    assert "s3cretPW" not in err and "unexpected error" not in err
+    assert "postgresql://USER@HOST:PORT/DATABASE" in err
