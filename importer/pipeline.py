@@ -90,6 +90,9 @@ class RunOptions:
     #: Refuse to send when the results file shows rows created that the ledger does not know
     #: (off for the built-in sandbox: it starts empty, so sending them again is right).
     guard_lost_ledger: bool = True
+    #: The results of an earlier import of this input kept elsewhere (watch: done/NAME.results.csv),
+    #: checked by that guard instead of ``results_path``, which watch writes afresh.
+    earlier_results: Path | None = None
     #: Set it to stop as the first Ctrl-C does (the web page's Stop button): no new rows are
     #: sent, answers in flight are awaited, every row is reported, the run ends interrupted.
     stop: asyncio.Event | None = None
@@ -191,14 +194,13 @@ async def _send_table(
         ledger_path = options.ledger_path or default_ledger()
         ledger = await stack.enter_async_context(Ledger(ledger_path, site))
         note = None
-        if options.results_path and not options.dry_run and options.guard_lost_ledger:
+        earlier = options.earlier_results or options.results_path
+        if earlier and not options.dry_run and options.guard_lost_ledger:
             # Before _Run moves the results file aside: it may be all that is left of a lost
             # ledger, and a rerun must not send again what it shows created.
             path = options.input_path
             source = path.name if path is not None else options.source_name  # as in _read_jobs
-            note = await refuse_lost_ledger(
-                ledger, options.results_path, options.mapping_path, source, client
-            )
+            note = await refuse_lost_ledger(ledger, earlier, options.mapping_path, source, client)
         run = _Run(options, mapping, table, catalog)
         if note:
             run.summary.header_notes.append(note)

@@ -523,6 +523,16 @@ class Watcher:
         )
         raise _Halt(ExitStatus.ABORTED)
 
+    def _earlier_results(self, claimed: Claimed) -> Path | None:
+        """The results of a file of this name imported before (done/ first, then failed/):
+        with a lost ledger, they are what stops a re-dropped file being created again."""
+        for folder in (self.inbox.done, self.inbox.failed):
+            path = folder / (claimed.path.name + RESULTS)
+            with contextlib.suppress(OSError):
+                if stat.S_ISREG(os.lstat(path).st_mode):  # never read through a link
+                    return path
+        return None
+
     async def _import(self, claimed: Claimed) -> Summary | str:
         """The summary, or why the file itself cannot be imported. Raises _Halt for problems
         that are not the file's: it then stays in processing/ for the next run."""
@@ -533,6 +543,7 @@ class Watcher:
             mapping_path=self.options.mapping_path,
             results_path=claimed.results_part,
             errors_path=claimed.errors_part,
+            earlier_results=self._earlier_results(claimed),
             concurrency=self.options.concurrency,
             ledger_path=self.options.ledger_path,
             timeouts=self.options.timeouts,

@@ -148,6 +148,30 @@ def test_redropped_file_creates_nothing_twice_and_overwrites_nothing(inbox, mapp
     assert len(sandbox.state.activities) == 12
 
 
+def test_redropped_file_with_the_ledger_lost_is_refused_before_sending(
+    inbox, mapping, sandbox, capsys
+):
+    data = scans(inbox / "monday.csv", 12).read_bytes()
+    assert watch_once(inbox, mapping) == 0
+    (inbox.parent / "ledger.sqlite3").unlink()  # a new disk, another user: the ledger is gone
+
+    (inbox / "monday.csv").write_bytes(data)
+    assert watch_once(inbox, mapping) == 2
+
+    err = capsys.readouterr().err
+    assert "knows none of them" in err and "ledger adopt" in err
+    assert listing(inbox / "processing") == ["monday.csv"]  # kept for the next run
+    assert len(sandbox.state.activities) == 12  # nothing created twice
+
+    results = inbox / "done" / "monday.csv.results.csv"
+    assert main(["ledger", "adopt", str(results), "--mapping", str(mapping),
+                 "--ledger", str(inbox.parent / "ledger.sqlite3")]) == 0  # fmt: skip
+    assert watch_once(inbox, mapping) == 0
+    again = next(n for n in listing(inbox / "done") if n.startswith("monday.2"))
+    assert statuses(inbox / "done" / f"{again}.results.csv") == {"already_created": 12}
+    assert len(sandbox.state.activities) == 12
+
+
 def test_unreadable_file_goes_to_failed_with_a_message(inbox, mapping, sandbox, capsys):
     (inbox / "broken.xlsx").write_bytes(b"PK\x03\x04 this is not really a workbook")
     scans(inbox / "ok.csv", 3)
