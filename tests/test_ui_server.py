@@ -162,6 +162,22 @@ async def test_a_file_that_is_not_a_spreadsheet_is_refused_by_its_type(page):
     assert status == 400 and "CSV, XLSX" in answer["error"]
 
 
+@pytest.mark.parametrize(
+    "content_type, body",
+    [
+        ("application/json", b"{}"),
+        ("multipart/form-data", b"xx"),  # no boundary
+        ("multipart/form-data; boundary=zz", b"garbage"),  # the boundary never comes
+    ],
+)
+async def test_an_upload_that_is_not_a_form_is_a_clear_400(page, content_type, body):
+    headers = {**page.headers, "Content-Type": content_type}
+    async with page.session.post(page.base + "/api/upload", data=body, headers=headers) as r:
+        assert r.status == 400
+        assert "no file in the upload" in (await r.json())["error"]
+    assert list(page.ui.upload_dir().iterdir()) == []
+
+
 async def test_the_preview_finds_the_header_below_a_zoom_preamble(page):
     status, answer = await page.upload(SAMPLES / "zoom-attendees.csv")
     assert status == 200

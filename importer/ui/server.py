@@ -254,12 +254,12 @@ def _header_row(body: dict[str, Any]) -> int | None:
 
 async def _upload(request: web.Request, ui: UiServer) -> web.Response:
     """Stream the file part to disk under a new name; refuse past the size limit."""
-    reader = await request.multipart()
-    part = await reader.next()
-    while part is not None and getattr(part, "name", None) != "file":
-        part = await reader.next()
-    if part is None or not isinstance(part, BodyPartReader):
-        return _problem("no file in the upload")
+    try:
+        part = await _file_part(request)
+    except ValueError:  # no boundary, or none found: a 400, not a 500 and a traceback
+        part = None
+    if part is None:
+        return _problem("no file in the upload: send it as a form (multipart/form-data)")
     name = Path(part.filename or "upload").name  # only ever shown
     suffix = Path(name).suffix.lower()
     if suffix not in SUFFIXES:
@@ -280,6 +280,17 @@ async def _upload(request: web.Request, ui: UiServer) -> web.Response:
     path.chmod(0o600)
     ui.uploads[upload_id] = Upload(upload_id, name, path, size, digest.hexdigest())
     return await _preview_of(ui.uploads[upload_id], None, None)
+
+
+async def _file_part(request: web.Request) -> BodyPartReader | None:
+    """The form's ``file`` part, or None; ValueError for a body that is no form at all."""
+    if request.content_type != "multipart/form-data":
+        return None
+    reader = await request.multipart()
+    part = await reader.next()
+    while part is not None and getattr(part, "name", None) != "file":
+        part = await reader.next()
+    return part if isinstance(part, BodyPartReader) else None
 
 
 async def _preview(request: web.Request, ui: UiServer) -> web.Response:
