@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from importer.errors import ConfigError
 from importer.ledger import LedgerLocation, LedgerStore, open_store
@@ -65,6 +66,10 @@ def copy_ledger(
     """Copy every entry and run of ``source`` into ``target`` (created if missing)."""
     if str(source) == str(target) and type(source) is type(target):
         raise ConfigError(f"the ledger {source} cannot be copied onto itself")
+    if isinstance(source, Path) and not source.exists():
+        # Opening it would create an empty ledger there, and the copy would "succeed" with
+        # nothing in it: a mistyped SRC must not look like a moved ledger.
+        raise ConfigError(f"there is no ledger at {source}: check SRC (nothing was copied)")
     report = CopyReport(source, target)
     src = open_store(source)
     try:

@@ -111,3 +111,12 @@ def test_a_ledger_larger_than_one_batch_goes_there_and_back_whole(tmp_path, pg_u
         ("already_created", "0"),
         ("already_created", "2499"),
     ]
+
+
+def test_a_source_file_that_does_not_exist_is_refused_and_not_created(tmp_path, capsys):
+    missing, target = tmp_path / "ledgr.sqlite3", tmp_path / "copy.sqlite3"
+
+    assert main(["ledger", "copy", str(missing), str(target)]) == 2
+
+    assert "there is no ledger at" in capsys.readouterr().err
+    assert not missing.exists() and not target.exists()
