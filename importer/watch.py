@@ -33,6 +33,7 @@ import re
 import signal
 import stat
 import sys
+import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -90,6 +91,30 @@ class WatchOptions:
     timeouts: Timeouts = field(default_factory=Timeouts)
     handle_signals: bool = False  # SIGTERM / SIGINT stop cleanly (the CLI sets it)
     status_file: Path | None = None  # kept up to date for a monitor (see WatchState)
+
+
+#: Seconds a CSV whose last line has no line break must hold still before it is taken.
+UNTERMINATED_SETTLE = 60.0
+
+
+def _ends_with_line_break(path: Path) -> bool:
+    """Whether the file's last byte ends a line (an unreadable one counts as complete: its
+    import then says what is wrong with it). Opened without following links."""
+    try:
+        flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        fd = os.open(path, flags)
+    except OSError:
+        return True
+    try:
+        size = os.fstat(fd).st_size
+        if size == 0:
+            return False
+        os.lseek(fd, size - 1, os.SEEK_SET)
+        return os.read(fd, 1) in (b"\n", b"\r")
+    except OSError:
+        return True
+    finally:
+        os.close(fd)
 
 
 class EventLog:
@@ -418,7 +443,26 @@ class Watcher:
                 f"{where}{name}: still changing, left for the next look",
                 file=name,
             )
-        return ready
+        return [name for name in ready if not self._cut_short(folder, name, second[name], where)]
+
+    def _cut_short(self, folder: Path, name: str, seen: tuple[int, int, int], where: str) -> bool:
+        """A CSV whose last line has no line break yet, written to recently: its writer may
+        have paused mid-row (buffers are flushed in blocks, not rows). Importing it now would
+        send that row cut short, with a wrong value (a contact id, a time), that no later
+        pass can take back. Some exporters end without a line break: those are taken once
+        unchanged for UNTERMINATED_SETTLE seconds."""
+        wait = max(self.options.settle, UNTERMINATED_SETTLE)
+        if not name.lower().endswith(".csv") or time.time() - seen[1] / 1e9 >= wait:
+            return False
+        if _ends_with_line_break(folder / name):
+            return False
+        self.log(
+            "file_waiting",
+            f"{where}{name}: its last line has no line break yet (still being written?); it is"
+            f" taken once unchanged for {wait:.0f} s",
+            file=name,
+        )
+        return True
 
     def _refuse_unreadable(self, folder: Path, tally: _Tally) -> None:
         """Move links, pipes and devices named like data files to failed/, unread."""

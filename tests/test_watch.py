@@ -473,6 +473,33 @@ def test_file_that_grows_during_its_import_is_not_filed_away_and_no_row_is_lost(
     assert [n for n in listing(inbox / "processing") if not n.endswith(".part")] == []
 
 
+def test_a_csv_cut_mid_row_is_not_taken_until_its_last_line_ends(inbox, mapping, sandbox, capsys):
+    whole = scans(inbox / "scans.csv", 5).read_text(encoding="utf-8")
+    cut = whole[: whole.rindex(":") + 2]  # the writer paused mid-row: "... 08:04" is "... 08:0"
+    (inbox / "scans.csv").write_text(cut, encoding="utf-8")
+
+    assert watch_once(inbox, mapping) == 0
+    assert "no line break yet" in capsys.readouterr().err
+    assert "scans.csv" in listing(inbox) and sandbox.state.activities == []  # 08:00 never sent
+
+    (inbox / "scans.csv").write_text(whole, encoding="utf-8")  # the writer finished the row
+    assert watch_once(inbox, mapping) == 0
+    assert statuses(inbox / "done" / "scans.csv.results.csv") == {"created": 5}
+    assert len(sandbox.state.activities) == 5  # no cut-short twin at 08:00
+
+
+def test_a_csv_without_a_final_line_break_is_taken_once_it_held_still_long_enough(
+    inbox, mapping, sandbox
+):
+    exported = scans(inbox / "sheets.csv", 3)  # some exporters end without a line break
+    exported.write_text(exported.read_text(encoding="utf-8").rstrip("\n"), encoding="utf-8")
+    an_hour_ago = time.time() - 3600
+    os.utime(exported, (an_hour_ago, an_hour_ago))
+
+    assert watch_once(inbox, mapping) == 0
+    assert statuses(inbox / "done" / "sheets.csv.results.csv") == {"created": 3}
+
+
 def test_file_left_in_processing_is_resumed_only_once_it_holds_still(inbox, mapping, sandbox):
     (inbox / "processing").mkdir()
     growing = scans(inbox / "processing" / "growing.csv", 3)
