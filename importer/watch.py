@@ -294,11 +294,14 @@ class Watcher:
         self._refresh_state()
         self._save_state()
         mode = "once" if self.options.once else f"every {self.options.interval:g}s"
+        ledger = str(self.options.ledger_path or default_ledger())  # a URL's password masked
         self.log(
             "watch_started",
-            f"watching {self.options.inbox} ({mode}) with mapping {self.options.mapping_path}",
+            f"watching {self.options.inbox} ({mode}) with mapping {self.options.mapping_path},"
+            f" ledger {ledger}",
             inbox=str(self.options.inbox),
             mapping=str(self.options.mapping_path),
+            ledger=ledger,
             once=self.options.once,
         )
         with self._signals():

@@ -379,6 +379,14 @@ def test_json_log_lines_parse_and_carry_the_counts(inbox, mapping, sandbox, caps
     assert all({"time", "level", "message"} <= e.keys() for e in logged)
 
 
+def test_the_watch_log_names_the_ledger_in_use(inbox, mapping, sandbox, capsys):
+    assert watch_once(inbox, mapping, "--log-format", "json") == 0
+    started = events(capsys.readouterr().err)[0]
+    assert started["event"] == "watch_started"
+    assert started["ledger"] == str(inbox.parent / "ledger.sqlite3")
+    assert f"ledger {inbox.parent / 'ledger.sqlite3'}" in started["message"]
+
+
 def test_refused_credentials_leave_the_file_for_the_next_run(
     inbox, mapping, sandbox, monkeypatch, capsys
 ):
