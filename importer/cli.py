@@ -503,6 +503,13 @@ def _add_sandbox(commands: argparse._SubParsersAction) -> None:
         " above the importer's --concurrency, or a renewed token is spent before a request"
         " refused with the old one is sent again, and the run stops)",
     )
+    sandbox.add_argument(
+        "--capacity",
+        type=_positive_int,
+        metavar="N",
+        help="answer 429 to an activity POST that arrives while more than N requests are in"
+        " flight, as a server with room for N would (to try throttling)",
+    )
     sandbox.add_argument("--traceback", action="store_true", help=argparse.SUPPRESS)
 
 
@@ -982,6 +989,7 @@ def _sandbox(args: argparse.Namespace) -> int:
         rate_503=args.rate_503,
         rate_drop=args.drop_rate,
         retry_after=args.retry_after,
+        capacity=args.capacity,
         seed=args.seed,
         token_ttl=args.token_ttl,
         token_requests=args.token_requests,

@@ -13,6 +13,7 @@ lookups and the lost-ledger check.
 from __future__ import annotations
 
 import asyncio
+import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -23,7 +24,6 @@ from tenacity import (
     retry_if_exception_type,
     retry_if_result,
     stop_after_attempt,
-    wait_exponential_jitter,
 )
 
 from importer.eloqua import ApiResponse
@@ -77,18 +77,33 @@ class RetryPolicy:
         await (self.sleep or backoff_sleep)(seconds)
 
     def _wait(self, state: RetryCallState) -> float:
-        backoff = wait_exponential_jitter(
-            initial=self.initial_wait, max=self.max_wait, jitter=self.jitter
-        )(state)
         outcome = state.outcome
+        answer = None
         if outcome is not None and not outcome.failed:
-            response: ApiResponse = outcome.result()
-            if response.retry_after is not None:
+            answer = outcome.result()
+        return self.delay(state.attempt_number, answer)
+
+    def delay(self, attempt: int, answer: ApiResponse | None = None) -> float:
+        """The wait after attempt number ``attempt`` (from 1) ended with ``answer`` (None: an
+        error): Retry-After if given, else exponential backoff with jitter, longer after a
+        throttling answer. The sender's retry queue and tenacity's waits both use it."""
+        backoff = _exponential_jitter(attempt, self.initial_wait, self.max_wait, self.jitter)
+        if answer is not None:
+            if answer.retry_after is not None:
                 # "Retry-After: 0" would mean hammering; wait at least the first backoff step.
-                return min(max(response.retry_after, self.initial_wait), self.max_retry_after)
-            if response.status in THROTTLE_STATUSES:
+                return min(max(answer.retry_after, self.initial_wait), self.max_retry_after)
+            if answer.status in THROTTLE_STATUSES:
                 return min(backoff * self.throttle_factor, self.max_wait * self.throttle_factor)
         return backoff
+
+
+def _exponential_jitter(attempt: int, initial: float, maximum: float, jitter: float) -> float:
+    """tenacity's wait_exponential_jitter: initial x 2^(attempt-1) + U(0, jitter), capped."""
+    try:
+        wait = initial * 2 ** (attempt - 1) + random.uniform(0, jitter)
+    except OverflowError:
+        wait = maximum
+    return max(0.0, min(wait, maximum))
 
 
 async def backoff_sleep(seconds: float) -> None:

@@ -16,7 +16,7 @@ the row is ``uncertain``. Either way the run stops at once: every row would get 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Coroutine, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -40,7 +40,7 @@ from importer.retry import (
     first_then_policy,
 )
 from importer.status import Status
-from importer.throttle import AdaptiveLimit
+from importer.throttle import AdaptiveLimit, RetryQueue
 
 #: A row another live run is sending: look again every 5 s, for up to 2 minutes.
 OTHER_RUN_INTERVAL = 5.0
@@ -184,13 +184,31 @@ class SendStats:
     lowest_concurrency: int = 0
 
 
+@dataclass(slots=True)
+class _Deferred(Generic[T]):
+    """A row waiting out its backoff in the retry queue; its ledger claim stays pending."""
+
+    job: Job[T]
+    attempts: int
+    answer: ApiResponse | None  # its last attempt's answer (None: refused connection)
+
+
+#: A None in the stream of jobs, as the workers see it.
+_NO_JOB = object()
+#: Rows consulted in one ledger query in a dry run without lookups.
+DRY_RUN_BATCH = 2000
+
+
 class Sender(Generic[T]):
     """Runs ``concurrency`` workers over a lazy stream of jobs.
 
-    ``on_outcome`` is called exactly once per job, as each completes. After a stop (401,
-    circuit breaker, Ctrl-C) nothing more is sent: the remaining jobs are still drained from
-    the stream and reported ``failed`` so every row is accounted for. After an abort (a second
-    Ctrl-C) the requests in flight are given up at once as well.
+    ``on_outcome`` is called exactly once per job, as each completes. Each worker takes a row
+    that is due for a retry, else the next row of the stream. A row answered 429/500/503 (or
+    refused) is deferred into the retry queue and the worker moves on; the adaptive limit
+    alone decides how many requests are in flight. After a stop (401, circuit breaker,
+    Ctrl-C) nothing more is sent: the remaining jobs are still drained from the stream and the
+    deferred rows from the queue, all reported ``failed`` so every row is accounted for. After
+    an abort (a second Ctrl-C) the requests in flight are given up at once as well.
     """
 
     def __init__(
@@ -212,11 +230,20 @@ class Sender(Generic[T]):
         #: Stopped at once (abort): the caller may report its remaining rows unsent without
         #: handing them over one by one.
         self.aborted = False
-        self._in_flight: set[asyncio.Task[Outcome]] = set()
+        self._in_flight: set[asyncio.Task[ApiResponse]] = set()
         self._preparing: set[asyncio.Task[Outcome | None]] = set()
         self._failures_in_a_row = 0
         threshold = self.options.breaker_threshold
         self._breaker = threshold or max(10, 2 * self.options.concurrency)
+        self._jobs: Iterator[Job[T] | None] | None = None
+        self._unsent = 0  # rows reported unsent after a stop
+        self._feed_failure: ImporterError | None = None
+        self._busy = 0  # workers with a row in hand
+        self._failing_attempts = 0  # attempts in a row answered 429/500/503 or refused
+        self._work = asyncio.Event()  # a row became due, or one finished: idle workers look
+        self._retries: RetryQueue[_Deferred[T]] = RetryQueue(
+            self.options.policy.pause, self._work.set
+        )
 
     def stop(self, reason: str, *, interrupted: bool = False) -> None:
         """Send nothing more; give in-flight requests ``stop_grace`` seconds to finish."""
@@ -227,6 +254,9 @@ class Sender(Generic[T]):
         self._stopping.set()
         for task in self._preparing:  # lookups only read: nothing to wait for
             task.cancel()
+        # Rows waiting out a backoff are reported now (failed: their last attempt was not
+        # created), not when their wait ends.
+        self._retries.release_all()
         if interrupted:
             asyncio.get_running_loop().call_later(self.options.stop_grace, self._give_up_in_flight)
 
@@ -244,65 +274,152 @@ class Sender(Generic[T]):
     async def run(self, jobs: Iterable[Job[T] | None]) -> SendStats:
         """Send every job. A ``None`` in the stream is no job: the producer read rows that
         send nothing (invalid, duplicate) and lets the event loop run (signals, answers)."""
-        queue: asyncio.Queue[Job[T] | None] = asyncio.Queue(maxsize=self.options.concurrency * 2)
-        workers = [
-            asyncio.create_task(self._worker(queue)) for _ in range(self.options.concurrency)
-        ]
-        failure: ImporterError | None = None
-        unsent = 0
-        try:
-            for job in jobs:
-                if job is None:
-                    await asyncio.sleep(0)
-                    continue
-                if self._stopping.is_set():
-                    self._not_sent(job)
-                    unsent += 1
-                    if unsent % UNSENT_BATCH == 0:
-                        # Let the loop run: a second Ctrl-C (abort) and the answers of the
-                        # requests in flight must not wait until the whole file is reported.
-                        await asyncio.sleep(0)
-                    continue
-                # Let idle workers start on this row now, so a slow file does not starve
-                # them; while they are busy, the producer runs on until the queue is full.
-                hungry = queue.empty()
-                await queue.put(job)
-                if hungry:
-                    await asyncio.sleep(0)
-        except ImporterError as exc:
-            # The rows cannot be read or reported any more (e.g. a full disk): send nothing
-            # more, but let the requests in flight finish so their answers reach the ledger.
-            self.stop(str(exc))
-            failure = exc
-        except BaseException:
-            # Cancelled (a second Ctrl-C) or the file failed: stop the workers, don't wait on
-            # a queue nobody reads. Pending ledger records make their rows "uncertain".
-            for worker in workers:
-                worker.cancel()
-            await asyncio.gather(*workers, return_exceptions=True)
-            raise
-        for _ in workers:
-            await queue.put(None)
-        await asyncio.gather(*workers)
-        if failure is not None:
-            raise failure
+        if self.options.dry_run and self.prepare is None:
+            await self._check_in_batches(jobs)
+        else:
+            await self._run_workers(iter(jobs))
         self.stats.throttled = self.limit.throttled
         self.stats.lowest_concurrency = self.limit.lowest
         return self.stats
 
-    async def _worker(self, queue: asyncio.Queue[Job[T] | None]) -> None:
-        while (job := await queue.get()) is not None:
-            if self._stopping.is_set():
-                self._not_sent(job)
+    async def _run_workers(self, jobs: Iterator[Job[T] | None]) -> None:
+        self._jobs = jobs
+        workers = [
+            asyncio.create_task(self._worker()) for _ in range(self.options.concurrency)
+        ]
+        try:
+            await asyncio.gather(*workers)
+        except BaseException:
+            # Cancelled (a second Ctrl-C) or the file failed: stop the workers. Pending ledger
+            # records make their rows "uncertain".
+            for worker in workers:
+                worker.cancel()
+            await asyncio.gather(*workers, return_exceptions=True)
+            raise
+        finally:
+            self._retries.close()
+        if self._feed_failure is not None:
+            raise self._feed_failure
+
+    async def _worker(self) -> None:
+        while True:
+            deferred = self._retries.pop_ready()
+            if deferred is not None:
+                await self._run_row(deferred.job, deferred)
                 continue
+            job = self._next_job() if self._may_start_a_row() else None
+            if job is _NO_JOB:
+                await asyncio.sleep(0)  # rows that send nothing: let the loop run
+                continue
+            if isinstance(job, Job):
+                await self._run_row(job, None)
+                continue
+            if self._busy == 0 and not self._retries and self._jobs is None:
+                self._work.set()  # nothing left anywhere: the idle workers end too
+                return
+            # Rows are in hand elsewhere: one may yet be deferred, and come due.
+            self._work.clear()
+            await self._work.wait()
+
+    def _may_start_a_row(self) -> bool:
+        """While every recent attempt failed (Eloqua down, not just throttling now and then),
+        new rows wait for the deferred ones: as before the retry queue, a failing Eloqua gets
+        about ``concurrency`` rows' retries, and the circuit breaker counts them."""
+        if self._failing_attempts < self.options.concurrency:
+            return True
+        return self._busy == 0 and not self._retries  # nothing else in hand: probe with one
+
+    def _next_job(self) -> Job[T] | object | None:
+        """The stream's next row, read by whichever worker is free (no queue in between);
+        ``_NO_JOB`` for a None in the stream."""
+        if self._jobs is None:
+            return None
+        try:
+            job = next(self._jobs)
+            return _NO_JOB if job is None else job
+        except StopIteration:
+            pass
+        except ImporterError as exc:
+            # The rows cannot be read or reported any more (e.g. a full disk): send nothing
+            # more, but let the requests in flight finish so their answers reach the ledger.
+            self.stop(str(exc))
+            self._feed_failure = exc
+        self._jobs = None
+        return None
+
+    async def _run_row(self, job: Job[T], deferred: _Deferred[T] | None) -> None:
+        self._busy += 1
+        try:
+            if self._stopping.is_set():
+                outcome: Outcome | None = self._given_back(deferred) if deferred else None
+                self._report(job, outcome or self._unsent_outcome())
+                self._unsent += 1
+                if self._unsent % UNSENT_BATCH == 0:
+                    # Let the loop run: a second Ctrl-C (abort) and the answers of the
+                    # requests in flight must not wait until the whole file is reported.
+                    await asyncio.sleep(0)
+                return
             try:
-                outcome = await self._process(job)
+                outcome = await self._process(job, deferred)
             except Exception as exc:  # a bug or an unforeseen error: stop, never hang or lose
                 self.stop(f"unexpected error: {type(exc).__name__}: {exc}")
                 outcome = _uncertain(0, f"the run stopped on an unexpected error ({exc})")
-            self._report(job, outcome)
+            if outcome is not None:  # None: deferred, reported when its last attempt ends
+                self._report(job, outcome)
+        finally:
+            self._busy -= 1
+            self._work.set()  # idle workers may end, or start a row (cheap when none wait)
 
-    async def _process(self, job: Job[T]) -> Outcome:
+    async def _check_in_batches(self, jobs: Iterable[Job[T] | None]) -> None:
+        """A dry run without lookups: the ledger is consulted a batch of rows at a time."""
+        batch: list[Job[T]] = []
+        try:
+            for job in jobs:
+                if job is None:
+                    continue  # the loop runs between batches
+                batch.append(job)
+                if len(batch) == DRY_RUN_BATCH:
+                    self._check_batch(batch)
+                    batch = []
+                    await asyncio.sleep(0)  # let a Ctrl-C in
+        except ImporterError as exc:  # the rows cannot be read further: those read are reported
+            self.stop(str(exc))
+            self._check_batch(batch)
+            raise
+        self._check_batch(batch)
+
+    def _check_batch(self, batch: list[Job[T]]) -> None:
+        if self._stopping.is_set() or not batch:
+            for job in batch:
+                self._not_sent(job)
+            return
+        claims: list[Claim | None] = [None] * len(batch)
+        if self.ledger is not None:
+            claims = list(self.ledger.lookup_many([job.fingerprint for job in batch]))
+        for job, claim in zip(batch, claims, strict=True):
+            if claim is not None and claim.decision != "send":
+                self._report(job, _ledger_outcome(claim))
+            else:
+                self._report(job, Outcome(Status.VALID))
+
+    async def _process(self, job: Job[T], deferred: _Deferred[T] | None) -> Outcome | None:
+        if deferred is None:
+            refused = await self._before_sending(job)
+            if refused is not None:
+                return refused
+        outcome = await self._send(job, deferred.attempts if deferred else 0)
+        if outcome is None:
+            return None
+        self._watch_failures(outcome)
+        if self.ledger is not None:
+            if outcome.status == Status.CREATED:
+                self.ledger.created(job.fingerprint, outcome.activity_id)
+            elif outcome.status in (Status.REJECTED, Status.FAILED):
+                self.ledger.not_created(job.fingerprint)
+        return outcome
+
+    async def _before_sending(self, job: Job[T]) -> Outcome | None:
+        """Prepare the row and claim it in the ledger; an outcome if it is not to be sent."""
         if self.prepare is not None:
             # e.g. contact lookups: completes the payload, or says why the row cannot be sent.
             refused = await self._prepare(job)
@@ -333,14 +450,20 @@ class Sender(Generic[T]):
             if self._stopping.is_set():  # stopped while the claim was being committed
                 self.ledger.not_created(job.fingerprint)
                 return self._unsent_outcome()
-        outcome = await self._send(job)
-        self._watch_failures(outcome)
+        return None
+
+    def _given_back(self, deferred: _Deferred[T]) -> Outcome:
+        """A deferred row after a stop: its attempts were all answered 429/500/503 or refused,
+        so it was certainly not created; its claim goes, and it is ``failed``."""
         if self.ledger is not None:
-            if outcome.status == Status.CREATED:
-                self.ledger.created(job.fingerprint, outcome.activity_id)
-            elif outcome.status in (Status.REJECTED, Status.FAILED):
-                self.ledger.not_created(job.fingerprint)
-        return outcome
+            self.ledger.not_created(deferred.job.fingerprint)
+        answer = deferred.answer
+        return Outcome(
+            Status.FAILED,
+            http_status=answer.status if answer is not None else None,
+            attempts=deferred.attempts,
+            error=self._unsent_text(),
+        )
 
     async def _prepare(self, job: Job[T]) -> Outcome | None:
         """The prepare step as a task the stop can give up on (lookups only read)."""
@@ -376,11 +499,10 @@ class Sender(Generic[T]):
                 return claim
         return claim
 
-    async def _send(self, job: Job[T]) -> Outcome:
-        progress = _Progress()
-        task = asyncio.create_task(
-            send_one(self.client, job.payload, self.options.policy, self.limit, progress)
-        )
+    async def _send(self, job: Job[T], attempts: int) -> Outcome | None:
+        """One attempt; None when the row was deferred into the retry queue."""
+        progress = _Progress(attempts=attempts)
+        task = asyncio.create_task(self._attempt(job.payload, progress))
         self._in_flight.add(task)
         try:
             await task
@@ -399,8 +521,25 @@ class Sender(Generic[T]):
         if progress.redirect:
             # Every row would be redirected too: stop now, not after a breaker's worth of rows.
             self.stop(f"a create was redirected: {progress.redirect}")
+        self._failing_attempts += 1  # until shown otherwise below
         try:
-            return task.result()
+            response = task.result()
+            if response.status not in RETRY_STATUSES:
+                self._failing_attempts = 0
+            if response.status in RETRY_STATUSES and self._defer(job, progress.attempts, response):
+                return None
+            return _judge(response, progress.attempts)
+        except NOT_SENT_ERRORS as exc:
+            if self._defer(job, progress.attempts, None):
+                return None
+            return Outcome(
+                Status.FAILED,
+                attempts=progress.attempts,
+                error=f"could not connect to Eloqua: {exc}",
+            )
+        except UNCERTAIN_ERRORS as exc:
+            reason = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
+            return _uncertain(progress.attempts, f"no answer from Eloqua ({reason})")
         except Unauthorized:
             self.stop(self._unauthorized())
             return Outcome(
@@ -409,6 +548,27 @@ class Sender(Generic[T]):
                 attempts=progress.attempts,
                 error=self._unsent_text(),
             )
+
+    async def _attempt(self, payload: dict[str, Any], progress: _Progress) -> ApiResponse:
+        async with self.limit:
+            sent_in = self.limit.epoch
+            progress.attempts += 1
+            progress.on_the_wire = True
+            response = await self.client.create_activity(payload)
+            progress.on_the_wire = False
+            self.limit.observe(response.status, sent_in)
+            if response.redirect:
+                progress.redirect = describe_error(response)
+            return response
+
+    def _defer(self, job: Job[T], attempts: int, answer: ApiResponse | None) -> bool:
+        """Into the retry queue, if the policy allows another attempt and the run goes on."""
+        policy = self.options.policy
+        if attempts >= policy.max_attempts or self._stopping.is_set():
+            return False
+        delay = policy.delay(attempts, answer)
+        self._retries.defer(_Deferred(job, attempts, answer), delay)
+        return True
 
     def _unauthorized(self) -> str:
         """The stop reason after a 401 that renewing the token (if it could) did not cure."""

@@ -1,18 +1,41 @@
-"""Adaptive concurrency: back off when Eloqua throttles, grow back gradually (AIMD).
+"""Pacing: adaptive concurrency (AIMD) and the queue of rows waiting out their backoff.
 
-Eloqua publishes no rate limit; it answers 429 or 503 when it is overloaded. On such an
-answer the number of requests allowed in flight is halved (at most once per round of
-answers, so one burst of 429s counts once), and every successful answer adds 1/limit, so the
-limit grows back by about one per round trip, up to ``--concurrency``. No wall clock is
-involved: rounds are counted in answers.
+Eloqua publishes no rate limit; it answers 429 or 503 when it is overloaded. The number of
+requests allowed in flight (``AdaptiveLimit``) follows its answers in rounds, a round being
+about ``limit`` answers, so no wall clock is involved:
+
+- a round whose throttling answers pass a small share (``TOLERATED_SHARE`` of the limit; a
+  single one while the limit is below 10) cuts the limit to ``DECREASE`` of itself, once: the
+  answers to requests sent before that cut say nothing new and count for nothing (an epoch
+  number, taken when a request gets its slot, tells them apart);
+- a round without a cut grows the limit by one, up to ``--concurrency``.
+
+An isolated 429 (Eloqua throttles now and then whatever the load) thus costs a retry, not half
+the pipe, while a server with room for N requests settles just under N.
+
+A row whose attempt was answered 429/500/503 (or refused) waits out its backoff in the
+``RetryQueue``, ordered by due time, without holding a worker: the other rows keep the pipe
+full meanwhile. Its ledger claim stays pending while it waits.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from types import TracebackType
+from typing import Generic, TypeVar
 
 THROTTLE_STATUSES = frozenset({429, 503})
+#: The limit after a cut, as a share of the limit before it.
+DECREASE = 0.7
+#: Throttling answers a round may hold without a cut, as a share of the limit (rounded down).
+TOLERATED_SHARE = 0.1
+
+T = TypeVar("T")
 
 
 class AdaptiveLimit:
@@ -24,7 +47,10 @@ class AdaptiveLimit:
         self.lowest = maximum
         self.in_use = 0
         self.throttled = 0  # 429/503 answers seen
-        self._answers_since_cut = maximum
+        #: Counts the cuts; a request remembers the epoch it was sent in (``sent_in``).
+        self.epoch = 0
+        self._round_answers = 0
+        self._round_throttled = 0
         self._changed = asyncio.Condition()
         self._waiting = 0  # tasks queued for a slot
 
@@ -54,15 +80,96 @@ class AdaptiveLimit:
             async with self._changed:
                 self._changed.notify_all()
 
-    def observe(self, status: int) -> None:
-        """Adjust the limit to one answer from Eloqua."""
-        self._answers_since_cut += 1
-        if status in THROTTLE_STATUSES:
-            self.throttled += 1
-            # Answers to requests sent before the last cut say nothing new: cut once per round.
-            if self._answers_since_cut >= int(self.limit):
-                self.limit = max(1.0, self.limit / 2)
-                self.lowest = min(self.lowest, int(self.limit))
-                self._answers_since_cut = 0
-        elif status < 500:
-            self.limit = min(float(self.maximum), self.limit + 1 / self.limit)
+    def observe(self, status: int, sent_in: int | None = None) -> None:
+        """Adjust the limit to one answer from Eloqua. ``sent_in``: the ``epoch`` when the
+        request got its slot (None: now); answers to requests sent before the last cut only
+        count as throttled."""
+        throttled = status in THROTTLE_STATUSES
+        self.throttled += throttled
+        if sent_in is not None and sent_in != self.epoch:
+            return
+        self._round_answers += 1
+        if throttled:
+            self._round_throttled += 1
+            if self._round_throttled > int(self.limit * TOLERATED_SHARE):
+                self._cut()
+        elif self._round_answers >= int(self.limit):
+            self.limit = min(float(self.maximum), self.limit + 1)
+            self._new_round()
+
+    def _cut(self) -> None:
+        self.limit = max(1.0, self.limit * DECREASE)
+        self.lowest = min(self.lowest, int(self.limit))
+        self.epoch += 1
+        self._new_round()
+
+    def _new_round(self) -> None:
+        self._round_answers = 0
+        self._round_throttled = 0
+
+
+class RetryQueue(Generic[T]):
+    """Items waiting out a delay, released in order of due time, none holding a task.
+
+    One timer task sleeps until the earliest is due (``sleep`` is injectable: tests patch it
+    so they never wait). Having slept as asked, that item is due whatever ``clock`` says, so
+    a patched sleep that returns at once releases the items in due order. ``on_ready`` is
+    called whenever items become ready (``pop_ready``).
+    """
+
+    def __init__(
+        self,
+        sleep: Callable[[float], Awaitable[None]],
+        on_ready: Callable[[], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sleep = sleep
+        self._on_ready = on_ready
+        self._clock = clock
+        self._heap: list[tuple[float, int, T]] = []
+        self._order = itertools.count()  # equal due times: first deferred, first released
+        self._ready: deque[T] = deque()
+        self._timer: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._heap) + len(self._ready)
+
+    def defer(self, item: T, delay: float) -> None:
+        due = self._clock() + delay
+        earliest = not self._heap or due < self._heap[0][0]
+        heapq.heappush(self._heap, (due, next(self._order), item))
+        if earliest:
+            self._restart_timer(delay)
+
+    def pop_ready(self) -> T | None:
+        return self._ready.popleft() if self._ready else None
+
+    def release_all(self) -> None:
+        """Everything waiting is ready now (a stop: they are reported, not sent)."""
+        self.close()
+        while self._heap:
+            self._ready.append(heapq.heappop(self._heap)[2])
+        self._on_ready()
+
+    def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def _restart_timer(self, wait: float | None = None) -> None:
+        self.close()
+        due = self._heap[0][0]
+        if wait is None:
+            wait = due - self._clock()
+        self._timer = asyncio.get_running_loop().create_task(self._wake_at(due, wait))
+
+    async def _wake_at(self, due: float, wait: float) -> None:
+        if wait > 0:
+            await self._sleep(wait)
+        cutoff = max(due, self._clock())
+        while self._heap and self._heap[0][0] <= cutoff:
+            self._ready.append(heapq.heappop(self._heap)[2])
+        self._timer = None
+        if self._heap:
+            self._restart_timer()
+        self._on_ready()

@@ -4,40 +4,44 @@ from __future__ import annotations
 
 import asyncio
 
-from importer.throttle import AdaptiveLimit
+from importer.throttle import DECREASE, AdaptiveLimit, RetryQueue
 
 
-def test_throttling_halves_the_limit_once_per_round():
+def test_throttling_cuts_the_limit_once_per_round():
     limit = AdaptiveLimit(8)
-    limit.observe(429)
-    assert limit.limit == 4
-    # The other answers of the same round (requests sent before the cut) do not cut again.
-    for _ in range(3):
-        limit.observe(503)
-    assert limit.limit == 4
-    limit.observe(429)
-    assert limit.limit == 2
-    assert limit.throttled == 5 and limit.lowest == 2
+    sent = limit.epoch
+    limit.observe(429, sent)
+    assert limit.limit == 8 * DECREASE
+    # The other answers to requests sent before the cut say nothing new: no second cut.
+    for _ in range(7):
+        limit.observe(503, sent)
+    assert limit.limit == 8 * DECREASE
+    limit.observe(429, limit.epoch)  # sent after the cut: a new round's throttling
+    assert limit.limit == 8 * DECREASE * DECREASE
+    assert limit.throttled == 9 and limit.lowest == 3
 
 
-def test_limit_never_drops_below_one_and_grows_back_to_the_maximum():
+def test_an_isolated_429_in_a_large_round_does_not_cut():
+    limit = AdaptiveLimit(32)
+    for answer in [429, *[201] * 10, 429, *[201] * 10, 503]:  # 3 in a round of 32: a tenth
+        limit.observe(answer, limit.epoch)
+    assert limit.limit == 32 and limit.throttled == 3
+    limit.observe(429, limit.epoch)  # the fourth passes a tenth: cut
+    assert limit.limit == 32 * DECREASE
+
+
+def test_limit_never_drops_below_one_and_grows_back_by_one_per_round():
     limit = AdaptiveLimit(4)
     for _ in range(20):
-        limit.observe(429)
-        for _ in range(4):
-            limit.observe(201)
-    assert limit.limit >= 1
-    limit = AdaptiveLimit(4)
-    for _ in range(3):  # cut to 2; one more answer of that round; then a new round's 429
-        limit.observe(429)
+        limit.observe(429, limit.epoch)
     assert limit.limit == 1
     answers = 0
     while limit.limit < 4:
-        limit.observe(201)
+        limit.observe(201, limit.epoch)
         answers += 1
-    # Additive increase: about one step per round of answers, not a jump back.
-    assert 4 <= answers <= 12
-    limit.observe(201)
+    # Additive increase: one step per round of `limit` answers (1 + 2 + 3), not a jump back.
+    assert answers == 6
+    limit.observe(201, limit.epoch)
     assert limit.limit == 4
 
 
@@ -48,9 +52,35 @@ def test_server_errors_do_not_change_the_limit():
     assert limit.limit == 8 and limit.throttled == 0
 
 
+def simulate_capacity(capacity: int, maximum: int, rounds: int) -> tuple[float, float]:
+    """A server with room for ``capacity`` requests, the limit kept full, answers in turns:
+    (mean requests in flight, share of requests answered 429)."""
+    limit = AdaptiveLimit(maximum)
+    in_flight: list[int] = []  # the epoch each request in flight was sent in
+    sent = throttled = 0
+    levels = []
+    for _ in range(rounds * maximum):
+        while len(in_flight) < int(limit.limit):
+            in_flight.append(limit.epoch)
+            sent += 1
+        levels.append(min(len(in_flight), capacity))
+        # The oldest answers first; those beyond the server's room were refused.
+        status = 429 if len(in_flight) > capacity and sent % len(in_flight) >= capacity else 201
+        throttled += status == 429
+        limit.observe(status, in_flight.pop(0))
+    return sum(levels) / len(levels), throttled / sent
+
+
+def test_limit_settles_near_a_servers_capacity_with_few_429s():
+    mean, share = simulate_capacity(capacity=8, maximum=32, rounds=200)
+    assert 8 * 0.8 <= mean <= 8 * 1.2
+    assert share <= 0.05
+
+
 async def test_in_flight_requests_never_exceed_the_current_limit():
     limit = AdaptiveLimit(6)
-    limit.observe(429)  # now 3
+    limit.observe(429)  # now 4 (6 x 0.7)
+    allowed = int(6 * DECREASE)
     peak = 0
     gate = asyncio.Event()
 
@@ -63,10 +93,10 @@ async def test_in_flight_requests_never_exceed_the_current_limit():
     tasks = [asyncio.create_task(request()) for _ in range(10)]
     for _ in range(5):
         await asyncio.sleep(0)
-    assert limit.in_use == 3
+    assert limit.in_use == allowed
     gate.set()
     await asyncio.gather(*tasks)
-    assert peak == 3 and limit.in_use == 0
+    assert peak == allowed and limit.in_use == 0
 
 
 async def test_a_request_waiting_for_a_slot_gets_the_next_one_freed():
@@ -90,3 +120,67 @@ async def test_a_request_waiting_for_a_slot_gets_the_next_one_freed():
     release.set()
     await asyncio.gather(first, second)
     assert order == ["first", "second"] and limit.in_use == 0
+
+
+class Clock:
+    """A patched clock and sleep: sleeping moves the clock, never the wall."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def __call__(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+async def settle() -> None:
+    for _ in range(10):
+        await asyncio.sleep(0)
+
+
+async def test_retry_queue_releases_rows_in_order_of_due_time():
+    clock = Clock()
+    woken = []
+    queue: RetryQueue[str] = RetryQueue(clock.sleep, lambda: woken.append(clock.now), clock)
+    queue.defer("late", 4.0)
+    queue.defer("early", 1.0)  # deferred after, due before: the timer is set again for it
+    queue.defer("middle", 2.0)
+    assert len(queue) == 3 and queue.pop_ready() is None
+    await settle()
+    assert [queue.pop_ready() for _ in range(3)] == ["early", "middle", "late"]
+    assert woken == [101.0, 102.0, 104.0] and len(queue) == 0
+
+
+async def test_retry_queue_with_a_sleep_that_returns_at_once_still_keeps_the_order():
+    clock = Clock()
+    waits = []
+
+    async def instant(seconds: float) -> None:
+        waits.append(seconds)
+
+    queue: RetryQueue[int] = RetryQueue(instant, lambda: None, clock)
+    for item, delay in ((1, 3.0), (2, 5.0)):
+        queue.defer(item, delay)
+    await settle()
+    assert [queue.pop_ready(), queue.pop_ready()] == [1, 2]
+    assert waits == [3.0, 5.0]
+
+
+async def test_retry_queue_release_all_makes_every_row_ready_at_once():
+    clock = Clock()
+    never = asyncio.Event()
+
+    async def forever(seconds: float) -> None:
+        await never.wait()
+
+    queue: RetryQueue[str] = RetryQueue(forever, lambda: None, clock)
+    queue.defer("a", 60.0)
+    queue.defer("b", 30.0)
+    await settle()
+    queue.release_all()
+    assert [queue.pop_ready(), queue.pop_ready()] == ["b", "a"]
+    assert len(queue) == 0

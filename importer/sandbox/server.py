@@ -72,6 +72,9 @@ class SandboxConfig:
     rate_503: float = 0.0  # answered 503 Service Unavailable, nothing created
     rate_drop: float = 0.0  # created, then the connection is closed without an answer
     retry_after: int | None = None  # if set, 429/503 answers carry "Retry-After: <n>"
+    #: A server with room for this many requests: an activity POST arriving while more API
+    #: requests are in flight is answered 429 at once, nothing created (None: no limit).
+    capacity: int | None = None
     seed: int | None = None  # random seed for fault injection (reproducible runs)
     token_ttl: float = TOKEN_TTL  # seconds an OAuth2 access token lives
     token_requests: int | None = None  # ... or how many API requests it may make
@@ -82,6 +85,8 @@ class SandboxConfig:
             raise ValueError("fault rates must each be between 0 and 1 and add up to at most 1")
         if self.latency < 0:
             raise ValueError("latency must be >= 0 seconds")
+        if self.capacity is not None and self.capacity < 1:
+            raise ValueError("capacity must be at least 1 request")
         if self.token_ttl <= 0 or (self.token_requests is not None and self.token_requests < 1):
             raise ValueError("token lifetimes must be positive")
 
@@ -117,6 +122,7 @@ class SandboxState:
     window_start: float | None = None
     window_end: float | None = None
     in_flight_seconds: float = 0.0  # integral of in_flight over time (request-seconds)
+    throttled: int = 0  # activity POSTs answered 429 or 503 in the window
     activities_at_reset: int = 0
     next_activity_id: int = seed.FIRST_ACTIVITY_ID
     next_contact_id: int = seed.FIRST_NEW_CONTACT_ID
@@ -163,6 +169,7 @@ class SandboxState:
         self.max_in_flight = self.in_flight
         self.window_start = self.window_end = time.monotonic() if self.in_flight else None
         self.in_flight_seconds = 0.0
+        self.throttled = 0
         self.activities_at_reset = len(self.activities)
 
     def stats(self) -> dict[str, Any]:
@@ -177,6 +184,7 @@ class SandboxState:
             "max_in_flight": self.max_in_flight,
             "mean_in_flight": self.mean_in_flight,
             "window_seconds": span,
+            "throttled": self.throttled,
             "oauth_grants": dict(self.oauth.grants),
         }
 
@@ -352,7 +360,10 @@ async def _create_activity(request: web.Request, _: re.Match[str]) -> web.Stream
     state, config = request.app[STATE_KEY], request.app[CONFIG_KEY]
     raw = await request.read()  # read first: a fault must not leave the body unread
     fault = _draw_fault(config, request.app[RANDOM_KEY])
+    if config.capacity is not None and state.in_flight > config.capacity:
+        fault = "429"  # over capacity: refused at once, as a loaded server would
     if fault in ("500", "429", "503"):
+        state.throttled += fault != "500"
         return _fault_response(fault, config)
     try:
         activity, errors = validate_activity(
