@@ -96,8 +96,9 @@ def _rss_mb(maxrss: int) -> float:
 class Sandbox:
     """``python -m importer sandbox`` on a free loopback port, in its own process."""
 
-    def __init__(self, latency: float) -> None:
+    def __init__(self, latency: float, *options: str) -> None:
         self.latency = latency
+        self.options = options  # more `sandbox` options, e.g. ("--rate-429", "0.05")
         self.url = ""
         self._process: subprocess.Popen[str] | None = None
 
@@ -112,6 +113,7 @@ class Sandbox:
                 "0",
                 "--latency",
                 str(self.latency),
+                *self.options,
             ],
             stdout=subprocess.PIPE,
             text=True,

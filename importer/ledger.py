@@ -345,14 +345,13 @@ class Ledger:
         if self._has_legacy:
             unknown = {i.legacy(): i.key for i in identities if i.key not in found}
             legacy = self._find_legacy({key for key in unknown if key is not None})
-            for legacy_key, entry in legacy.items():
-                found.setdefault(unknown[legacy_key], entry)
+            for legacy_key, old in legacy.items():
+                found.setdefault(unknown[legacy_key], old)
         send = Claim("send")
         claims = []
         for identity in identities:
-            entry = found.get(identity.key)
             claim = None
-            if entry is not None:
+            if (entry := found.get(identity.key)) is not None:
                 claim = self._judge(entry, retry_uncertain=False, details=identity.details())
             claims.append(claim or send)
         return claims

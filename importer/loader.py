@@ -35,7 +35,6 @@ from importer.errors import InputError
 from importer.filetype import WHOLE_SHEET_SUFFIXES, detect_kind, read_head
 from importer.table import Cell, Record, Table
 from importer.xls_ods import grid_records, read_sheet, whole_sheet_table
-from importer.xlsx import open_xlsx, pick_sheet, read_xlsx, refuse_oversized_cells, xlsx_records
 
 
 @contextlib.contextmanager
@@ -57,6 +56,10 @@ def open_table(
     file = pathlib.Path(path)
     kind = detect_kind(file, shown)
     if kind == "xlsx":
+        # openpyxl (and numpy, which it pulls in) costs more to import than a CSV run's
+        # first thousand rows: only a workbook loads it.
+        from importer.xlsx import open_xlsx
+
         with open_xlsx(file, shown, sheet, header_row) as table:
             yield table
     elif kind in WHOLE_SHEET_SUFFIXES:
@@ -95,6 +98,8 @@ def peek_rows(
     file = pathlib.Path(path)
     kind = detect_kind(file, shown)
     if kind == "xlsx":
+        from importer.xlsx import pick_sheet, read_xlsx, refuse_oversized_cells, xlsx_records
+
         with file.open("rb") as stream:
             reader = read_xlsx(stream, shown)
             workbook = reader.wb

@@ -54,7 +54,11 @@ class RetryPolicy:
     initial_wait: float = 1.0
     max_wait: float = 60.0
     jitter: float = 1.0
-    throttle_factor: float = 4.0  # 429/503 without Retry-After: wait this much longer
+    #: 429/503 without Retry-After: the first wait is short (the adaptive limit has already
+    #: cut the load, and a lone 429 is common), each next one this many times longer.
+    throttle_wait: float = 0.25
+    throttle_growth: float = 4.0
+    max_throttle_wait: float = 240.0
     max_retry_after: float = 300.0
     #: None means :func:`backoff_sleep`, looked up at run time so tests can patch it.
     sleep: Callable[[float], Awaitable[None]] | None = None
@@ -93,7 +97,9 @@ class RetryPolicy:
                 # "Retry-After: 0" would mean hammering; wait at least the first backoff step.
                 return min(max(answer.retry_after, self.initial_wait), self.max_retry_after)
             if answer.status in THROTTLE_STATUSES:
-                return min(backoff * self.throttle_factor, self.max_wait * self.throttle_factor)
+                first, growth = self.throttle_wait, self.throttle_growth
+                wait = first * growth ** min(attempt - 1, 64) + random.uniform(0, first)
+                return min(wait, self.max_throttle_wait)
         return backoff
 
 

@@ -284,9 +284,7 @@ class Sender(Generic[T]):
 
     async def _run_workers(self, jobs: Iterator[Job[T] | None]) -> None:
         self._jobs = jobs
-        workers = [
-            asyncio.create_task(self._worker()) for _ in range(self.options.concurrency)
-        ]
+        workers = [asyncio.create_task(self._worker()) for _ in range(self.options.concurrency)]
         try:
             await asyncio.gather(*workers)
         except BaseException:

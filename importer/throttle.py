@@ -1,17 +1,20 @@
 """Pacing: adaptive concurrency (AIMD) and the queue of rows waiting out their backoff.
 
 Eloqua publishes no rate limit; it answers 429 or 503 when it is overloaded. The number of
-requests allowed in flight (``AdaptiveLimit``) follows its answers in rounds, a round being
-about ``limit`` answers, so no wall clock is involved:
+requests allowed in flight (``AdaptiveLimit``) follows its answers, counted in rounds of about
+``limit`` answers, so no wall clock is involved:
 
-- a round whose throttling answers pass a small share (``TOLERATED_SHARE`` of the limit; a
-  single one while the limit is below 10) cuts the limit to ``DECREASE`` of itself, once: the
-  answers to requests sent before that cut say nothing new and count for nothing (an epoch
-  number, taken when a request gets its slot, tells them apart);
-- a round without a cut grows the limit by one, up to ``--concurrency``.
+- throttling answers above a tenth of a window (``TOLERATED_SHARE`` of ``limit`` answers, at
+  least ``MIN_WINDOW``) cut the limit to ``DECREASE`` of itself, once: answers to requests sent
+  before that cut (an epoch number, taken when a request gets its slot, tells them apart)
+  cannot cut again, but each of them refused lowers the limit to what that round showed the
+  server accepts (a burst of 24 refusals out of 32 means room for about 8);
+- every round grows the limit by one, up to ``--concurrency``; when Eloqua throttled twice at
+  the same level, the limit grows past it only one step per ``CAREFUL_ROUNDS`` rounds: its
+  capacity is there.
 
 An isolated 429 (Eloqua throttles now and then whatever the load) thus costs a retry, not half
-the pipe, while a server with room for N requests settles just under N.
+the pipe, while against a server with room for N requests the limit settles near N.
 
 A row whose attempt was answered 429/500/503 (or refused) waits out its backoff in the
 ``RetryQueue``, ordered by due time, without holding a worker: the other rows keep the pipe
@@ -31,9 +34,13 @@ from typing import Generic, TypeVar
 
 THROTTLE_STATUSES = frozenset({429, 503})
 #: The limit after a cut, as a share of the limit before it.
-DECREASE = 0.7
+DECREASE = 0.8
 #: Throttling answers a round may hold without a cut, as a share of the limit (rounded down).
 TOLERATED_SHARE = 0.1
+#: ... over windows of at least this many answers.
+MIN_WINDOW = 20
+#: Rounds per step of growth near the limit where Eloqua last throttled.
+CAREFUL_ROUNDS = 12
 
 T = TypeVar("T")
 
@@ -49,8 +56,12 @@ class AdaptiveLimit:
         self.throttled = 0  # 429/503 answers seen
         #: Counts the cuts; a request remembers the epoch it was sent in (``sent_in``).
         self.epoch = 0
-        self._round_answers = 0
-        self._round_throttled = 0
+        self._round_answers = 0  # answers towards the next step of growth
+        self._round_throttled = 0  # throttling answers in the current window ...
+        self._window_answers = 0  # ... of max(limit, MIN_WINDOW) answers
+        self._cuts_at: deque[float] = deque(maxlen=2)  # the limits where Eloqua throttled
+        self._cut_from = float(maximum)  # the limit before the last cut ...
+        self._refused = 0  # ... and how many requests of that round were refused
         self._changed = asyncio.Condition()
         self._waiting = 0  # tasks queued for a slot
 
@@ -87,17 +98,46 @@ class AdaptiveLimit:
         throttled = status in THROTTLE_STATUSES
         self.throttled += throttled
         if sent_in is not None and sent_in != self.epoch:
+            if throttled and sent_in == self.epoch - 1:
+                # Sent before the cut, in the round that caused it: each refusal shows one
+                # request too many at that level, however many the cut assumed.
+                self._refused += 1
+                self.limit = max(1.0, min(self.limit, self._cut_from - self._refused))
+                self.lowest = min(self.lowest, int(self.limit))
             return
         self._round_answers += 1
+        self._window_answers += 1
         if throttled:
             self._round_throttled += 1
-            if self._round_throttled > int(self.limit * TOLERATED_SHARE):
+            window = max(int(self.limit), MIN_WINDOW)
+            # At the capacity found, any refusal means one request too many.
+            tolerated = 0 if self._at_ceiling() else window * TOLERATED_SHARE
+            if self._round_throttled > tolerated:
                 self._cut()
-        elif self._round_answers >= int(self.limit):
+                return
+        if self._window_answers >= max(int(self.limit), MIN_WINDOW):
+            self._window_answers = self._round_throttled = 0
+        if not throttled and self._round_answers >= int(self.limit) * self._rounds_per_step():
             self.limit = min(float(self.maximum), self.limit + 1)
-            self._new_round()
+            self._round_answers = 0
+
+    def _rounds_per_step(self) -> int:
+        """Grow by one per round, but slowly (one per ``CAREFUL_ROUNDS``) at the ceiling."""
+        return CAREFUL_ROUNDS if self._at_ceiling() else 1
+
+    def _at_ceiling(self) -> bool:
+        """Within one of the level where Eloqua throttled the last two times, if that was the
+        same level both times: there its capacity is (throttling at random levels, now and
+        then, says nothing of it)."""
+        if len(self._cuts_at) < 2:
+            return False
+        first, second = self._cuts_at
+        return abs(first - second) <= 1 and self.limit + 1 >= min(first, second)
 
     def _cut(self) -> None:
+        self._cuts_at.append(self.limit)
+        self._cut_from = self.limit
+        self._refused = self._round_throttled
         self.limit = max(1.0, self.limit * DECREASE)
         self.lowest = min(self.lowest, int(self.limit))
         self.epoch += 1
@@ -106,6 +146,7 @@ class AdaptiveLimit:
     def _new_round(self) -> None:
         self._round_answers = 0
         self._round_throttled = 0
+        self._window_answers = 0
 
 
 class RetryQueue(Generic[T]):

@@ -94,7 +94,7 @@ async def test_retry_after_is_capped_at_five_minutes(fake_sleep):
 async def test_unreadable_retry_after_falls_back_to_the_throttle_backoff(fake_sleep):
     await create(fake_sleep, {"status": 429, "headers": {"Retry-After": "soon"}})
     (wait,) = fake_sleep.waits
-    assert 4.0 <= wait <= 8.0  # (1 s + up to 1 s jitter) x4 for a throttling answer
+    assert 0.25 <= wait <= 0.5  # a first throttling answer: 0.25 s + up to 0.25 s jitter
 
 
 async def test_500_backs_off_less_than_a_throttling_answer(fake_sleep):

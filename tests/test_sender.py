@@ -47,13 +47,16 @@ async def test_429_waits_as_long_as_retry_after_says(scripted, fake_sleep):
     assert fake_sleep.waits == [7.0]
 
 
-async def test_503_without_retry_after_backs_off_longer_than_500(scripted, fake_sleep):
-    scripted.then(503).then(500)
+async def test_a_first_503_is_retried_soon_and_repeated_ones_wait_ever_longer(scripted, fake_sleep):
+    scripted.then(503).then(503).then(503).then(500)
     await send(scripted.base_url, fake_sleep)
-    throttled, server_error = fake_sleep.waits
-    # attempt 1: (1 s + up to 1 s jitter) x4 for throttling; attempt 2: 2 s + jitter.
-    assert 4.0 <= throttled <= 8.0
-    assert 2.0 <= server_error <= 3.0
+    first, second, third, server_error = fake_sleep.waits
+    # Throttling: 0.25 s, then x4 each time (+ up to 0.25 s jitter); the adaptive limit has
+    # already cut the load. A server error: 1 s x 2^(attempt-1) + up to 1 s jitter.
+    assert 0.25 <= first <= 0.5
+    assert 1.0 <= second <= 1.25
+    assert 4.0 <= third <= 4.25
+    assert 8.0 <= server_error <= 9.0
 
 
 async def test_backoff_grows_exponentially_and_gives_up_as_failed(scripted, fake_sleep):

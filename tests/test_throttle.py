@@ -4,21 +4,32 @@ from __future__ import annotations
 
 import asyncio
 
-from importer.throttle import DECREASE, AdaptiveLimit, RetryQueue
+from importer.throttle import CAREFUL_ROUNDS, DECREASE, AdaptiveLimit, RetryQueue
 
 
-def test_throttling_cuts_the_limit_once_per_round():
-    limit = AdaptiveLimit(8)
+def test_throttling_above_a_tenth_of_a_window_cuts_the_limit_once():
+    limit = AdaptiveLimit(30)
     sent = limit.epoch
+    for _ in range(3):  # 3 of a window of 30: tolerated
+        limit.observe(429, sent)
+    assert limit.limit == 30
     limit.observe(429, sent)
-    assert limit.limit == 8 * DECREASE
-    # The other answers to requests sent before the cut say nothing new: no second cut.
-    for _ in range(7):
-        limit.observe(503, sent)
-    assert limit.limit == 8 * DECREASE
-    limit.observe(429, limit.epoch)  # sent after the cut: a new round's throttling
-    assert limit.limit == 8 * DECREASE * DECREASE
-    assert limit.throttled == 9 and limit.lowest == 3
+    assert limit.limit == 30 * DECREASE and limit.epoch == sent + 1
+    # Answers to requests sent before the cut cannot cut again ...
+    for _ in range(10):
+        limit.observe(201, sent)
+    assert limit.limit == 30 * DECREASE
+    assert limit.throttled == 4 and limit.lowest == 24
+
+
+def test_a_burst_of_refusals_brings_the_limit_to_what_the_server_accepted():
+    limit = AdaptiveLimit(32)
+    sent = limit.epoch
+    for _ in range(24):  # a server with room for 8 refuses 24 of the first 32 requests
+        limit.observe(429, sent)
+    for _ in range(8):
+        limit.observe(201, sent)
+    assert limit.limit == 8 and limit.lowest == 8
 
 
 def test_an_isolated_429_in_a_large_round_does_not_cut():
@@ -32,17 +43,31 @@ def test_an_isolated_429_in_a_large_round_does_not_cut():
 
 def test_limit_never_drops_below_one_and_grows_back_by_one_per_round():
     limit = AdaptiveLimit(4)
-    for _ in range(20):
+    for _ in range(60):
         limit.observe(429, limit.epoch)
     assert limit.limit == 1
+    limit = AdaptiveLimit(5)
+    for _ in range(3):  # 3 in a window of 20: cut to 4
+        limit.observe(429, limit.epoch)
+    assert limit.limit == 4
+    for _ in range(4):  # one round of 4 answers: one step
+        limit.observe(201, limit.epoch)
+    assert limit.limit == 5
+
+
+def test_growth_slows_near_the_level_where_eloqua_throttled_twice():
+    limit = AdaptiveLimit(32)
+    for _ in range(2):
+        limit.limit = 10.0
+        for _ in range(3):
+            limit.observe(429, limit.epoch)
+    assert limit.limit == 8
     answers = 0
-    while limit.limit < 4:
+    while limit.limit < 10:
         limit.observe(201, limit.epoch)
         answers += 1
-    # Additive increase: one step per round of `limit` answers (1 + 2 + 3), not a jump back.
-    assert answers == 6
-    limit.observe(201, limit.epoch)
-    assert limit.limit == 4
+    # 8 -> 9 in one round of 8; 9 -> 10 within one of the ceiling: CAREFUL_ROUNDS rounds of 9.
+    assert answers == 8 + CAREFUL_ROUNDS * 9
 
 
 def test_server_errors_do_not_change_the_limit():
@@ -53,22 +78,23 @@ def test_server_errors_do_not_change_the_limit():
 
 
 def simulate_capacity(capacity: int, maximum: int, rounds: int) -> tuple[float, float]:
-    """A server with room for ``capacity`` requests, the limit kept full, answers in turns:
-    (mean requests in flight, share of requests answered 429)."""
+    """A server with room for ``capacity`` requests refuses any request that arrives while it
+    has that many; the client keeps its limit full; answers come back oldest first. Returns
+    (mean requests in flight that the server accepted, share of requests refused)."""
     limit = AdaptiveLimit(maximum)
-    in_flight: list[int] = []  # the epoch each request in flight was sent in
-    sent = throttled = 0
+    in_flight: list[tuple[int, bool]] = []  # (epoch when sent, refused) of each request
+    sent = refused = 0
     levels = []
     for _ in range(rounds * maximum):
         while len(in_flight) < int(limit.limit):
-            in_flight.append(limit.epoch)
+            accepted = sum(not no for _, no in in_flight)
+            in_flight.append((limit.epoch, accepted >= capacity))
             sent += 1
-        levels.append(min(len(in_flight), capacity))
-        # The oldest answers first; those beyond the server's room were refused.
-        status = 429 if len(in_flight) > capacity and sent % len(in_flight) >= capacity else 201
-        throttled += status == 429
-        limit.observe(status, in_flight.pop(0))
-    return sum(levels) / len(levels), throttled / sent
+        levels.append(sum(not no for _, no in in_flight))
+        epoch, no = in_flight.pop(0)
+        refused += no
+        limit.observe(429 if no else 201, epoch)
+    return sum(levels) / len(levels), refused / sent
 
 
 def test_limit_settles_near_a_servers_capacity_with_few_429s():
@@ -79,7 +105,8 @@ def test_limit_settles_near_a_servers_capacity_with_few_429s():
 
 async def test_in_flight_requests_never_exceed_the_current_limit():
     limit = AdaptiveLimit(6)
-    limit.observe(429)  # now 4 (6 x 0.7)
+    for _ in range(3):  # 3 in a window of 20: cut
+        limit.observe(429)
     allowed = int(6 * DECREASE)
     peak = 0
     gate = asyncio.Event()
