@@ -320,10 +320,10 @@ class Sender(Generic[T]):
             await self._work.wait()
 
     def _may_start_a_row(self) -> bool:
-        """While every recent attempt failed (Eloqua down, not just throttling now and then),
-        new rows wait for the deferred ones: as before the retry queue, a failing Eloqua gets
-        about ``concurrency`` rows' retries, and the circuit breaker counts them."""
-        if self._failing_attempts < self.options.concurrency:
+        """While every recent attempt failed (as many in a row as the circuit breaker's
+        threshold: Eloqua down, not throttling now and then), new rows wait for the deferred
+        ones: a failing Eloqua gets those rows' retries, and the circuit breaker counts them."""
+        if self._failing_attempts < self._breaker:
             return True
         return self._busy == 0 and not self._retries  # nothing else in hand: probe with one
 

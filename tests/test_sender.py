@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 
 from importer.config import Credentials
 from importer.eloqua import EloquaClient, open_session
+from importer.ledger import Ledger
 from importer.retry import RetryPolicy
 from importer.sender import Job, Outcome, Sender, SendOptions, send_one
 
@@ -199,3 +201,70 @@ async def test_after_a_stop_the_unsent_rows_are_reported_without_blocking_the_ev
         await sender.run(Job(n, PAYLOAD) for n in range(10_000))
     assert len(reported) == 10_000
     assert seen_by_loop and seen_by_loop[0] < 10_000
+
+
+async def test_a_row_waiting_out_a_429_does_not_hold_its_worker(scripted):
+    scripted.then(429)
+    waits: list[float] = []
+    backoff_over = asyncio.Event()
+    outcomes: dict[int, Outcome] = {}
+
+    async def sleep(seconds: float) -> None:  # the 429's wait ends once the others are done
+        waits.append(seconds)
+        await backoff_over.wait()
+
+    def record(key: int, outcome: Outcome) -> None:
+        outcomes[key] = outcome
+        if len(outcomes) == 4:
+            backoff_over.set()
+
+    async with open_session(1) as session:
+        sender: Sender[int] = Sender(
+            EloquaClient(session, scripted.base_url, CREDENTIALS),
+            on_outcome=record,
+            options=SendOptions(concurrency=1, policy=policy(sleep)),
+        )
+        await sender.run(Job(n, {**PAYLOAD, "contactId": n}) for n in range(5))
+    # One worker: rows 1-4 went out while row 0 waited, then row 0 again.
+    assert [body["contactId"] for body in scripted.received] == [0, 1, 2, 3, 4, 0]
+    assert {o.status for o in outcomes.values()} == {"created"}
+    assert outcomes[0].attempts == 2 and len(waits) == 1
+
+
+async def test_a_stop_reports_a_deferred_row_failed_once_and_frees_its_claim(
+    scripted, tmp_path
+):
+    scripted.then(503)
+    reported: list[tuple[int, Outcome]] = []
+
+    async def never(seconds: float) -> None:  # the backoff outlasts the run
+        await asyncio.Event().wait()
+
+    async with Ledger(tmp_path / "ledger.sqlite3", "127.0.0.1/acme") as ledger:
+        async with open_session(1) as session:
+            sender: Sender[int] = Sender(
+                EloquaClient(session, scripted.base_url, CREDENTIALS),
+                on_outcome=lambda key, outcome: reported.append((key, outcome)),
+                options=SendOptions(concurrency=1, policy=policy(never)),
+                ledger=ledger,
+            )
+
+            def jobs():
+                for n in range(4):
+                    if n == 2:  # row 0 is waiting out its 503, row 1 was created
+                        sender.stop("interrupted by a test", interrupted=True)
+                    yield Job(n, {**PAYLOAD, "contactId": n}, b"fp-%d" % n, f"row {n}")
+
+            await sender.run(jobs())
+        await ledger.flush()
+        assert [key for key, _ in reported].count(0) == 1
+        assert sorted(key for key, _ in reported) == [0, 1, 2, 3]
+        outcomes = dict(reported)
+        assert outcomes[1].status == "created"
+        first = outcomes[0]
+        assert (first.status, first.http_status, first.attempts) == ("failed", 503, 1)
+        assert "not sent: the run stopped" in first.error
+        # Certainly not created: its pending claim is gone, so a rerun sends it.
+        assert ledger.lookup(b"fp-0").decision == "send"
+        assert ledger.lookup(b"fp-1").decision == "duplicate"  # created by this run
+    assert len(scripted.received) == 2
