@@ -7,7 +7,7 @@ import asyncio
 import os
 import sys
 import traceback
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -621,9 +621,20 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
         return int(ExitStatus.ABORTED)
 
 
+def _fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when it is installed (``pip install 'eloqua-import[fast]'``): at
+    zero latency it saves about a tenth of the client's CPU per row. None: asyncio's own."""
+    try:
+        import uvloop
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def _command(args: argparse.Namespace, stdout: TextIO) -> int:
     if args.command == "run":
-        return asyncio.run(_run(args, stdout))
+        with asyncio.Runner(loop_factory=_fast_loop_factory()) as runner:
+            return runner.run(_run(args, stdout))
     if args.command == "check":
         return asyncio.run(_check(args, stdout))
     if args.command == "init":

@@ -352,7 +352,9 @@ class Ledger:
         for identity in identities:
             claim = None
             if (entry := found.get(identity.key)) is not None:
-                claim = self._judge(entry, retry_uncertain=False, details=identity.details())
+                # The digests only matter against those recorded (to say what differs).
+                details = identity.details() if entry[6] else ""
+                claim = self._judge(entry, retry_uncertain=False, details=details)
             claims.append(claim or send)
         return claims
 
