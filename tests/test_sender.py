@@ -231,9 +231,7 @@ async def test_a_row_waiting_out_a_429_does_not_hold_its_worker(scripted):
     assert outcomes[0].attempts == 2 and len(waits) == 1
 
 
-async def test_a_stop_reports_a_deferred_row_failed_once_and_frees_its_claim(
-    scripted, tmp_path
-):
+async def test_a_stop_reports_a_deferred_row_failed_once_and_frees_its_claim(scripted, tmp_path):
     scripted.then(503)
     reported: list[tuple[int, Outcome]] = []
 
