@@ -373,8 +373,11 @@ class Sender(Generic[T]):
         batch: list[Job[T]] = []
         try:
             for job in jobs:
-                if job is None:
-                    continue  # the loop runs between batches
+                if job is None:  # many rows that send nothing: report, let the loop run
+                    self._check_batch(batch)
+                    batch = []
+                    await asyncio.sleep(0)
+                    continue
                 batch.append(job)
                 if len(batch) == DRY_RUN_BATCH:
                     self._check_batch(batch)
