@@ -39,7 +39,8 @@ from common import MAPPING, ROOT, Sandbox, run_child, sample_csv, scratch_dir
 from throughput import measure_client, measure_importer
 
 from importer.identity import identify
-from importer.ledger import Ledger, ledger_site
+from importer.ledger import ledger_site
+from importer.ledger_sqlite import _connect
 from importer.loader import open_table
 from importer.mapping import load_mapping
 
@@ -93,11 +94,7 @@ def fill_ledger(path: Path, site: str, csv: Path, known: int, total: int) -> Non
                 break
             keys.append(identify(mapping.payload(row)).key)
     keys += [os.urandom(16) for _ in range(total - known)]
-    with scratch_dir():  # a Ledger writes its schema; then one bulk insert
-        Ledger(path, site)
-    from importer.ledger import _connect  # the schema, as the importer makes it
-
-    db = _connect(path)
+    db = _connect(path, "")  # the schema, as the importer makes it; then one bulk insert
     try:
         db.execute("BEGIN")
         db.executemany(
