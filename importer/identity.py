@@ -52,22 +52,40 @@ def identify(payload: dict[str, Any]) -> Identity:
     contact id compares as text ("42" is 42). A value still to be looked up (an email) counts
     by its normalised key, so rows with one email are one activity before the lookup too.
     """
-    contact, asset_type, asset_name, activity_type, date = (
-        payload.get(name) for name in IDENTITY_FIELDS
-    )
+    get = payload.get  # IDENTITY_FIELDS, in order, spelled out: this runs once per row
     text = "\x1f".join(  # a separator no field holds: one tuple, one text
         (
-            _identity_text(contact),
-            " ".join(str(asset_type).casefold().split()),
-            str(asset_name).strip(),
-            " ".join(str(activity_type).casefold().split()),
-            _identity_text(date),
+            _identity_text(get("contactId")),
+            _folded_name(get("assetType")),
+            str(get("assetName")).strip(),
+            _folded_name(get("activityType")),
+            _identity_text(get("activityDate")),
         )
     )
     return Identity(hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest(), payload)
 
 
+# A file holds a handful of asset and activity type names: each is folded once, not per row.
+_FOLDED: dict[Any, str] = {}
+_FOLDED_SIZE = 4096
+
+
+def _folded_name(value: Any) -> str:
+    """A type name without case or repeated spaces."""
+    if value.__class__ is not str:  # e.g. None: str(None) folds to "none", as it always did
+        return " ".join(str(value).casefold().split())
+    found = _FOLDED.get(value)
+    if found is None:
+        found = " ".join(value.casefold().split())
+        if len(_FOLDED) >= _FOLDED_SIZE:
+            _FOLDED.clear()
+        _FOLDED[value] = found
+    return found
+
+
 def _identity_text(value: Any) -> str:
+    if value.__class__ is str:  # the common case first: a date, a contact id as text
+        return value.strip()
     if value is None:
         return "\x00"  # absent (an invalid row never gets here; tests may)
     if getattr(value, "cache_key", None) is not None:
@@ -176,14 +194,22 @@ class FirstSeen:
         self._db.executemany("INSERT INTO seen VALUES (?, ?)", self._recent.items())
         self._db.execute("COMMIT")
         bloom = self._bloom
+        bits = self._bits
         for fingerprint in self._recent:
-            for bit in self._bits(fingerprint):
-                bloom[bit >> 3] |= 1 << (bit & 7)
+            one, two, three = bits(fingerprint)
+            bloom[one >> 3] |= 1 << (one & 7)
+            bloom[two >> 3] |= 1 << (two & 7)
+            bloom[three >> 3] |= 1 << (three & 7)
         self._recent = {}
 
     def _maybe_spilled(self, fingerprint: bytes) -> bool:
         bloom = self._bloom
-        return all(bloom[bit >> 3] & (1 << (bit & 7)) for bit in self._bits(fingerprint))
+        one, two, three = self._bits(fingerprint)
+        return bool(
+            bloom[one >> 3] & (1 << (one & 7))
+            and bloom[two >> 3] & (1 << (two & 7))
+            and bloom[three >> 3] & (1 << (three & 7))
+        )
 
     def _bits(self, fingerprint: bytes) -> tuple[int, int, int]:
         # A fingerprint is a hash already: three slices of it are three independent positions.

@@ -44,9 +44,15 @@ class Catalog:
 
     types: dict[str, list[str]] | None = None
     _folded: dict[str, str] = field(default_factory=dict)
+    # Per asset type, its activity types by folded name: built once, not once per row.
+    _allowed: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._folded = {name.casefold(): name for name in self.types or {}}
+        self._allowed = {
+            asset: {name.casefold(): name for name in activities}
+            for asset, activities in (self.types or {}).items()
+        }
 
     def check(self, payload: dict[str, Any]) -> None:
         """Row-level check of column-driven types; fixes the case to Eloqua's spelling.
@@ -66,8 +72,7 @@ class Catalog:
         payload["assetType"] = asset
         if not self.types[asset]:
             return  # Eloqua listed no activity types for it: leave the check to Eloqua
-        allowed = {name.casefold(): name for name in self.types[asset]}
-        activity = allowed.get(str(payload["activityType"]).casefold())
+        activity = self._allowed[asset].get(str(payload["activityType"]).casefold())
         if activity is None:
             raise RowError(
                 f"activityType {payload['activityType']!r} is not set up for the asset type"

@@ -424,10 +424,14 @@ def _shown_lookup(value: Any) -> str:
 
 def _texts(cells: Sequence[Any]) -> list[str]:
     """Cells as text, with the formula guard (people open these files in Excel)."""
-    # CSV cells are already text: skip cell_text's type checks for them (the common case).
-    texts = [cell if type(cell) is str else cell_text(cell) for cell in cells]
-    # The first-character test spares the call for almost every cell.
-    return [protect_formula(text) if text[:1] in GUARDED_FIRST else text for text in texts]
+    # One pass: a CSV cell is already text and almost never starts like a formula, so it is
+    # kept as it is without a call; any other cell takes cell_text and the formula guard.
+    return [
+        cell
+        if type(cell) is str and cell[:1] not in GUARDED_FIRST
+        else protect_formula(cell if type(cell) is str else cell_text(cell))
+        for cell in cells
+    ]
 
 
 def _one_line(text: str) -> str:
