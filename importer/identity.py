@@ -212,13 +212,11 @@ class FirstSeen:
         )
 
     def _bits(self, fingerprint: bytes) -> tuple[int, int, int]:
-        # A fingerprint is a hash already: three slices of it are three independent positions.
+        # A fingerprint is a hash already: three 32-bit slices of it are three independent
+        # positions (read as one number: one call, not three; the filter lives in memory only).
         mask = self.BLOOM_BITS - 1
-        return (
-            int.from_bytes(fingerprint[0:4]) & mask,
-            int.from_bytes(fingerprint[4:8]) & mask,
-            int.from_bytes(fingerprint[8:12]) & mask,
-        )
+        whole = int.from_bytes(fingerprint[0:12])
+        return (whole >> 64) & mask, (whole >> 32) & mask, whole & mask
 
     def close(self) -> None:
         if self._db is not None:
