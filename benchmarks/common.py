@@ -67,6 +67,27 @@ class ChildRun:
     stderr: str
 
 
+def importer_command(
+    csv: Path, scratch: Path, *options: str, python: tuple[str, ...] = ()
+) -> list[str]:
+    """``python [PYTHON...] -m importer run CSV`` with the attendee mapping, quiet, results in
+    ``scratch``, then ``options``."""
+    return [
+        sys.executable,
+        *python,
+        "-m",
+        "importer",
+        "run",
+        str(csv),
+        "--mapping",
+        str(MAPPING),
+        "--quiet",
+        "--results",
+        str(scratch / "results.csv"),
+        *options,
+    ]
+
+
 def run_child(command: list[str], env: dict[str, str] | None = None, cwd: Path | None = None):
     """Run a child to completion; its own CPU time and peak RSS, measured by wait4."""
     started = time.monotonic()

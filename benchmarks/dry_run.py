@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MAPPING, ROOT, run_child, sample_csv, scratch_dir
+from common import ROOT, importer_command, run_child, sample_csv, scratch_dir
 
 CREDENTIAL_VARIABLES = (
     "ELOQUA_COMPANY",
@@ -32,19 +32,7 @@ def dry_run(rows: int) -> tuple[float, float, float]:
     csv = sample_csv(rows)
     with scratch_dir() as scratch:
         run = run_child(
-            [
-                sys.executable,
-                "-m",
-                "importer",
-                "run",
-                str(csv),
-                "--mapping",
-                str(MAPPING),
-                "--dry-run",
-                "--quiet",
-                "--results",
-                str(scratch / "results.csv"),
-            ],
+            importer_command(csv, scratch, "--dry-run"),
             # Offline: no ELOQUA_* credentials, so the run reads, maps and checks only.
             env=dict.fromkeys(CREDENTIAL_VARIABLES, ""),
             cwd=ROOT,

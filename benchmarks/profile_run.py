@@ -17,7 +17,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MAPPING, ROOT, Sandbox, run_child, sample_csv, scratch_dir
+from common import ROOT, Sandbox, importer_command, run_child, sample_csv, scratch_dir
 
 
 def profile(rows: int, concurrency: int, top: int) -> None:
@@ -25,26 +25,15 @@ def profile(rows: int, concurrency: int, top: int) -> None:
     with Sandbox(0.0) as sandbox, scratch_dir() as scratch:
         stats_path = scratch / "importer.prof"
         run = run_child(
-            [
-                sys.executable,
-                "-m",
-                "cProfile",
-                "-o",
-                str(stats_path),
-                "-m",
-                "importer",
-                "run",
-                str(csv),
-                "--mapping",
-                str(MAPPING),
+            importer_command(
+                csv,
+                scratch,
                 "--concurrency",
                 str(concurrency),
                 "--ledger",
                 str(scratch / "ledger.sqlite3"),
-                "--results",
-                str(scratch / "results.csv"),
-                "--quiet",
-            ],
+                python=("-m", "cProfile", "-o", str(stats_path)),
+            ),
             env=sandbox.env(),
             cwd=ROOT,
         )

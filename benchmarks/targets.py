@@ -35,7 +35,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from common import MAPPING, ROOT, Sandbox, run_child, sample_csv, scratch_dir
+from common import MAPPING, ROOT, Sandbox, importer_command, run_child, sample_csv, scratch_dir
 from throughput import measure_client, measure_importer
 
 from importer.identity import identify
@@ -116,21 +116,7 @@ def dry_run(args: argparse.Namespace) -> list[Verdict]:
         fill_ledger(ledger, ledger_site(sandbox.url, "Sandbox"), csv, known, 1_000_000)
         _note("dry-run: ledger filled with 1,000,000 entries")
         run = run_child(
-            [
-                sys.executable,
-                "-m",
-                "importer",
-                "run",
-                str(csv),
-                "--mapping",
-                str(MAPPING),
-                "--dry-run",
-                "--quiet",
-                "--ledger",
-                str(ledger),
-                "--results",
-                str(scratch / "results.csv"),
-            ],
+            importer_command(csv, scratch, "--dry-run", "--ledger", str(ledger)),
             env=sandbox.env(),
             cwd=ROOT,
         )

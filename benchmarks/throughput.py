@@ -37,7 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import MAPPING, ROOT, Sandbox, run_child, sample_csv, scratch_dir
+from common import ROOT, Sandbox, importer_command, run_child, sample_csv, scratch_dir
 
 CLIENTS = Path(__file__).resolve().parent / "clients.py"
 
@@ -60,22 +60,14 @@ def measure_importer(sandbox: Sandbox, csv: Path, rows: int, concurrency: int) -
     with scratch_dir() as scratch:
         sandbox.reset()
         run = run_child(
-            [
-                sys.executable,
-                "-m",
-                "importer",
-                "run",
-                str(csv),
-                "--mapping",
-                str(MAPPING),
+            importer_command(
+                csv,
+                scratch,
                 "--concurrency",
                 str(concurrency),
                 "--ledger",
                 str(scratch / "ledger.sqlite3"),
-                "--results",
-                str(scratch / "results.csv"),
-                "--quiet",
-            ],
+            ),
             env=sandbox.env(),
             cwd=ROOT,
         )
