@@ -1,10 +1,8 @@
-"""The package's version, from its installed metadata (also sent in the User-Agent)."""
+"""The package's version (also sent in the User-Agent), written here and only here.
 
-from __future__ import annotations
+pyproject.toml reads it from this file at build time (``[tool.setuptools.dynamic]``), so the
+installed metadata always says the same; a plain constant costs a run nothing, where asking
+importlib.metadata took milliseconds of every start.
+"""
 
-from importlib import metadata
-
-try:
-    __version__ = metadata.version("eloqua-import")
-except metadata.PackageNotFoundError:  # run from a source tree that was never installed
-    __version__ = "0+unknown"
+__version__ = "0.1.0"

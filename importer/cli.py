@@ -9,30 +9,24 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-import aiohttp
-from tqdm import tqdm
-
+# What `run` uses, and no more: each other command imports its own modules in its function
+# (tests/test_cli_run.py checks that a run loads none of them), so a run starts quickly.
 from importer.api import (
     DEFAULT_CONCURRENCY,
     DEFAULT_TIMEOUT,
     MAX_CONCURRENCY,
     import_file_async,
 )
-from importer.config import (
-    Connection,
-    check_values,
-    connection_from_env,
-    has_credentials,
-    oauth_app_from_env,
-    token_file_from_env,
-)
-from importer.eloqua import Timeouts, fetch_identity, open_session
 from importer.errors import AuthError, ConfigError, ExitStatus, ImporterError
-from importer.preflight import connect
 from importer.report import default_results_path
-from importer.sandbox.connection import sandbox_connection
+
+if TYPE_CHECKING:
+    import aiohttp
+    from tqdm import tqdm
+
+    from importer.config import Connection
 
 PROG = "eloqua-import"
 
@@ -706,6 +700,8 @@ class ProgressBar:
 
     def __call__(self, done: int, total: int | None) -> None:
         if self._bar is None:
+            from tqdm import tqdm  # here: a run without a terminal (cron, --quiet) needs none
+
             self._bar = tqdm(total=total, unit=" rows", file=sys.stderr, dynamic_ncols=True)
         if total != self._bar.total:
             # The estimate counts blank lines too: the last call ends the bar at 100%.
@@ -764,7 +760,9 @@ def _rerun_options(args: argparse.Namespace) -> list[str]:
 
 async def _ledger(args: argparse.Namespace, stdout: TextIO) -> int:
     from importer.adopt import adopt_results
+    from importer.config import connection_from_env
     from importer.ledger import default_ledger
+    from importer.sandbox.connection import sandbox_connection
 
     if args.action == "copy":
         from importer.ledger_copy import copy_ledger
@@ -787,6 +785,9 @@ async def _ledger(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 async def _check(args: argparse.Namespace, stdout: TextIO) -> int:
+    from importer.config import connection_from_env
+    from importer.sandbox.connection import sandbox_connection
+
     if args.contacts and not args.sandbox:
         raise ConfigError(
             "--contacts lists the built-in sandbox's contacts: add --sandbox (Eloqua's own"
@@ -839,6 +840,11 @@ async def _init(args: argparse.Namespace, stdout: TextIO) -> int:
 
 async def _init_catalog(sandbox: bool) -> dict[str, list[str]] | None:
     """Eloqua's asset types (to check the flags and list the choices), when it can be asked."""
+    from importer.config import connection_from_env, has_credentials
+    from importer.eloqua import open_session
+    from importer.preflight import connect
+    from importer.sandbox.connection import sandbox_connection
+
     if not sandbox and not has_credentials():
         return None
     async with open_session(1) as session:
@@ -914,6 +920,11 @@ def _shell_quote(text: str) -> str:
 
 async def check_report(session: aiohttp.ClientSession, connection: Connection) -> str:
     """What ``eloqua-import check`` prints: who we are, where, and what is set up."""
+    import aiohttp
+
+    from importer.eloqua import fetch_identity
+    from importer.preflight import connect
+
     client, _, catalog = await connect(session, connection)
     lines = []
     try:
@@ -937,11 +948,14 @@ async def check_report(session: aiohttp.ClientSession, connection: Connection) -
 
 
 async def _check_report(connection: Connection) -> str:
+    from importer.eloqua import open_session
+
     async with open_session(1) as session:
         return await check_report(session, connection)
 
 
 async def _login(args: argparse.Namespace, stdout: TextIO) -> int:
+    from importer.config import check_values, oauth_app_from_env, token_file_from_env
     from importer.login import LoginOptions, login
 
     check_values(os.environ)
@@ -966,6 +980,8 @@ async def _login(args: argparse.Namespace, stdout: TextIO) -> int:
 
 
 def _watch(args: argparse.Namespace) -> int:
+    from importer.config import connection_from_env
+    from importer.eloqua import Timeouts
     from importer.watch import EventLog, WatchOptions, watch
 
     log = EventLog(args.log_format)

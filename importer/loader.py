@@ -34,7 +34,6 @@ from importer.csvfile import (
 from importer.errors import InputError
 from importer.filetype import WHOLE_SHEET_SUFFIXES, detect_kind, read_head
 from importer.table import Cell, Record, Table
-from importer.xls_ods import grid_records, read_sheet, whole_sheet_table
 
 
 @contextlib.contextmanager
@@ -63,6 +62,8 @@ def open_table(
         with open_xlsx(file, shown, sheet, header_row) as table:
             yield table
     elif kind in WHOLE_SHEET_SUFFIXES:
+        from importer.xls_ods import whole_sheet_table  # calamine: only for .xls and .ods
+
         yield whole_sheet_table(file, shown, kind, sheet, header_row)
     else:
         with open_csv(file, shown, header_row, encoding, delimiter) as table:
@@ -136,6 +137,8 @@ def _peek_whole_sheet(
     file: pathlib.Path, shown: str, kind: str, sheet: str | int | None, limit: int
 ) -> Peek:
     """An .xls or .ods sheet's first rows (calamine reads the sheet whole)."""
+    from importer.xls_ods import grid_records, read_sheet
+
     title, titles, grid = read_sheet(file, shown, kind, sheet)
     rows = [(n, list(c)) for n, c, _ in _take(grid_records(grid), limit)]
     return Peek(kind, rows, sheet=title, sheets=titles)

@@ -33,7 +33,6 @@ from importer.errors import (
 )
 from importer.fields import Lookup
 from importer.identity import FirstSeen, identify
-from importer.infer import locate_columns
 from importer.ledger import Ledger, LedgerError, LedgerLocation, default_ledger
 from importer.loader import open_table
 from importer.lookup import DRY_RUN_NEW_CONTACT, LookupFailed, Resolver
@@ -546,6 +545,8 @@ def _with_header_row_hint(
     exc: ColumnsMissing, options: RunOptions, mapping: Mapping, table: Table
 ) -> MappingError:
     """Say which row the columns are on, when they are all on another one."""
+    from importer.infer import locate_columns  # init's module: a run needs it only here
+
     assert options.input_path is not None  # a file's table
     try:
         row = locate_columns(
