@@ -325,6 +325,25 @@ def test_version_comes_from_the_package_metadata_and_goes_in_the_user_agent():
 
 
 @pytest.mark.slow
+def test_import_importer_loads_each_module_only_when_one_of_its_names_is_used():
+    code = (
+        "import sys, importer\n"
+        "loaded = lambda: sorted(m for m in sys.modules if m.startswith('importer'))\n"
+        "print(loaded())\n"
+        "importer.Status, importer.__version__\n"
+        "print(loaded())\n"
+        "print(set(importer.__all__) <= set(dir(importer)))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.stderr == ""
+    assert done.stdout.splitlines() == [
+        "['importer']",
+        "['importer', 'importer._version', 'importer.status']",
+        "True",
+    ]
+
+
+@pytest.mark.slow
 def test_pandas_is_not_imported_for_dicts_nor_tqdm_by_the_library():
     code = (
         "import sys, importer\n"

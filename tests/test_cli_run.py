@@ -52,6 +52,54 @@ def attendees(tmp_path: Path) -> tuple[Path, Path]:
     return write(tmp_path, "scans.csv", ATTENDEES), write(tmp_path, "map.yaml", MAPPING)
 
 
+#: What `run` never needs: the other commands' modules (init's inference, the web page, watch,
+#: login, ledger copy), the readers of other file kinds, the optional libraries, the progress
+#: bar without a terminal, and the package metadata.
+NOT_FOR_RUN = (
+    "aiohttp.web",
+    "importer.inbox",
+    "importer.infer",
+    "importer.ledger_copy",
+    "importer.ledger_postgres",
+    "importer.login",
+    "importer.sandbox.server",
+    "importer.ui",
+    "importer.watch",
+    "importer.xls_ods",
+    "importer.xlsx",
+    "importlib.metadata",
+    "openpyxl",
+    "pandas",
+    "psycopg",
+    "python_calamine",
+    "tqdm",
+)
+
+
+@pytest.mark.slow
+def test_a_run_loads_no_module_it_does_not_use(tmp_path, attendees, sandbox):
+    """A short run's time is mostly its start: `python -m importer run` imports what it uses."""
+    data, mapping = attendees
+    argv = ["eloqua-import", "run", str(data), "--mapping", str(mapping), "--quiet"]
+    code = (
+        "import atexit, runpy, sys\n"
+        f"sys.argv = {argv!r}\n"
+        f"atexit.register(lambda: print(sorted(set({NOT_FOR_RUN!r}) & set(sys.modules))))\n"
+        "runpy.run_module('importer', run_name='__main__')\n"  # as `python -m importer`
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        timeout=120,
+    )
+    assert done.returncode == 1, done.stderr  # rows 4 and 5 are not created
+    assert read_results(tmp_path / "scans.results.csv")[2]["status"] == "created"
+    assert done.stdout.splitlines()[-1] == "[]"
+
+
 def test_every_row_gets_its_status_and_eloqua_gets_exact_payloads(
     tmp_path, attendees, sandbox, capsys
 ):
