@@ -143,6 +143,24 @@ def test_every_example_in_the_help_is_a_valid_command_line(command, capsys):
             pytest.fail(f"'{named(command)} --help' shows an example argparse refuses: {line}")
 
 
+def parsed(parser: argparse.ArgumentParser, words: list[str], capsys) -> tuple:
+    """What the parser makes of the words: the options read, or the exit and what it printed."""
+    try:
+        return vars(parser.parse_args(words)), None
+    except SystemExit as exc:
+        return exc.code, capsys.readouterr()
+
+
+@pytest.mark.parametrize("command", ALL[1:], ids=IDS[1:])
+def test_the_parser_of_the_command_given_reads_as_the_whole_one(command, capsys):
+    # main builds only the part of the parser the command named first needs (a quicker start).
+    tries = [[*command, "--help"], [*command, "--no-such-option"], list(command)]
+    tries += [shlex.split(line, comments=True)[1:] for line in examples(command, capsys)]
+    for words in tries:
+        alone = parsed(build_parser(words[0]), words, capsys)
+        assert alone == parsed(build_parser(), words, capsys), words
+
+
 def variables_the_code_reads() -> set[str]:
     """ELOQUA_* names in the package's string literals (code that reads the environment, and
     messages that tell users what to set); Python names such as ELOQUA_FOO = 1 are not."""
