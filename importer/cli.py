@@ -97,7 +97,7 @@ Run 'eloqua-import COMMAND --help' for a command's options and examples.
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     """The command line's parser; with ``command``, one that knows that command alone (all
-    ``main`` needs when the arguments start with it, at a tenth of the cost)."""
+    ``main`` needs when the arguments start with it, at a sixth of the cost)."""
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Create Oracle Eloqua External Activities from CSV and Excel files.",
