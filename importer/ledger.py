@@ -33,8 +33,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import importlib
-import itertools
-import operator
 import os
 import socket
 import sys
@@ -492,45 +490,54 @@ class Ledger:
                     op.future.set_result(result)
 
     def _commit(self, batch: list[_Op]) -> list[Claim]:
-        """One transaction for the batch; consecutive ops of one kind share their statements.
+        """One transaction for the batch, its results in the batch's order.
 
-        Per-row statements would hold the GIL for most of their time, competing with the
-        event loop; a few ``executemany`` calls per batch keep the Python part small.
+        Ops of one kind share their statements: per-row statements would hold the GIL for
+        most of their time, competing with the event loop. The batch is cut into segments
+        where no fingerprint has ops of two kinds; within one, the claims (in order), then the
+        created, then the forgotten are applied, which is what applying them one by one gives.
         """
         assert self._db is not None
-        results: list[Claim] = []
+        results = [_SENT] * len(batch)
         now = time.time()
         with self._db.write():  # one transaction, under the write lock
-            for kind, group in itertools.groupby(batch, key=operator.attrgetter("kind")):
-                ops = list(group)
-                if kind == "claim":
-                    results.extend(self._apply_claims(ops, now))
-                    continue
-                if kind == "created":
-                    self._db.executemany(
-                        "UPDATE activities SET state = 'created', activity_id = ?,"
-                        " updated_at = ?, prior_state = NULL, prior_id = NULL"
-                        " WHERE site = ? AND fingerprint = ?",
-                        [(op.activity_id, now, self.site, op.fingerprint) for op in ops],
-                    )
-                elif kind == "forget":
-                    keys = [(self.site, op.fingerprint, self.run_id) for op in ops]
-                    # A fresh claim goes; a resend that failed gives back what it replaced
-                    # (a created record stays created; an uncertain one stays uncertain).
-                    self._db.executemany(
-                        "DELETE FROM activities WHERE site = ? AND fingerprint = ?"
-                        " AND state = 'pending' AND run_id = ? AND prior_state IS NULL",
-                        keys,
-                    )
-                    self._db.executemany(
-                        "UPDATE activities SET state = 'created', activity_id = prior_id,"
-                        " prior_state = NULL, prior_id = NULL WHERE site = ?"
-                        " AND fingerprint = ? AND run_id = ? AND prior_state = 'created'",
-                        keys,
-                    )
-                results.extend(Claim("send") for _ in ops)
+            for claims, created, forgets in _segments(batch):
+                if claims:
+                    verdicts = self._apply_claims([batch[n] for n in claims], now)
+                    for n, verdict in zip(claims, verdicts, strict=True):
+                        results[n] = verdict
+                if created:
+                    self._record_created(created, now)
+                if forgets:
+                    self._forget(forgets)
         self.commits += 1
         return results
+
+    def _record_created(self, ops: list[_Op], now: float) -> None:
+        assert self._db is not None
+        self._db.executemany(
+            "UPDATE activities SET state = 'created', activity_id = ?,"
+            " updated_at = ?, prior_state = NULL, prior_id = NULL"
+            " WHERE site = ? AND fingerprint = ?",
+            [(op.activity_id, now, self.site, op.fingerprint) for op in ops],
+        )
+
+    def _forget(self, ops: list[_Op]) -> None:
+        assert self._db is not None
+        keys = [(self.site, op.fingerprint, self.run_id) for op in ops]
+        # A fresh claim goes; a resend that failed gives back what it replaced
+        # (a created record stays created; an uncertain one stays uncertain).
+        self._db.executemany(
+            "DELETE FROM activities WHERE site = ? AND fingerprint = ?"
+            " AND state = 'pending' AND run_id = ? AND prior_state IS NULL",
+            keys,
+        )
+        self._db.executemany(
+            "UPDATE activities SET state = 'created', activity_id = prior_id,"
+            " prior_state = NULL, prior_id = NULL WHERE site = ?"
+            " AND fingerprint = ? AND run_id = ? AND prior_state = 'created'",
+            keys,
+        )
 
     def _apply_claims(self, ops: list[_Op], now: float) -> list[Claim]:
         """Decide claims in order; a claim sees the ones before it in the same group."""
@@ -647,6 +654,41 @@ class Ledger:
 
 #: Runs open in this process (a pid alone cannot tell them from a crashed run's).
 _OPEN_RUNS: set[str] = set()
+
+#: What an outcome (created, forget) or a flush answers.
+_SENT = Claim("send")
+
+
+def _segments(batch: list[_Op]) -> Iterator[tuple[list[int], list[_Op], list[_Op]]]:
+    """The batch cut where an op touches a fingerprint an op of another kind touched before
+    it in the same segment: (the claims' positions, the created, the forgotten) per segment.
+
+    Within a segment each fingerprint has ops of one kind only, so applying all claims, then
+    all created, then all forgets is the same as applying the ops in order; across segments
+    the order is kept. A flush has no fingerprint. (A claim and the outcome of the same row
+    are never in one batch: the outcome comes after the claim was committed.)
+    """
+    kinds: dict[bytes, str] = {}
+    claims: list[int] = []
+    created: list[_Op] = []
+    forgets: list[_Op] = []
+    for position, op in enumerate(batch):
+        kind = op.kind
+        if kind == "flush":
+            continue
+        seen = kinds.setdefault(op.fingerprint, kind)
+        if seen != kind:
+            yield claims, created, forgets
+            kinds = {op.fingerprint: kind}
+            claims, created, forgets = [], [], []
+        if kind == "claim":
+            claims.append(position)
+        elif kind == "created":
+            created.append(op)
+        else:
+            forgets.append(op)
+    if claims or created or forgets:
+        yield claims, created, forgets
 
 
 def process_gone(pid: int, started: str | None) -> bool:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import sqlite3
 import subprocess
 import sys
@@ -194,6 +195,95 @@ async def test_outcomes_of_many_rows_commit_together(where):
         assert ledger.commits <= 4
     assert len(rows(path)) == 600
     assert {state for _, state, _ in rows(path)} == {"created"}
+
+
+async def _op(ledger: Ledger, op: tuple) -> tuple | None:
+    """One op as the sender makes it: an awaited claim, or an outcome recorded."""
+    kind, fp = op[0], op[1]
+    if kind == "claim":
+        claim = await ledger.claim(fp, f"row {op[2]}", force=op[3])
+        return (claim.decision, claim.activity_id, claim.source)
+    if kind == "created":
+        ledger.created(fp, op[2])
+    else:
+        ledger.not_created(fp)
+    return None
+
+
+async def _in_one_commit(ledger: Ledger, ops: list[tuple]) -> list[tuple | None]:
+    before = ledger.commits
+    *results, _ = await asyncio.gather(*(_op(ledger, op) for op in ops), ledger.flush())
+    assert ledger.commits == before + 1  # the ops and the flush were one batch
+    return results
+
+
+async def test_a_claim_after_a_forget_of_the_same_activity_in_one_commit_sends(where):
+    async with Ledger(where, SITE) as ledger:
+        results = await _in_one_commit(
+            ledger,
+            [("claim", b"fp-1", 2, False), ("forget", b"fp-1"), ("claim", b"fp-1", 3, False)],
+        )
+    # Applied in order: the second claim comes after the first was given back.
+    assert results == [("send", "", ""), None, ("send", "", "")]
+    assert rows(where) == [(b"fp-1", "pending", None)]
+
+
+async def test_a_claim_after_a_created_of_the_same_activity_in_one_commit_sees_its_id(where):
+    async with Ledger(where, SITE) as ledger:
+        await ledger.claim(b"fp-1", "row 2")
+        results = await _in_one_commit(
+            ledger,
+            [
+                ("claim", b"fp-2", 3, False),
+                ("created", b"fp-1", "100001"),
+                ("claim", b"fp-1", 4, False),
+                ("forget", b"fp-2"),
+                ("claim", b"fp-2", 5, False),
+            ],
+        )
+    assert results == [
+        ("send", "", ""),
+        None,
+        ("duplicate", "100001", "row 2"),  # after the created: its id, not a pending record
+        None,
+        ("send", "", ""),
+    ]
+    assert sorted(rows(where)) == [(b"fp-1", "created", "100001"), (b"fp-2", "pending", None)]
+
+
+async def test_ops_in_one_commit_decide_as_if_applied_one_at_a_time(where):
+    """Random mixes of claims, created and forgets over a few activities, one commit for the
+    lot, against the same ops each committed on its own."""
+    rng = random.Random(15)
+    fps = [f"fp-{n}".encode() for n in range(3)]
+
+    async def play(ops: list[tuple], together: bool) -> tuple[list, list]:
+        async with Ledger(where, SITE) as ledger:  # an earlier run created fp-0
+            sql(where, "DELETE FROM activities")
+            await ledger.claim(fps[0], "row 1")
+            ledger.created(fps[0], "100000")
+        async with Ledger(where, SITE) as ledger:
+            if together:
+                results = await _in_one_commit(ledger, ops)
+            else:
+                results = []
+                for op in ops:
+                    results.append(await _op(ledger, op))
+                    await ledger.flush()
+        return results, sorted(rows(where))
+
+    for _ in range(12):
+        ops: list[tuple] = []
+        for n in range(rng.randint(2, 9)):
+            fp = rng.choice(fps)
+            kind = rng.choice(["claim", "claim", "created", "forget"])
+            if kind == "claim":
+                ops.append((kind, fp, n, rng.random() < 0.3))
+            elif kind == "created":
+                ops.append((kind, fp, str(200 + n)))
+            else:
+                ops.append((kind, fp))
+        assert await play(ops, together=True) == await play(ops, together=False), ops
 
 
 def test_first_seen_finds_repeats_in_memory_and_after_spilling_to_disk():
