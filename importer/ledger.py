@@ -34,8 +34,10 @@ import asyncio
 import contextlib
 import importlib
 import os
+import queue
 import socket
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -236,6 +238,7 @@ class Ledger:
         self._ops: list[_Op] = []
         self._wake = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None  # the run's (a claim's futures)
         self._closing = False
         self._db: LedgerStore | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -271,6 +274,7 @@ class Ledger:
                 f" then rerun the same command. Nothing was sent. {KEEP_THE_LEDGER}"
             ) from None
         _OPEN_RUNS.add(self.run_id)
+        self._loop = asyncio.get_running_loop()
         self._committer = asyncio.create_task(self._commit_loop())
         if self._db.heartbeat_every is not None:
             self._heartbeat = asyncio.create_task(self._beat(self._db.heartbeat_every))
@@ -420,15 +424,17 @@ class Ledger:
 
         ``force`` (--allow-duplicates) sends even if the ledger says it was created.
         """
-        future: asyncio.Future[Claim] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Claim] = (self._loop or asyncio.get_running_loop()).create_future()
         identity = _parts(fingerprint)
+        if not source.isascii():
+            # A file name that is not valid UTF-8 (os.fsdecode's surrogates) cannot be
+            # stored as TEXT: keep a readable, storable form.
+            source = source.encode("utf-8", "backslashreplace").decode("utf-8")
         self._push(
             _Op(
                 "claim",
                 identity.key,
-                # A file name that is not valid UTF-8 (os.fsdecode's surrogates) cannot be
-                # stored as TEXT: keep a readable, storable form.
-                source.encode("utf-8", "backslashreplace").decode("utf-8"),
+                source,
                 details=identity.details(),
                 legacy=identity.legacy() if self._has_legacy else None,
                 force=force,
@@ -470,24 +476,62 @@ class Ledger:
         self._ops = []
 
     async def _commit_loop(self) -> None:
-        while True:
-            if not self._ops:
-                if self._closing:
+        # One writer thread for the run: the fsync happens off the event loop, so requests
+        # keep flowing meanwhile (and a thread of our own costs half of to_thread per batch).
+        loop = asyncio.get_running_loop()
+        requests: queue.SimpleQueue[_Request | None] = queue.SimpleQueue()
+        writer = threading.Thread(
+            target=self._write_batches, args=(loop, requests), name="ledger-writer", daemon=True
+        )
+        writer.start()
+        try:
+            while True:
+                if not self._ops:
+                    if self._closing:
+                        return
+                    await self._wake.wait()
+                    self._wake.clear()
+                    continue
+                await self._gather()
+                batch, self._ops = self._ops, []
+                done: asyncio.Future[list[Claim]] = loop.create_future()
+                requests.put((batch, done))
+                try:
+                    results = await done
+                except Exception as exc:  # never leave a claim waiting on a dead committer
+                    self._failure = self._write_failure(exc)
+                    self._fail(batch)
                     return
-                await self._wake.wait()
-                self._wake.clear()
-                continue
-            batch, self._ops = self._ops, []
-            try:
-                # The fsync happens off the event loop, so requests keep flowing meanwhile.
-                results = await asyncio.to_thread(self._commit, batch)
-            except Exception as exc:  # never leave a claim waiting forever on a dead committer
-                self._failure = self._write_failure(exc)
-                self._fail(batch)
+                for op, result in zip(batch, results, strict=True):
+                    if op.future is not None and not op.future.done():
+                        op.future.set_result(result)
+        finally:
+            requests.put(None)  # the writer ends after the batch it may be writing
+
+    async def _gather(self) -> None:
+        """Let ops that are arriving back to back (answers read in one turn of the event
+        loop, each followed by its worker's next claim) join this commit rather than make the
+        next one: give the loop another turn while the last one brought more, a few at most.
+        No timer: a turn that brings nothing starts the commit at once."""
+        seen = len(self._ops)
+        for _ in range(GATHER_TURNS):
+            await asyncio.sleep(0)
+            if len(self._ops) == seen or self._closing:
                 return
-            for op, result in zip(batch, results, strict=True):
-                if op.future is not None and not op.future.done():
-                    op.future.set_result(result)
+            seen = len(self._ops)
+
+    def _write_batches(
+        self, loop: asyncio.AbstractEventLoop, requests: queue.SimpleQueue[_Request | None]
+    ) -> None:
+        """The writer thread: commit each batch, hand its results (or error) to the loop."""
+        while (request := requests.get()) is not None:
+            batch, done = request
+            try:
+                outcome: list[Claim] | BaseException = self._commit(batch)
+            except BaseException as exc:  # handed to the loop, which stops the ledger
+                outcome = exc
+            with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits
+                loop.call_soon_threadsafe(_settle, done, outcome)
 
     def _commit(self, batch: list[_Op]) -> list[Claim]:
         """One transaction for the batch, its results in the batch's order.
@@ -555,7 +599,7 @@ class Ledger:
                 continue
             found[op.fingerprint] = ("pending", None, self.run_id, op.source, None, None, None)
             pending.append((self.site, op.fingerprint, self.run_id, op.source, now, op.details))
-            verdicts.append(Claim("send"))
+            verdicts.append(_SENT)
         # Created legacy entries move to the identity table, so later runs find them there
         # even when a cosmetic field changed; this goes before the claims that replace them.
         self._db.executemany(
@@ -657,6 +701,19 @@ _OPEN_RUNS: set[str] = set()
 
 #: What an outcome (created, forget) or a flush answers.
 _SENT = Claim("send")
+#: A batch for the writer thread, and where its results go.
+_Request = tuple[list[_Op], "asyncio.Future[list[Claim]]"]
+#: Loop turns a commit may wait for ops still arriving (Ledger._gather).
+GATHER_TURNS = 8
+
+
+def _settle(done: asyncio.Future[list[Claim]], outcome: list[Claim] | BaseException) -> None:
+    if done.done():  # the commit loop was cancelled meanwhile
+        return
+    if isinstance(outcome, BaseException):
+        done.set_exception(outcome)
+    else:
+        done.set_result(outcome)
 
 
 def _segments(batch: list[_Op]) -> Iterator[tuple[list[int], list[_Op], list[_Op]]]:
