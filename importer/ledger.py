@@ -602,11 +602,12 @@ class Ledger:
             verdicts.append(_SENT)
         # Created legacy entries move to the identity table, so later runs find them there
         # even when a cosmetic field changed; this goes before the claims that replace them.
-        self._db.executemany(
-            "INSERT INTO activities VALUES (?, ?, 'created', ?, ?, ?, ?, NULL, NULL, NULL)"
-            " ON CONFLICT (site, fingerprint) DO NOTHING",
-            promoted,
-        )
+        if promoted:
+            self._db.executemany(
+                "INSERT INTO activities VALUES (?, ?, 'created', ?, ?, ?, ?, NULL, NULL, NULL)"
+                " ON CONFLICT (site, fingerprint) DO NOTHING",
+                promoted,
+            )
         self._db.executemany(
             "INSERT INTO activities VALUES (?, ?, 'pending', NULL, ?, ?, ?, NULL, NULL, ?)"
             " ON CONFLICT (site, fingerprint) DO UPDATE SET state = 'pending',"

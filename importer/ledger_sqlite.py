@@ -24,6 +24,8 @@ from importer.errors import ConfigError
 #: first release lacked runs.ended_at, runs.pid_start and activities.prior_*); 1: with those
 #: columns; 2: activity identity and normalised site keys, earlier entries in legacy_activities.
 SCHEMA_VERSION = 2
+CACHE_KIB = 16_384  # the page cache's bound
+CHECKPOINT_PAGES = 4_000  # WAL pages between automatic checkpoints (16 MiB at 4 KiB a page)
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS activities (
@@ -120,6 +122,12 @@ def _connect(path: Path, keep_advice: str) -> sqlite3.Connection:
         _use_wal(db)
         # FULL: a commit is on disk before we send, even if the machine loses power.
         db.execute("PRAGMA synchronous=FULL")
+        # Fingerprints are hashes: every row lands on a random page. A bigger page cache (up
+        # to 16 MiB) and a bigger WAL between checkpoints (16 MiB; SQLite's 4 MiB default
+        # copied the same pages back again and again) cut a group commit's cost per row by
+        # about a tenth. Durability is the WAL's fsync at each commit, unchanged.
+        db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
+        db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
         _upgrade(db, path)
     except (OSError, sqlite3.Error) as exc:
         if not existed:  # nothing to lose yet: another place is as good
