@@ -13,8 +13,11 @@ differs between the two lives.
 - a ``pending`` row whose run is gone (crash, kill -9, timeout after sending) is *uncertain*:
   it may exist in Eloqua, and it is only resent when the user asks (``--retry-uncertain``).
 
-Writes are group-committed: every claim and outcome that arrives while one commit is being
-written goes into the next one, so durability costs one fsync per batch, not per row.
+Writes are group-committed by one writer thread: every claim and outcome that arrives while
+one commit is being written goes into the next one (and ops still arriving back to back, within
+a few turns of the event loop, join it), so durability costs one fsync per batch, not per row.
+A batch's ops share their statements: its claims, then its created, then its forgets, cut into
+segments wherever that order would differ from applying them one by one.
 
 An activity is identified by what it is (``importer.identity``): the contact, asset type,
 asset name, activity type and date, on one site. Its other fields (name, campaign, field values) are
