@@ -15,6 +15,7 @@ from importer.errors import ConfigError
 from importer.fields import Lookup
 from importer.identity import FirstSeen, fingerprint, identify
 from importer.ledger import (
+    GATHER_TURNS,
     SCHEMA_VERSION,
     Ledger,
     check_ledger,
@@ -146,6 +147,39 @@ async def test_concurrent_claims_share_commits(where):
         assert {claim.decision for claim in claims} == {"send"}
         assert ledger.commits < 200
     assert len(rows(path)) == 200
+
+
+async def test_claims_arriving_in_consecutive_loop_turns_share_a_commit(tmp_path):
+    # As answers read one after another, each followed by its worker's next claim.
+    async with Ledger(tmp_path / "ledger.sqlite3", SITE) as ledger:
+
+        async def after_turns(turns: int) -> str:
+            for _ in range(turns):
+                await asyncio.sleep(0)
+            return (await ledger.claim(f"fp-{turns}".encode(), "row")).decision
+
+        decisions = await asyncio.gather(*(after_turns(turns) for turns in range(5)))
+        assert decisions == ["send"] * 5
+        assert ledger.commits == 1
+
+
+async def test_a_claim_is_committed_after_a_few_turns_even_while_ops_keep_arriving(tmp_path):
+    async with Ledger(tmp_path / "ledger.sqlite3", SITE) as ledger:
+        turns = 0
+
+        def claim_waits() -> bool:  # not yet taken into a commit
+            return any(op.kind == "claim" for op in ledger._ops)
+
+        async def busy() -> None:  # an outcome in every turn of the loop
+            nonlocal turns
+            while (turns == 0 or claim_waits()) and turns < 1000:
+                ledger.created(f"other-{turns}".encode(), "1")
+                turns += 1
+                await asyncio.sleep(0)
+
+        claim, _ = await asyncio.gather(ledger.claim(b"fp-1", "row"), busy())
+        assert claim.decision == "send"
+        assert turns <= GATHER_TURNS + 2  # not held back while the others kept coming
 
 
 async def test_flush_commits_outcomes(where):
