@@ -43,7 +43,7 @@ from importer.report import ErrorsWriter, ResultsWriter, Summary
 from importer.retry import RetryPolicy
 from importer.sender import Job, Outcome, Sender, SendOptions
 from importer.signals import SignalHandlers, signal_name
-from importer.status import Status
+from importer.status import SUCCESS, Status
 from importer.table import Row, Table
 
 PREVIEW_ROWS = 3
@@ -389,29 +389,32 @@ class _Run:
                 self.summary.preview[index] = (number, {**payload, **kept})
 
     def record(self, row: Row, outcome: Outcome, reason: RowError | None = None) -> None:
+        status = outcome.status
         if self.results is not None:
             self.results.write(
                 row.number,
-                outcome.status,
+                status,
                 row.cells,
                 activity_id=outcome.activity_id,
                 http_status=outcome.http_status,
                 attempts=outcome.attempts,
                 error=outcome.error,
             )
-        to_errors = Status(outcome.status).is_error
-        if to_errors and self.errors is not None:
-            self.errors.write(row.number, row.cells, f"{outcome.status}: {outcome.error}")
-        if outcome.status not in NOT_A_REASON:
+        # Set membership, not Status(status).is_error: this runs for every row (a status given
+        # as its plain text is found too, a StrEnum member hashes and compares as its text).
+        if status not in NOT_A_REASON:
+            to_errors = status not in SUCCESS
+            if to_errors and self.errors is not None:
+                self.errors.write(row.number, row.cells, f"{status}: {outcome.error}")
             self.summary.reasons.add(
-                outcome.status,
+                status,
                 row.number,
                 outcome.error,
                 column=reason.column if reason is not None else None,
                 code=reason.code if reason is not None else _http_code(outcome),
                 error=to_errors,
             )
-        self.summary.counts[outcome.status] += 1
+        self.summary.counts[status] += 1
         self.done += 1
         options = self.options
         if options.on_progress is not None:
