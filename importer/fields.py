@@ -89,6 +89,9 @@ DATE_CACHE_SIZE = 4096  # exports repeat timestamps (a scan per minute): parse e
 
 
 def compile_spec(spec: ValueSpec) -> Callable[[list[Cell]], Any]:
+    """The spec's evaluator: a function of the row's cells, the common case (a non-blank text
+    cell) done inline and every other case left to ``_evaluate``, which gives the same values
+    and the same errors."""
     slow = functools.partial(_evaluate, spec)
     if spec.lookup is not None or spec.default is not None:
         return slow
@@ -101,18 +104,61 @@ def compile_spec(spec: ValueSpec) -> Callable[[list[Cell]], Any]:
     index = spec.columns[spec.source]
     value_map = spec.value_map
     if value_map is not None:
-
-        def mapped(cells: list[Cell]) -> Any:
-            cell = cells[index]
-            if cell.__class__ is str:
-                found = value_map.get(cell.strip().casefold(), _MISSING)
-                if found is not _MISSING:
-                    return finish(found)
-            return slow(cells)
-
-        return mapped
+        return _mapped_column(index, value_map, finish, slow)
+    if spec.field in INTEGER_FIELDS:
+        return _id_column(spec, index, slow)
+    if spec.field == "activityDate":
+        return _date_column(index, finish, slow)
 
     def column(cells: list[Cell]) -> Any:
+        cell = cells[index]
+        if cell.__class__ is str:
+            cell = cell.strip()
+            if cell:
+                return cell  # what the text finisher gives a text
+        return slow(cells)
+
+    return column
+
+
+def _mapped_column(
+    index: int,
+    value_map: dict[str, Any],
+    finish: Callable[[Any], Any],
+    slow: Callable[[list[Cell]], Any],
+) -> Callable[[list[Cell]], Any]:
+    def mapped(cells: list[Cell]) -> Any:
+        cell = cells[index]
+        if cell.__class__ is str:
+            found = value_map.get(cell.strip().casefold(), _MISSING)
+            if found is not _MISSING:
+                return finish(found)
+        return slow(cells)
+
+    return mapped
+
+
+def _id_column(
+    spec: ValueSpec, index: int, slow: Callable[[list[Cell]], Any]
+) -> Callable[[list[Cell]], Any]:
+    def whole(cells: list[Cell]) -> Any:
+        cell = cells[index]
+        if cell.__class__ is str:
+            cell = cell.strip()
+            if cell:
+                # Plain digits without a leading zero: the id itself, without _to_id's pattern.
+                if cell.isascii() and cell.isdigit() and cell[0] != "0":
+                    return int(cell)
+                return _finish(spec, cell)
+        return slow(cells)
+
+    return whole
+
+
+def _date_column(
+    index: int, finish: Callable[[Any], Any], slow: Callable[[list[Cell]], Any]
+) -> Callable[[list[Cell]], Any]:
+    def date(cells: list[Cell]) -> Any:
         cell = cells[index]
         if cell.__class__ is str:
             cell = cell.strip()
@@ -120,7 +166,7 @@ def compile_spec(spec: ValueSpec) -> Callable[[list[Cell]], Any]:
                 return finish(cell)
         return slow(cells)
 
-    return column
+    return date
 
 
 def _compile_template(
@@ -130,6 +176,7 @@ def _compile_template(
         (spec.columns[part.column], "") if isinstance(part, Placeholder) else (-1, part)
         for part in spec.source
     ]
+    as_text = spec.field not in INTEGER_FIELDS and spec.field != "activityDate"
 
     def template(cells: list[Cell]) -> Any:
         texts = []
@@ -144,7 +191,8 @@ def _compile_template(
             if not cell:
                 return slow(cells)
             texts.append(cell)
-        return finish("".join(texts))
+        # A text field's finisher gives a text back as it is: no call for it.
+        return "".join(texts) if as_text else finish("".join(texts))
 
     return template
 

@@ -15,8 +15,8 @@ import dataclasses
 import difflib
 import re
 import reprlib
+from collections.abc import Callable, Sequence
 from collections.abc import Mapping as AnyMapping
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -117,6 +117,13 @@ class Mapping:
     blank_values: frozenset[str] = frozenset()
     skip_rules: list[SkipRule] = field(default_factory=list)
     _bound: bool = False
+    #: (field, evaluator) in payload order, and (field id, evaluator): made by bind().
+    _evaluators: list[tuple[str, Callable[[list[Cell]], Any]]] = field(
+        default_factory=list, repr=False
+    )
+    _field_value_evaluators: list[tuple[str, Callable[[list[Cell]], Any]]] = field(
+        default_factory=list, repr=False
+    )
 
     def specs(self) -> list[ValueSpec]:
         top = [*self.fields.values(), *(fv.spec for fv in self.field_values)]
@@ -182,6 +189,10 @@ class Mapping:
                 spec.evaluate = compile_spec(spec)
             except RowError as exc:
                 raise MappingError(f"{self.path}: {spec.field}: {exc}") from None
+        self._evaluators = [(name, spec.evaluate) for name, spec in self.fields.items()]
+        self._field_value_evaluators = [
+            (field_value.id, field_value.spec.evaluate) for field_value in self.field_values
+        ]
         self._bound = True
 
     def payload(self, row: Row) -> dict[str, Any]:
@@ -208,18 +219,19 @@ class Mapping:
                     value=row.cells[rule.index],
                     code=f"skip-if: {reason.casefold()}",
                 )
-        payload: dict[str, Any] = {}
-        for name, spec in self.fields.items():
-            value = spec.evaluate(cells)  # type: ignore[misc]
-            if value is not None:
-                payload[name] = value
+        # The evaluators in lists made by bind(): a comprehension, no attribute lookups per field.
+        payload = {
+            name: value
+            for name, evaluate in self._evaluators
+            if (value := evaluate(cells)) is not None
+        }
         if "name" not in payload:
             payload = {"name": payload["assetName"], **payload}
-        values = []
-        for field_value in self.field_values:
-            value = field_value.spec.evaluate(cells)  # type: ignore[misc]
-            if value is not None:
-                values.append({"type": "FieldValue", "id": field_value.id, "value": value})
+        values = [
+            {"type": "FieldValue", "id": field_id, "value": value}
+            for field_id, evaluate in self._field_value_evaluators
+            if (value := evaluate(cells)) is not None
+        ]
         if values:
             payload["fieldValues"] = values
         return payload
