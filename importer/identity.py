@@ -11,12 +11,16 @@ canonicalises or hashes would make earlier runs' ledgers stop recognising their 
 
 from __future__ import annotations
 
+import array
 import hashlib
 import json
+import os
 import sqlite3
+import sys
+import tempfile
 from dataclasses import dataclass, field
 from json.encoder import encode_basestring
-from typing import Any
+from typing import IO, Any
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,16 +235,28 @@ class FirstSeen:
 
     A dict of every fingerprint costs about 120 bytes a row (120 MB per million rows). Here the
     most recent ``in_memory`` fingerprints stay in a dict; older ones move to a private
-    temporary SQLite database on disk (removed on close) with a bounded page cache, behind a
-    fixed-size Bloom filter so that a new fingerprint rarely costs a disk lookup.
+    temporary file on disk (removed on close), behind a fixed-size Bloom filter so that a new
+    fingerprint rarely costs a disk lookup. The file is written as it is cheapest, unindexed:
+    a fingerprint the filter may have seen is looked for by reading the file through. Most
+    files repeat few rows that far apart; once ``SCANS_BEFORE_INDEX`` lookups went to the file,
+    its entries move to a private SQLite database with a bounded page cache, indexed.
     """
 
     BLOOM_BITS = 1 << 27  # 16 MiB: under 1% false positives up to about 10 million rows
+    #: Lookups answered by reading the spill file through before it is indexed (about 10 ms
+    #: each per million rows spilled; indexing a million costs about 3 s).
+    SCANS_BEFORE_INDEX = 8
+    _KEY = 16  # bytes of a fingerprint in the spill file (identify's keys are this long)
+    _READ = 1 << 20  # fingerprints read at a time when the file is read through
 
     def __init__(self, in_memory: int = 100_000, cache_kib: int = 16_384) -> None:
         self._recent: dict[bytes, int] = {}
         self._in_memory = in_memory
         self._cache_kib = cache_kib
+        #: The spill file: per spill, its fingerprints then its rows (8-byte integers).
+        self._file: IO[bytes] | None = None
+        self._spills: list[tuple[int, int]] = []  # (offset in the file, fingerprints)
+        self._scans = 0
         self._db: sqlite3.Connection | None = None
         self._bloom = bytearray()
 
@@ -249,39 +265,62 @@ class FirstSeen:
         first = self._recent.get(fingerprint)
         if first is not None:
             return first
-        if self._db is not None:
+        bloom = self._bloom
+        if bloom:  # something was spilled
             # The Bloom filter's test, inline: it runs for every new row once the dict spilled.
-            bloom = self._bloom
             one, two, three = self._bits(fingerprint)
             if (
                 bloom[one >> 3] & (1 << (one & 7))
                 and bloom[two >> 3] & (1 << (two & 7))
                 and bloom[three >> 3] & (1 << (three & 7))
             ):
-                found = self._db.execute(
-                    "SELECT row FROM seen WHERE fingerprint = ?", (fingerprint,)
-                ).fetchone()
+                found = self._spilled(fingerprint)
                 if found is not None:
-                    return found[0]
+                    return found
         self._recent[fingerprint] = row
         if len(self._recent) >= self._in_memory:
             self._spill()
         return row
 
+    def _spilled(self, fingerprint: bytes) -> int | None:
+        """The row of a spilled fingerprint, from the database or the spill file."""
+        if self._db is None and self._scans >= self.SCANS_BEFORE_INDEX:
+            self._index()
+        if self._db is not None:
+            found = self._db.execute(
+                "SELECT row FROM seen WHERE fingerprint = ?", (_sized(fingerprint),)
+            ).fetchone()
+            return None if found is None else found[0]
+        self._scans += 1
+        return self._read_through(_sized(fingerprint))
+
+    def _read_through(self, key: bytes) -> int | None:
+        assert self._file is not None
+        size = self._KEY
+        for offset, count in self._spills:
+            for start in range(0, count, self._READ):
+                self._file.seek(offset + start * size)
+                keys = self._file.read(min(self._READ, count - start) * size)
+                position = keys.find(key)
+                while position >= 0 and position % size:  # found across two fingerprints
+                    position = keys.find(key, position + 1)
+                if position >= 0:
+                    self._file.seek(offset + count * size + (start + position // size) * 8)
+                    return int.from_bytes(self._file.read(8), "little", signed=True)
+        return None
+
     def _spill(self) -> None:
-        if self._db is None:
-            self._db = sqlite3.connect("", isolation_level=None)  # "": a private temp file
-            self._db.execute(f"PRAGMA cache_size = -{self._cache_kib}")
-            # A private file that is gone with the process: no rollback journal, no syncing.
-            self._db.execute("PRAGMA journal_mode = OFF")
-            self._db.execute("PRAGMA synchronous = OFF")
-            self._db.execute(
-                "CREATE TABLE seen (fingerprint BLOB PRIMARY KEY, row INTEGER) WITHOUT ROWID"
-            )
+        if not self._bloom:
             self._bloom = bytearray(self.BLOOM_BITS // 8)
-        self._db.execute("BEGIN")
-        self._db.executemany("INSERT INTO seen VALUES (?, ?)", self._recent.items())
-        self._db.execute("COMMIT")
+        if self._db is not None:
+            self._db.execute("BEGIN")
+            self._db.executemany(
+                "INSERT INTO seen VALUES (?, ?)",
+                ((_sized(fingerprint), row) for fingerprint, row in self._recent.items()),
+            )
+            self._db.execute("COMMIT")
+        else:
+            self._append(self._recent)
         bloom = self._bloom
         mask = self.BLOOM_BITS - 1
         for fingerprint in self._recent:
@@ -291,6 +330,48 @@ class FirstSeen:
             bloom[two >> 3] |= 1 << (two & 7)
             bloom[three >> 3] |= 1 << (three & 7)
         self._recent = {}
+
+    def _append(self, entries: dict[bytes, int]) -> None:
+        """Entries to the end of the spill file: two writes, no per-entry work in Python."""
+        if self._file is None:
+            self._file = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
+        keys = b"".join(entries)
+        if len(keys) != len(entries) * self._KEY:  # not all of identify's length (tests)
+            keys = b"".join(_sized(fingerprint) for fingerprint in entries)
+        rows = array.array("q", entries.values())
+        if sys.byteorder != "little":
+            rows.byteswap()
+        offset = self._file.seek(0, os.SEEK_END)
+        self._file.write(keys)
+        self._file.write(rows.tobytes())
+        self._spills.append((offset, len(entries)))
+
+    def _index(self) -> None:
+        """The spill file's entries into a private SQLite database, indexed; the file goes."""
+        db = sqlite3.connect("", isolation_level=None)  # "": a private temp file
+        db.execute(f"PRAGMA cache_size = -{self._cache_kib}")
+        # A private file that is gone with the process: no rollback journal, no syncing.
+        db.execute("PRAGMA journal_mode = OFF")
+        db.execute("PRAGMA synchronous = OFF")
+        db.execute("CREATE TABLE seen (fingerprint BLOB PRIMARY KEY, row INTEGER) WITHOUT ROWID")
+        assert self._file is not None
+        size = self._KEY
+        for offset, count in self._spills:
+            self._file.seek(offset)
+            keys = self._file.read(count * size)
+            rows = array.array("q", self._file.read(count * 8))
+            if sys.byteorder != "little":
+                rows.byteswap()
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT INTO seen VALUES (?, ?)",
+                ((keys[n * size : (n + 1) * size], rows[n]) for n in range(count)),
+            )
+            db.execute("COMMIT")
+        self._db = db
+        self._file.close()
+        self._file = None
+        self._spills = []
 
     def _bits(self, fingerprint: bytes) -> tuple[int, int, int]:
         # A fingerprint is a hash already: three 32-bit slices of it are three independent
@@ -303,3 +384,13 @@ class FirstSeen:
         if self._db is not None:
             self._db.close()
             self._db = None
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+
+def _sized(fingerprint: bytes) -> bytes:
+    """A fingerprint as the spill file holds it: identify's 16-byte keys as they are."""
+    if len(fingerprint) == FirstSeen._KEY:
+        return fingerprint
+    return hashlib.blake2b(fingerprint, digest_size=FirstSeen._KEY).digest()

@@ -189,9 +189,10 @@ class Mapping:
                 spec.evaluate = compile_spec(spec)
             except RowError as exc:
                 raise MappingError(f"{self.path}: {spec.field}: {exc}") from None
-        self._evaluators = [(name, spec.evaluate) for name, spec in self.fields.items()]
+        self._evaluators = [(name, _compiled(spec.evaluate)) for name, spec in self.fields.items()]
         self._field_value_evaluators = [
-            (field_value.id, field_value.spec.evaluate) for field_value in self.field_values
+            (field_value.id, _compiled(field_value.spec.evaluate))
+            for field_value in self.field_values
         ]
         self._bound = True
 
@@ -235,6 +236,11 @@ class Mapping:
         if values:
             payload["fieldValues"] = values
         return payload
+
+
+def _compiled(evaluate: Callable[[list[Cell]], Any] | None) -> Callable[[list[Cell]], Any]:
+    assert evaluate is not None, "compiled by bind()"
+    return evaluate
 
 
 class _MappingLoader(yaml.SafeLoader):

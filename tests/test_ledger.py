@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import os
 import random
 import sqlite3
@@ -329,6 +330,25 @@ def test_first_seen_finds_repeats_in_memory_and_after_spilling_to_disk():
     # Rows 2..26 are new; every later row repeats the row 25 rows before its first copy.
     assert firsts[:25] == list(range(2, 27))
     assert firsts[25:] == [2 + n % 25 for n in range(25, 100)]
+
+
+def test_first_seen_finds_rows_spilled_far_back_before_and_after_indexing_the_spill_file():
+    # identify's 16-byte keys; a repeat 250 rows later is read from the unindexed spill file
+    # for the first SCANS_BEFORE_INDEX lookups, then from the database those entries move to.
+    keys = [hashlib.blake2b(str(n).encode(), digest_size=16).digest() for n in range(300)]
+    seen = FirstSeen(in_memory=40)
+    seen.SCANS_BEFORE_INDEX = 3
+    try:
+        new = [seen.first(key, n + 2) for n, key in enumerate(keys)]
+        again = [seen.first(keys[n], 1000 + n) for n in (0, 17, 41, 120, 250, 299, 5, 80)]
+        indexed = seen._db is not None
+        fresh = seen.first(hashlib.blake2b(b"new", digest_size=16).digest(), 5000)
+    finally:
+        seen.close()
+    assert new == list(range(2, 302))
+    assert again == [2, 19, 43, 122, 252, 301, 7, 82]
+    assert indexed
+    assert fresh == 5000
 
 
 async def test_a_failed_deliberate_resend_gives_back_the_created_record(where):
