@@ -58,13 +58,15 @@ def identify(payload: dict[str, Any]) -> Identity:
     by its normalised key, so rows with one email are one activity before the lookup too.
     """
     get = payload.get  # IDENTITY_FIELDS, in order, spelled out: this runs once per row
+    contact, date = get("contactId"), get("activityDate")
     text = "\x1f".join(  # a separator no field holds: one tuple, one text
         (
-            _identity_text(get("contactId")),
+            # The common cases inline (an id, a date as text): what _identity_text gives them.
+            str(contact) if contact.__class__ is int else _identity_text(contact),
             _folded_name(get("assetType")),
             str(get("assetName")).strip(),
             _folded_name(get("activityType")),
-            _identity_text(get("activityDate")),
+            date.strip() if date.__class__ is str else _identity_text(date),
         )
     )
     return Identity(hashlib.blake2b(text.encode("utf-8"), digest_size=16).digest(), payload)
