@@ -12,7 +12,9 @@ import codecs
 import contextlib
 import csv
 import io
+import itertools
 import pathlib
+import re
 from collections.abc import Iterable, Iterator
 from typing import TextIO
 
@@ -126,7 +128,8 @@ def open_csv(
     if strict:
         _check_decodes(file, shown, chosen)
     with file.open("r", encoding=chosen, errors=errors, newline="") as stream:
-        records = csv_records(stream, sep, shown, chosen)
+        lines = _ChunkedLines(stream)
+        records = _records(lines, sep, shown, chosen)
         raw = read_header(records, header_row, shown)
         header, notes = name_columns(raw, header_row, shown)
         if file.suffix.lower() in EXCEL_SUFFIXES:
@@ -143,7 +146,10 @@ def open_csv(
             header_row=header_row,
         )
         table.rows = data_rows(table, records)
-        yield table
+        try:
+            yield table
+        finally:
+            lines.release()
 
 
 COUNT_CHUNK = 1 << 20
@@ -220,26 +226,115 @@ UNCLOSED_QUOTE = (
 
 
 class _LineTap:
-    """Lines of text, NUL bytes removed, remembering the lines of the current record."""
+    """Lines of text, NUL bytes removed, for csv.reader; the lines of a record that spans
+    several can be had again (``lines``) to tell a quote left open from a multi-line cell.
+
+    ``done`` is the number of lines of the records read so far (kept up to date by the parser).
+    """
 
     def __init__(self, stream: Iterable[str]) -> None:
         self.stream = stream
-        self.lines: list[str] = []
+        self.done = 0
+        self._lines: list[str] = []  # every line read, for a replay (small: see _parse_lines)
 
     def __iter__(self) -> Iterator[str]:
         for line in self.stream:
-            self.lines.append(line)
+            self._lines.append(line)
             # NUL bytes come from broken exports; dropping them beats refusing the whole file.
             yield line.replace("\0", "")
 
-    def take(self) -> list[str]:
-        lines, self.lines = self.lines, []
+    def lines(self, end: int) -> list[str]:
+        """Lines ``done + 1`` to ``end`` (1-based, as csv.reader's line_num counts them)."""
+        return self._lines[self.done : end]
+
+
+class _ChunkedLines(_LineTap):
+    """A text file's lines, read a chunk at a time: csv.reader takes them from a C iterator
+    (itertools.chain) instead of a Python generator per line, the cheapest way to read a CSV
+    file's lines. Lines end as the file object splits them with ``newline=""``: at ``\n``,
+    ``\r`` or ``\r\n``. Only the chunks holding the record being read are kept.
+    """
+
+    CHUNK = 1 << 16  # characters read at a time
+
+    def __init__(self, stream: TextIO) -> None:
+        super().__init__(stream)
+        self._file = stream
+        self._held: list[tuple[int, list[str]]] = []  # (lines before it, lines) per chunk
+
+    def __iter__(self) -> Iterator[str]:
+        return itertools.chain.from_iterable(self._chunks())
+
+    def _chunks(self) -> Iterator[list[str]]:
+        before = 0  # lines in the chunks given so far
+        pending: list[str] = []  # a line begun in earlier chunks, to continue in the next
+        while True:
+            text = self._file.read(self.CHUNK)
+            if not text:
+                if pending:
+                    yield self._hold(before, ["".join(pending)])
+                return
+            if "\0" in text:
+                # NUL bytes come from broken exports; dropping them beats refusing the file.
+                text = text.replace("\0", "")
+            if "\n" not in text and "\r" not in text:
+                pending.append(text)  # a long line is joined once, not again at every chunk
+                continue
+            if pending:
+                text = "".join([*pending, text])
+                pending = []
+            lines = _split_lines(text)
+            # An unfinished last line, or a \r whose \n may start the next chunk, waits.
+            if lines[-1][-1:] != "\n":
+                pending.append(lines.pop())
+            if lines:
+                yield self._hold(before, lines)
+                before += len(lines)
+
+    def _hold(self, before: int, lines: list[str]) -> list[str]:
+        # Chunks wholly before the record being read are no longer needed.
+        done = self.done
+        self._held = [(first, kept) for first, kept in self._held if first + len(kept) > done]
+        self._held.append((before, lines))
         return lines
+
+    def release(self) -> None:
+        """The file is closed: rows not read yet are not read from the chunk in memory either
+        (the next read of the file raises, as reading a closed file does)."""
+        for _, kept in self._held:
+            kept.clear()  # csv.reader's iterator over this chunk ends here
+        self._held = []
+
+    def lines(self, end: int) -> list[str]:
+        done = self.done
+        return [
+            line
+            for first, kept in self._held
+            for line in kept[max(done - first, 0) : max(end - first, 0)]
+        ]
+
+
+_LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+")
+
+
+def _split_lines(text: str) -> list[str]:
+    """``text`` split as a file object with ``newline=""`` splits it, line ends kept."""
+    lines = text.splitlines(keepends=True)
+    # str.splitlines also splits at a lone \r, \v, \f, \x1c-\x1e, \x85, \u2028 and \u2029:
+    # if it found no more breaks than there are \n, every break is a \n or \r\n (a last lone
+    # \r waits for the next chunk anyway), so its split is the file's, found much faster.
+    if len(lines) == text.count("\n") + (text[-1:] != "\n"):
+        return lines
+    return _LINE.findall(text)
 
 
 def csv_records(stream: TextIO, delimiter: str, shown: str, encoding: str) -> Iterator[Record]:
+    return _records(_ChunkedLines(stream), delimiter, shown, encoding)
+
+
+def _records(lines: _LineTap, delimiter: str, shown: str, encoding: str) -> Iterator[Record]:
     try:
-        yield from _parse_lines(_LineTap(stream), delimiter, shown)
+        yield from _parse_lines(lines, delimiter, shown)
     except UnicodeDecodeError:
         raise _decode_error(shown, encoding) from None
 
@@ -254,13 +349,17 @@ def _parse_lines(tap: _LineTap, delimiter: str, shown: str) -> Iterator[Record]:
     number = 0
     while True:
         start = number + 1
+        reader = csv.reader(tap, delimiter=delimiter)
         try:
-            for number, cells in enumerate(csv.reader(tap, delimiter=delimiter), start):
-                lines = tap.take()
-                if len(lines) > 1 and _quote_left_open(lines, delimiter):
-                    yield number, _first_line_cells(lines[0], delimiter), UNCLOSED_QUOTE
-                    tap = _LineTap(lines[1:])
-                    break
+            for number, cells in enumerate(reader, start):
+                end = reader.line_num
+                if end - tap.done > 1:  # a record over several lines: rare, checked here
+                    lines = tap.lines(end)
+                    if _quote_left_open(lines, delimiter):
+                        yield number, _first_line_cells(lines[0], delimiter), UNCLOSED_QUOTE
+                        tap = _LineTap(lines[1:])
+                        break
+                tap.done = end
                 yield number, cells, None
             else:
                 return

@@ -305,6 +305,10 @@ def data_rows(table: Table, records: Iterator[Record]) -> Iterator[Row]:
             continue
         if guarded:
             cells = _unprotect_cells(cells)
+        if not pad and len(cells) == width:
+            # A CSV row that fits: csv.reader's list is the row's own, no copy to fit it.
+            yield Row(number, cells, broken)  # type: ignore[arg-type]
+            continue
         row = _fit_row(number, cells, width, pad=pad)
         row.error = broken or row.error
         yield row

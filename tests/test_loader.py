@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import io
 import pathlib
 import shutil
 import tracemalloc
@@ -12,6 +13,7 @@ from collections.abc import Callable
 import openpyxl
 import pytest
 
+from importer import csvfile
 from importer.errors import InputError
 from importer.loader import open_table
 from importer.table import UNCALCULATED, Row, Table
@@ -216,6 +218,34 @@ def test_unclosed_quote_breaks_one_row_and_the_rest_are_read_again(
     assert rows[1].error is not None
     assert rows[1].error.startswith('this row opens a quote (") that is never closed')
     assert [row.error for row in rows if row.number != 3] == [None, None, None]
+
+
+#: Line ends of every kind (\r\n, a lone \r, \n), characters str.splitlines also breaks at,
+#: NUL bytes, blank lines, quoted cells over several lines and a quote never closed.
+AWKWARD_CSV = (
+    'A,B\r\n1,"x\r\ny"\r\n\r\n2,z\r3,"p\x0cq\u2028r\x85s"\n4,a\x00b\n\n5,"multi\n\nline",'
+    '\n6,"a ""quoted"" word"\n7,"never closed\n8,ok\r\n9,last'
+)
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 11, 1 << 16])
+def test_csv_records_are_the_same_wherever_the_file_is_cut_into_chunks(
+    monkeypatch: pytest.MonkeyPatch, chunk: int
+) -> None:
+    # The reference: one line at a time, as the file object splits them.
+    expected = list(
+        csvfile._parse_lines(csvfile._LineTap(io.StringIO(AWKWARD_CSV, newline="")), ",", "a.csv")
+    )
+    monkeypatch.setattr(csvfile._ChunkedLines, "CHUNK", chunk)
+    stream = io.StringIO(AWKWARD_CSV, newline="")
+    assert list(csvfile.csv_records(stream, ",", "a.csv", "utf-8")) == expected
+    assert [number for number, _, _ in expected] == list(range(1, 13))
+    assert expected[8:] == [
+        (9, ["6", 'a "quoted" word'], None),
+        (10, ["7", "never closed"], csvfile.UNCLOSED_QUOTE),
+        (11, ["8", "ok"], None),
+        (12, ["9", "last"], None),
+    ]
 
 
 def test_header_names_are_trimmed_deduplicated_and_blank_ones_named(
