@@ -172,18 +172,16 @@ def _date_column(
 def _compile_template(
     spec: ValueSpec, finish: Callable[[Any], Any], slow: Callable[[list[Cell]], Any]
 ) -> Callable[[list[Cell]], Any]:
-    parts = [
-        (spec.columns[part.column], "") if isinstance(part, Placeholder) else (-1, part)
-        for part in spec.source
-    ]
+    columns = [spec.columns[part.column] for part in spec.source if isinstance(part, Placeholder)]
+    # The literal parts around a %s per placeholder: one formatting per row puts it together.
+    layout = "".join(
+        "%s" if isinstance(part, Placeholder) else part.replace("%", "%%") for part in spec.source
+    )
     as_text = spec.field not in INTEGER_FIELDS and spec.field != "activityDate"
 
     def template(cells: list[Cell]) -> Any:
         texts = []
-        for index, text in parts:
-            if index < 0:
-                texts.append(text)
-                continue
+        for index in columns:
             cell = cells[index]
             if cell.__class__ is not str:
                 return slow(cells)
@@ -191,8 +189,9 @@ def _compile_template(
             if not cell:
                 return slow(cells)
             texts.append(cell)
+        text = layout % tuple(texts)
         # A text field's finisher gives a text back as it is: no call for it.
-        return "".join(texts) if as_text else finish("".join(texts))
+        return text if as_text else finish(text)
 
     return template
 

@@ -350,19 +350,21 @@ class _Run:
         and the answers of requests in flight."""
         path = self.options.input_path
         source = path.name if path is not None else self.options.source_name
+        # Bound once: these run for every row.
+        payload_of, check, first_seen = self.mapping.payload, self.catalog.check, self.seen.first
         idle = 0
         for row in self.table.rows:
             idle += 1
             if idle % IDLE_ROWS == 0:
                 yield None
             try:
-                payload = self.mapping.payload(row)
-                self.catalog.check(payload)
+                payload = payload_of(row)
+                check(payload)
             except RowError as exc:  # RowSkipped too: its status is "skipped"
                 self.record(row, Outcome(exc.status, error=str(exc)), reason=exc)
                 continue
             key = identify(payload)
-            first = self.seen.first(key.key, row.number)
+            first = first_seen(key.key, row.number)
             if first != row.number:
                 self.record(
                     row,

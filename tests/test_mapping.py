@@ -120,6 +120,12 @@ def test_literal_braces_and_constants(tmp_path):
     assert payload["assetType"] == "{Tradeshow}"
 
 
+def test_a_template_keeps_percent_signs_and_trims_each_cell(tmp_path):
+    text = BASIC.replace('"{Event} - {Action}"', '"100% {Event} %s {Booth}%%"')
+    payload = bound(tmp_path, text).payload(row(Event="  Spring Expo ", Booth="B12 "))
+    assert payload["name"] == "100% Spring Expo %s B12%%"
+
+
 def test_default_is_used_when_cell_is_blank(tmp_path):
     text = BASIC.replace(
         '- {id: "12", column: Booth}', '- {id: "12", column: Booth, default: none}'

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 
 import importer.report as report
 from importer.report import ErrorsWriter, ResultsWriter
@@ -46,3 +48,52 @@ def test_errors_file_is_removed_when_no_row_needed_it(tmp_path):
     used.close()
     assert not unused.path.exists()
     assert lines(used.path) == ["Email,error,source_row", "a@x.com,rejected: unknown contact id,5"]
+
+
+def test_results_lines_are_the_bytes_the_csv_writer_and_the_formula_guard_give(tmp_path):
+    # Plain text rows are written without the csv writer: every kind of cell must still come
+    # out as the csv writer and the formula guard write it.
+    header = ["A", "B", "C"]
+    rows = [
+        ["Ana", "Lópes", "ana@example.com"],
+        ["", "", ""],
+        ["a,b", "c", "d"],
+        ['say "hi"', "x", "y"],
+        ["two\nlines", "x", "y"],
+        ["cr\ronly", "x", "y"],
+        ["=SUM(A1)", "+cmd", "-5"],
+        ["x", "@home", "\tTab"],
+        ["x", "'quoted", "-x"],
+        ["x", "y", "=1"],
+        [" lead", "trail ", "中文"],
+        [12, 3.5, True],
+        [UNCALCULATED, "x", "y"],
+        ["only", "two"],
+    ]
+    path = tmp_path / "results.csv"
+    writer = ResultsWriter(path, header)
+    expected = io.StringIO(newline="")
+    reference = csv.writer(expected)
+    reference.writerow([*report.RESULT_COLUMNS, *header])
+    for number, cells in enumerate(rows, start=2):
+        for status, activity_id, http_status, error in (
+            ("valid", "", None, ""),
+            ("created", "100042", 201, ""),
+            ("invalid", "", None, "Email: 'x, y' is not valid"),
+        ):
+            writer.write(
+                number, status, cells, activity_id=activity_id, http_status=http_status, error=error
+            )
+            reference.writerow(
+                [
+                    number,
+                    status,
+                    activity_id,
+                    "" if http_status is None else http_status,
+                    0,
+                    report.protect_formula(error),
+                    *report._texts(cells),
+                ]
+            )
+    writer.close()
+    assert path.read_bytes() == "\ufeff".encode() + expected.getvalue().encode("utf-8")
