@@ -346,3 +346,39 @@ async def test_cancelling_the_run_with_requests_in_flight_still_cancels_it():
     finally:
         answer.set()
         await runner.cleanup()
+
+
+async def test_each_request_carries_the_user_agent_auth_json_headers_and_the_exact_body():
+    import json
+
+    from aiohttp import web
+
+    from importer.eloqua import USER_AGENT
+
+    seen: list[tuple[dict[str, str], bytes]] = []
+
+    async def create(request: web.Request) -> web.Response:
+        seen.append((dict(request.headers), await request.read()))
+        return web.json_response({"id": str(len(seen))}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/api/REST/2.0/data/activity", create)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    payloads = [{**PAYLOAD, "name": "Zoë ✓"}, {**PAYLOAD, "contactId": 2002}]
+    try:
+        async with open_session(1) as session:
+            client = EloquaClient(
+                session, f"http://127.0.0.1:{runner.addresses[0][1]}", CREDENTIALS
+            )
+            for payload in payloads:  # the second request reuses the headers built for the first
+                assert (await client.create_activity(payload)).status == 201
+    finally:
+        await runner.cleanup()
+    for (headers, body), payload in zip(seen, payloads, strict=True):
+        assert body == json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        assert headers["User-Agent"] == USER_AGENT
+        assert headers["Authorization"] == CREDENTIALS.authenticator().header_now()
+        assert headers["Accept"] == "application/json"
+        assert headers["Content-Type"] == "application/json; charset=utf-8"
