@@ -19,6 +19,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
+from aiohttp import hdrs
+from multidict import CIMultiDict
+from yarl import URL
 
 from importer._version import __version__
 from importer.auth import Auth, AuthRefused, TokenUnavailable
@@ -35,6 +38,9 @@ PAGE_SIZE = 1000
 #: a broken proxy or server, and is not read into memory.
 MAX_ANSWER_BYTES = 16 * 1024 * 1024
 USER_AGENT = f"eloqua-import/{__version__} (+https://github.com/eloqua-import)"
+#: ``json.dumps(body, ensure_ascii=False)`` without building an encoder per request: the same
+#: bytes.
+_JSON = json.JSONEncoder(ensure_ascii=False)
 
 _REQUIREMENT_WORDS = {
     "IdRequirement": "is not the id of an existing record",
@@ -131,12 +137,14 @@ async def authorized(
     would without sending anything: refused -> 401 (the run stops), token endpoint
     unreachable -> 503 (not created: the retry policy waits).
     """
-    try:
-        authorization = await auth.header(session)
-    except AuthRefused as exc:
-        return LocalAnswer(401, str(exc))
-    except TokenUnavailable as exc:
-        return LocalAnswer(503, str(exc))
+    authorization = auth.header_now()  # the common case: no token to fetch, no await
+    if authorization is None:
+        try:
+            authorization = await auth.header(session)
+        except AuthRefused as exc:
+            return LocalAnswer(401, str(exc))
+        except TokenUnavailable as exc:
+            return LocalAnswer(503, str(exc))
     answer = await send(authorization)
     for _ in range(RENEWALS):
         if answer.status != 401:
@@ -169,6 +177,10 @@ class EloquaClient:
         self.auth = as_auth(credentials)
         self._headers = {"Accept": "application/json"}
         self._post_headers = {**self._headers, "Content-Type": "application/json; charset=utf-8"}
+        #: The headers of a request, built once per Authorization value (aiohttp takes a
+        #: CIMultiDict as it is) and the URLs, parsed once.
+        self._header_sets: dict[tuple[bool, str], CIMultiDict[str]] = {}
+        self._urls: dict[str, URL] = {}
 
     def why_unauthorized(self) -> str:
         """What to do now that Eloqua answered 401 even to a renewed token."""
@@ -179,26 +191,46 @@ class EloquaClient:
         return await self._post(ACTIVITY_PATH, payload)
 
     async def _post(self, path: str, body: dict[str, Any]) -> ApiResponse:
-        data = json.dumps(body, ensure_ascii=False).encode("utf-8")
+        data = _JSON.encode(body).encode("utf-8")
+        url = self._url(path)
 
         async def send(authorization: str) -> ApiResponse:
-            headers = {**self._post_headers, "Authorization": authorization}
+            headers = self._headers_with(True, authorization)
             async with self.session.post(
-                self.base_url + path, data=data, headers=headers, allow_redirects=False
+                url, data=data, headers=headers, allow_redirects=False
             ) as response:
                 return await _read(response)
 
         return await authorized(self.session, self.auth, send)
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> ApiResponse:
+        url = self._url(path)
+
         async def send(authorization: str) -> ApiResponse:
-            headers = {**self._headers, "Authorization": authorization}
+            headers = self._headers_with(False, authorization)
             async with self.session.get(
-                self.base_url + path, params=params, headers=headers, allow_redirects=False
+                url, params=params, headers=headers, allow_redirects=False
             ) as response:
                 return await _read(response)
 
         return await authorized(self.session, self.auth, send)
+
+    def _url(self, path: str) -> URL:
+        url = self._urls.get(path)
+        if url is None:
+            url = self._urls[path] = URL(self.base_url + path)
+        return url
+
+    def _headers_with(self, post: bool, authorization: str) -> CIMultiDict[str]:
+        """The request's headers (never changed by aiohttp: it copies them)."""
+        headers = self._header_sets.get((post, authorization))
+        if headers is None:
+            if len(self._header_sets) >= 4:  # a renewed token: the old ones are done with
+                self._header_sets.clear()
+            base = self._post_headers if post else self._headers
+            headers = CIMultiDict({**base, "Authorization": authorization})
+            self._header_sets[(post, authorization)] = headers
+        return headers
 
     async def search_contacts(self, email: str) -> ApiResponse:
         """Contacts whose email address is ``email`` (Eloqua's search is case-insensitive).
@@ -329,21 +361,50 @@ def _describe_validation(item: dict[str, Any]) -> str:
 
 async def _read(response: aiohttp.ClientResponse) -> ApiResponse:
     """The answer, its body read up to MAX_ANSWER_BYTES: beyond that it is not read at all."""
-    location = response.headers.get("Location", "") if is_redirect(response.status) else ""
-    retry_after = _retry_after(response.headers.get("Retry-After"))
-    data = bytearray()
-    async for chunk in response.content.iter_chunked(64 * 1024):
-        data += chunk
-        if len(data) > MAX_ANSWER_BYTES:
-            response.close()  # the rest is never read: drop the connection
-            unread = f"an answer of more than {MAX_ANSWER_BYTES:,} bytes, not read"
-            return ApiResponse(response.status, unread, retry_after, location, too_large=True)
-    text = data.decode(response.charset or "utf-8", errors="replace")
+    status = response.status
+    headers = response.headers
+    location = headers.get("Location", "") if is_redirect(status) else ""
+    retry_after = _retry_after(headers.get("Retry-After"))
+    length = headers.get(hdrs.CONTENT_LENGTH)
+    if (
+        length is not None
+        and length.isascii()
+        and length.isdigit()
+        and int(length) <= MAX_ANSWER_BYTES
+        and hdrs.CONTENT_ENCODING not in headers  # a compressed body may inflate past it
+    ):
+        # The usual answer: its length known and small, read at once (aiohttp stops at
+        # Content-Length, and the request's timeout still bounds a slow trickle).
+        data: bytes | bytearray = await response.content.read()
+    else:
+        data = bytearray()
+        async for chunk in response.content.iter_chunked(64 * 1024):
+            data += chunk
+            if len(data) > MAX_ANSWER_BYTES:
+                response.close()  # the rest is never read: drop the connection
+                unread = f"an answer of more than {MAX_ANSWER_BYTES:,} bytes, not read"
+                return ApiResponse(status, unread, retry_after, location, too_large=True)
+    text = data.decode(_charset(response) or "utf-8", errors="replace")
     try:
         body: Any = json.loads(text) if text else None
     except ValueError:
         body = text
-    return ApiResponse(response.status, body, retry_after, location)
+    return ApiResponse(status, body, retry_after, location)
+
+
+#: ``response.charset`` by Content-Type: aiohttp parses the header anew for every answer.
+_CHARSETS: dict[str | None, str | None] = {}
+
+
+def _charset(response: aiohttp.ClientResponse) -> str | None:
+    content_type = response.headers.get(hdrs.CONTENT_TYPE)
+    try:
+        return _CHARSETS[content_type]
+    except KeyError:
+        charset = response.charset
+    if len(_CHARSETS) < 64:  # a server inventing a new Content-Type per answer: not kept
+        _CHARSETS[content_type] = charset
+    return charset
 
 
 def shown_location(response: ApiResponse) -> str:

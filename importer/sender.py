@@ -54,7 +54,7 @@ SYSTEMIC_REJECTIONS = frozenset({403, 404})
 T = TypeVar("T")
 
 
-@dataclass
+@dataclass(slots=True)
 class Outcome:
     """What happened to one row."""
 
@@ -65,13 +65,14 @@ class Outcome:
     error: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class _Progress:
     """How far one row got; tells a cancelled send apart from a possibly-created one."""
 
     attempts: int = 0
     on_the_wire: bool = False
     redirect: str = ""  # Eloqua's redirect, described: the whole run must stop
+    given_up: bool = False  # the stop gave the request up (cancelled its worker)
 
 
 async def send_one(
@@ -230,7 +231,8 @@ class Sender(Generic[T]):
         #: Stopped at once (abort): the caller may report its remaining rows unsent without
         #: handing them over one by one.
         self.aborted = False
-        self._in_flight: set[asyncio.Task[ApiResponse]] = set()
+        #: Workers with a request out (their own task runs it), and how far each got.
+        self._in_flight: dict[asyncio.Task[Any], _Progress] = {}
         self._preparing: set[asyncio.Task[Outcome | None]] = set()
         self._failures_in_a_row = 0
         threshold = self.options.breaker_threshold
@@ -501,36 +503,28 @@ class Sender(Generic[T]):
         return claim
 
     async def _send(self, job: Job[T], attempts: int) -> Outcome | None:
-        """One attempt; None when the row was deferred into the retry queue."""
+        """One attempt; None when the row was deferred into the retry queue.
+
+        The attempt runs in the worker's own task (a task per attempt costs as much as a
+        small request): while it is out, the worker is listed in ``_in_flight``, and giving
+        the request up cancels the worker there and then; the cancellation is taken back here
+        (``uncancel``), so the worker goes on to report the row and the rest.
+        """
         progress = _Progress(attempts=attempts)
-        task = asyncio.create_task(self._attempt(job.payload, progress))
-        self._in_flight.add(task)
+        worker = asyncio.current_task()
+        assert worker is not None
+        self._in_flight[worker] = progress
         try:
-            await task
+            response = await self._attempt(job.payload, progress)
         except asyncio.CancelledError:
-            current = asyncio.current_task()
-            if not task.cancelled() or (current is not None and current.cancelling()):
+            if not self._taken_back(worker, progress):
                 raise  # this worker is being cancelled, not only the request given up
-        except Exception:
-            pass  # task.result() below raises it again
-        finally:
-            self._in_flight.discard(task)
-        if task.cancelled():
             if progress.on_the_wire:
                 return _uncertain(progress.attempts, "the run stopped before Eloqua answered")
             return self._unsent_outcome(progress.attempts)
-        if progress.redirect:
-            # Every row would be redirected too: stop now, not after a breaker's worth of rows.
-            self.stop(f"a create was redirected: {progress.redirect}")
-        self._failing_attempts += 1  # until shown otherwise below
-        try:
-            response = task.result()
-            if response.status not in RETRY_STATUSES:
-                self._failing_attempts = 0
-            if response.status in RETRY_STATUSES and self._defer(job, progress.attempts, response):
-                return None
-            return _judge(response, progress.attempts)
         except NOT_SENT_ERRORS as exc:
+            self._taken_back(worker, progress)
+            self._failing_attempts += 1
             if self._defer(job, progress.attempts, None):
                 return None
             return Outcome(
@@ -539,28 +533,61 @@ class Sender(Generic[T]):
                 error=f"could not connect to Eloqua: {exc}",
             )
         except UNCERTAIN_ERRORS as exc:
+            self._taken_back(worker, progress)
+            self._failing_attempts += 1
             reason = type(exc).__name__ if not str(exc) else f"{type(exc).__name__}: {exc}"
             return _uncertain(progress.attempts, f"no answer from Eloqua ({reason})")
         except Unauthorized:
-            self.stop(self._unauthorized())
-            return Outcome(
-                Status.FAILED,
-                http_status=401,
-                attempts=progress.attempts,
-                error=self._unsent_text(),
-            )
+            self._taken_back(worker, progress)
+            self._failing_attempts += 1
+            return self._stop_unauthorized(progress.attempts)
+        except BaseException:
+            self._taken_back(worker, progress)
+            raise
+        self._taken_back(worker, progress)
+        if progress.redirect:
+            # Every row would be redirected too: stop now, not after a breaker's worth of rows.
+            self.stop(f"a create was redirected: {progress.redirect}")
+        if response.status in RETRY_STATUSES:
+            self._failing_attempts += 1
+            if self._defer(job, progress.attempts, response):
+                return None
+        else:
+            self._failing_attempts = 0
+        try:
+            return _judge(response, progress.attempts)
+        except Unauthorized:
+            return self._stop_unauthorized(progress.attempts)
+
+    def _stop_unauthorized(self, attempts: int) -> Outcome:
+        """A 401 that renewing the token (if it could) did not cure: the run stops."""
+        self.stop(self._unauthorized())
+        return Outcome(Status.FAILED, http_status=401, attempts=attempts, error=self._unsent_text())
+
+    def _taken_back(self, worker: asyncio.Task[Any], progress: _Progress) -> bool:
+        """The attempt is over: the worker leaves ``_in_flight``. True when the request was
+        given up and that was the only cancellation of the worker (taken back now)."""
+        if not progress.given_up:
+            self._in_flight.pop(worker, None)
+            return False
+        return worker.uncancel() == 0
 
     async def _attempt(self, payload: dict[str, Any], progress: _Progress) -> ApiResponse:
-        async with self.limit:
-            sent_in = self.limit.epoch
+        limit = self.limit
+        if not limit.try_acquire():
+            await limit.acquire()
+        try:
+            sent_in = limit.epoch
             progress.attempts += 1
             progress.on_the_wire = True
             response = await self.client.create_activity(payload)
             progress.on_the_wire = False
-            self.limit.observe(response.status, sent_in)
+            limit.observe(response.status, sent_in)
             if response.redirect:
                 progress.redirect = describe_error(response)
             return response
+        finally:
+            limit.release()
 
     def _defer(self, job: Job[T], attempts: int, answer: ApiResponse | None) -> bool:
         """Into the retry queue, if the policy allows another attempt and the run goes on."""
@@ -579,6 +606,9 @@ class Sender(Generic[T]):
 
     def _watch_failures(self, outcome: Outcome) -> None:
         """The circuit breaker: many rows in a row that could not be created -> stop."""
+        if outcome.status is Status.CREATED:  # the usual case, first
+            self._failures_in_a_row = 0
+            return
         systemic = outcome.status == Status.REJECTED and outcome.http_status in SYSTEMIC_REJECTIONS
         failing = outcome.status in (Status.FAILED, Status.UNCERTAIN) or systemic
         if failing and not self._stopping.is_set():
@@ -592,8 +622,12 @@ class Sender(Generic[T]):
             self._failures_in_a_row = 0
 
     def _give_up_in_flight(self) -> None:
-        for task in self._in_flight:
-            task.cancel()
+        # Each worker is cancelled once: a second give-up (the grace period's end after an
+        # abort) must not cancel it again once it has taken the first cancellation back.
+        in_flight, self._in_flight = self._in_flight, {}
+        for worker, progress in in_flight.items():
+            progress.given_up = True
+            worker.cancel()
 
     def _report(self, job: Job[T], outcome: Outcome) -> None:
         try:

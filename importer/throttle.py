@@ -62,22 +62,44 @@ class AdaptiveLimit:
         self._cuts_at: deque[float] = deque(maxlen=2)  # the limits where Eloqua throttled
         self._cut_from = float(maximum)  # the limit before the last cut ...
         self._refused = 0  # ... and how many requests of that round were refused
-        self._changed = asyncio.Condition()
-        self._waiting = 0  # tasks queued for a slot
+        #: Requests queued for a slot, first come first served; a freed slot is handed over.
+        self._waiters: deque[asyncio.Future[None]] = deque()
+
+    def try_acquire(self) -> bool:
+        """Take a slot if one is free and nobody is queued: no await, no lock (the event loop
+        runs one task at a time). False: ``await acquire()``."""
+        if self._waiters or self.in_use >= int(self.limit):
+            return False
+        self.in_use += 1
+        return True
+
+    async def acquire(self) -> None:
+        """Take a slot, queueing for one if need be."""
+        if self.try_acquire():
+            return
+        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        except BaseException:
+            if waiter.done() and not waiter.cancelled():
+                self.release()  # handed a slot just as this request was cancelled
+            elif waiter in self._waiters:  # (release may have dropped it already)
+                self._waiters.remove(waiter)
+            raise
+
+    def release(self) -> None:
+        """Give a slot back; the requests queued first take the slots now free."""
+        self.in_use -= 1
+        waiters = self._waiters
+        while waiters and self.in_use < int(self.limit):
+            waiter = waiters.popleft()
+            if not waiter.done():  # a cancelled one has left (acquire) or will
+                self.in_use += 1
+                waiter.set_result(None)
 
     async def __aenter__(self) -> AdaptiveLimit:
-        # The common case, a free slot and nobody queued, needs no lock: the event loop runs
-        # one task at a time, and the Condition costs as much as a small request.
-        if self._waiting == 0 and self.in_use < int(self.limit):
-            self.in_use += 1
-            return self
-        self._waiting += 1
-        try:
-            async with self._changed:
-                await self._changed.wait_for(lambda: self.in_use < int(self.limit))
-                self.in_use += 1
-        finally:
-            self._waiting -= 1
+        await self.acquire()
         return self
 
     async def __aexit__(
@@ -86,10 +108,7 @@ class AdaptiveLimit:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        self.in_use -= 1
-        if self._waiting:
-            async with self._changed:
-                self._changed.notify_all()
+        self.release()
 
     def observe(self, status: int, sent_in: int | None = None) -> None:
         """Adjust the limit to one answer from Eloqua. ``sent_in``: the ``epoch`` when the
@@ -117,7 +136,9 @@ class AdaptiveLimit:
                 return
         if self._window_answers >= max(int(self.limit), MIN_WINDOW):
             self._window_answers = self._round_throttled = 0
-        if not throttled and self._round_answers >= int(self.limit) * self._rounds_per_step():
+        if throttled or self._round_answers < int(self.limit):
+            return  # (the common case, decided without looking at the ceiling)
+        if self._round_answers >= int(self.limit) * self._rounds_per_step():
             self.limit = min(float(self.maximum), self.limit + 1)
             self._round_answers = 0
 

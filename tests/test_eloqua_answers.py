@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import threading
 from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
@@ -353,7 +354,8 @@ async def test_a_gateway_error_on_a_lookup_is_retried(fake_sleep, status):
 @contextlib.asynccontextmanager
 async def trickling(where: str, requests: list[bytes] | None = None) -> AsyncIterator[str]:
     """A server that reads a request, then answers one byte at a time, forever: in the
-    headers (``where="headers"``) or in a body without a length. Request heads go to
+    headers (``where="headers"``), in a body without a length (``"body"``) or in one whose
+    (small) length never arrives whole (``"body with a length"``). Request heads go to
     ``requests``."""
     handlers: set[asyncio.Task] = set()
 
@@ -366,6 +368,8 @@ async def trickling(where: str, requests: list[bytes] | None = None) -> AsyncIte
             writer.write(b"HTTP/1.1 201 Created\r\nContent-Type: application/json\r\n")
             if where == "headers":
                 writer.write(b"X-Slow: ")
+            elif where == "body with a length":
+                writer.write(b"Content-Length: 100000\r\n\r\n")
             else:
                 writer.write(b"Connection: close\r\n\r\n")
             while True:  # never finishes: well within any per-byte timeout each time
@@ -383,7 +387,7 @@ async def trickling(where: str, requests: list[bytes] | None = None) -> AsyncIte
         await asyncio.gather(*handlers, return_exceptions=True)
 
 
-@pytest.mark.parametrize("where", ["headers", "body"])
+@pytest.mark.parametrize("where", ["headers", "body", "body with a length"])
 async def test_timeout_bounds_the_whole_answer_however_slowly_it_trickles(fake_sleep, where):
     async with trickling(where) as base, asyncio.timeout(60):  # before the fix: forever
         outcome = await send(base, fake_sleep, Timeouts(read=0.5))
@@ -428,3 +432,43 @@ async def test_an_answer_larger_than_the_cap_is_never_read_whole(scripted, fake_
     assert outcome.status == "uncertain" and outcome.activity_id == ""
     assert "more than 1,000 bytes" in outcome.error
     assert len(scripted.received) == 1
+
+
+async def test_a_small_compressed_answer_that_inflates_past_the_cap_is_never_read_whole(
+    scripted, fake_sleep, monkeypatch
+):
+    # Its Content-Length is within the cap, but aiohttp inflates it: the cap counts what is
+    # read, not what was declared.
+    import gzip
+
+    import importer.eloqua
+
+    monkeypatch.setattr(importer.eloqua, "MAX_ANSWER_BYTES", 1000)
+    inflating = gzip.compress(json.dumps({"id": "5001", "padding": "x" * 5000}).encode())
+    assert len(inflating) < 1000
+    scripted.then(201, inflating, {"Content-Encoding": "gzip"})
+    outcome = await send(scripted.base_url, fake_sleep)
+    assert outcome.status == "uncertain" and "more than 1,000 bytes" in outcome.error
+
+
+async def test_an_answer_is_decoded_in_the_charset_it_declares(fake_sleep):
+    from aiohttp import web
+
+    message = "Caf\u00e9 M\u00fcller is not allowed"
+    body = json.dumps({"message": message}, ensure_ascii=False).encode("latin-1")
+
+    async def reject(request: web.Request) -> web.Response:
+        content_type = "application/json; charset=ISO-8859-1"
+        return web.Response(status=400, body=body, headers={"Content-Type": content_type})
+
+    app = web.Application()
+    app.router.add_post("/api/REST/2.0/data/activity", reject)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        for _ in range(2):  # the second answer finds its charset already known
+            outcome = await send(f"http://127.0.0.1:{runner.addresses[0][1]}", fake_sleep)
+            assert outcome.status == "rejected" and message in outcome.error
+    finally:
+        await runner.cleanup()

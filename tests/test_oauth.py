@@ -186,6 +186,30 @@ async def test_access_token_is_renewed_ahead_of_expiry(tmp_path):
         assert "access token expires" in auth.status()
 
 
+async def test_a_request_near_the_tokens_expiry_renews_it_first_not_after_a_401(tmp_path):
+    # The client takes the header without an await while the token is good; near its expiry
+    # (or before the first token) it goes the slow way, which renews.
+    now = [1_000_000.0]
+    async with SandboxServer() as server, aiohttp.ClientSession() as session:
+        auth = OAuth2Auth(
+            app_for(server.base_url),
+            token_file=TokenFile(tmp_path / "t.json"),
+            seed=await password_grant_async(server),
+            clock=lambda: now[0],
+        )
+        assert auth.header_now() is None  # no token yet
+        client = EloquaClient(session, server.base_url, auth)
+        types = "/api/REST/2.0/assets/external/types"
+        assert (await client.get(types)).status == 200 and auth.grants == 1
+        first = auth.header_now()
+        assert first is not None and first == await auth.header(session)
+        now[0] += 28800 - 200  # 3 min 20 s left: within the renew-ahead margin
+        assert auth.header_now() is None
+        assert (await client.get(types)).status == 200
+        assert auth.grants == 2 and auth.header_now() not in (None, first)
+        assert server.state.oauth.grants["refused"] == 0
+
+
 async def test_a_process_adopts_tokens_another_process_renewed(tmp_path):
     """Two auth objects on one token file act as two processes: the second does not refresh
     with the refresh token the first has spent, it takes the new tokens from the file."""

@@ -266,3 +266,119 @@ async def test_a_stop_reports_a_deferred_row_failed_once_and_frees_its_claim(scr
         assert ledger.lookup(b"fp-0").decision == "send"
         assert ledger.lookup(b"fp-1").decision == "duplicate"  # created by this run
     assert len(scripted.received) == 2
+
+
+async def hanging_eloqua(requests_in: asyncio.Event, expected: int, answer: asyncio.Event):
+    """A server that takes creates and answers none until ``answer`` is set."""
+    from aiohttp import web
+
+    arrived = 0
+
+    async def create(request: web.Request) -> web.Response:
+        nonlocal arrived
+        await request.read()
+        arrived += 1
+        if arrived == expected:
+            requests_in.set()
+        await answer.wait()
+        return web.json_response({"id": "1"}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/api/REST/2.0/data/activity", create)
+    runner = web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    return runner, f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+
+async def test_an_abort_gives_up_the_requests_in_flight_yet_the_workers_report_every_row(
+    tmp_path,
+):
+    requests_in, answer = asyncio.Event(), asyncio.Event()
+    runner, base_url = await hanging_eloqua(requests_in, 4, answer)
+    reported: list[tuple[int, Outcome]] = []
+    try:
+        async with Ledger(tmp_path / "ledger.sqlite3", "127.0.0.1/acme") as ledger:
+            async with open_session(4) as session:
+                sender: Sender[int] = Sender(
+                    EloquaClient(session, base_url, CREDENTIALS),
+                    on_outcome=lambda key, outcome: reported.append((key, outcome)),
+                    # The grace period ends right after the abort: a second give-up.
+                    options=SendOptions(concurrency=4, stop_grace=0.0),
+                    ledger=ledger,
+                )
+                jobs = (Job(n, PAYLOAD, b"fp-%d" % n, f"row {n}") for n in range(20))
+                run = asyncio.create_task(sender.run(jobs))
+                await asyncio.wait_for(requests_in.wait(), 30)
+                sender.abort("stopped at once by a test")
+                stats = await asyncio.wait_for(run, 30)
+            await ledger.flush()
+            assert stats.interrupted and sorted(key for key, _ in reported) == list(range(20))
+            outcomes = dict(reported)
+            assert {outcomes[n].status for n in range(4)} == {"uncertain"}
+            assert all(outcomes[n].attempts == 1 for n in range(4))
+            assert {outcomes[n].status for n in range(4, 20)} == {"failed"}
+            # The given-up requests may have been created: their pending records stay.
+            assert ledger.lookup(b"fp-0").decision != "send"
+            assert ledger.lookup(b"fp-4").decision == "send"  # never sent
+    finally:
+        answer.set()
+        await runner.cleanup()
+
+
+async def test_cancelling_the_run_with_requests_in_flight_still_cancels_it():
+    requests_in, answer = asyncio.Event(), asyncio.Event()
+    runner, base_url = await hanging_eloqua(requests_in, 2, answer)
+    try:
+        async with open_session(2) as session:
+            sender: Sender[int] = Sender(
+                EloquaClient(session, base_url, CREDENTIALS),
+                on_outcome=lambda key, outcome: None,
+                options=SendOptions(concurrency=2),
+            )
+            run = asyncio.create_task(sender.run(Job(n, PAYLOAD) for n in range(5)))
+            await asyncio.wait_for(requests_in.wait(), 30)
+            sender.abort("stopped at once by a test")  # the give-up and the cancel together
+            run.cancel()
+            done, _ = await asyncio.wait({run}, timeout=30)
+            assert done and run.cancelled()
+    finally:
+        answer.set()
+        await runner.cleanup()
+
+
+async def test_each_request_carries_the_user_agent_auth_json_headers_and_the_exact_body():
+    import json
+
+    from aiohttp import web
+
+    from importer.eloqua import USER_AGENT
+
+    seen: list[tuple[dict[str, str], bytes]] = []
+
+    async def create(request: web.Request) -> web.Response:
+        seen.append((dict(request.headers), await request.read()))
+        return web.json_response({"id": str(len(seen))}, status=201)
+
+    app = web.Application()
+    app.router.add_post("/api/REST/2.0/data/activity", create)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    payloads = [{**PAYLOAD, "name": "Zoë ✓"}, {**PAYLOAD, "contactId": 2002}]
+    try:
+        async with open_session(1) as session:
+            client = EloquaClient(
+                session, f"http://127.0.0.1:{runner.addresses[0][1]}", CREDENTIALS
+            )
+            for payload in payloads:  # the second request reuses the headers built for the first
+                assert (await client.create_activity(payload)).status == 201
+    finally:
+        await runner.cleanup()
+    for (headers, body), payload in zip(seen, payloads, strict=True):
+        assert body == json.dumps(payload, ensure_ascii=False).encode("utf-8")
+        assert headers["User-Agent"] == USER_AGENT
+        assert headers["Authorization"] == CREDENTIALS.authenticator().header_now()
+        assert headers["Accept"] == "application/json"
+        assert headers["Content-Type"] == "application/json; charset=utf-8"
