@@ -633,8 +633,9 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None) -> int
 
 
 def _fast_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """uvloop's event loop when it is installed (``pip install 'eloqua-import[fast]'``): at
-    zero latency it saves about a tenth of the client's CPU per row. None: asyncio's own."""
+    """uvloop's event loop where it is installed (a dependency everywhere but Windows and
+    PyPy): at zero latency it saves about a tenth of the client's CPU per row. None: asyncio's
+    own."""
     try:
         import uvloop
     except ImportError:
