@@ -16,6 +16,9 @@ differs between the two lives.
 Writes are group-committed by one writer thread: every claim and outcome that arrives while
 one commit is being written goes into the next one (and ops still arriving back to back, within
 a few turns of the event loop, join it), so durability costs one fsync per batch, not per row.
+When answers come several per commit (a fast Eloqua), a commit also waits for the answers of
+the requests on the wire, until as few are left as the loop answers while a commit runs (all
+measured, bounded by a few commits' time): fuller, fewer commits, the loop still busy.
 A batch's ops share their statements: its claims, then its created, then its forgets, cut into
 segments wherever that order would differ from applying them one by one.
 
@@ -43,7 +46,7 @@ import sys
 import threading
 import time
 import uuid
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -248,6 +251,17 @@ class Ledger:
         self._failure: LedgerError | None = None
         self._has_legacy = False  # entries from before schema 2 for this site
         self.commits = 0
+        # Measured, for the commit waiting on answers (_gather): how many requests are on the
+        # wire (the sender's count, see watch), the last commit's duration, the mean interval
+        # between outcomes (seconds).
+        self._on_the_wire: Callable[[], int] | None = None
+        self._commit_time = 0.0
+        self._answer_gap = 1.0
+        self._last_answer = 0.0
+        #: A commit waiting for answers: set when the wire holds ``_wait_for`` or fewer.
+        self._waiting: asyncio.Future[None] | None = None
+        self._wait_for = 0
+        self._wait_ends = 0.0
 
     async def __aenter__(self) -> Ledger:
         self._db = open_store(self.path)
@@ -286,6 +300,7 @@ class Ledger:
     async def __aexit__(self, *exc_info: object) -> None:
         self._closing = True
         self._wake.set()
+        self._end_wait(now=True)
         if self._committer is not None:
             await self._committer
         if self._heartbeat is not None:
@@ -451,11 +466,18 @@ class Ledger:
 
     def created(self, fingerprint: bytes | Identity, activity_id: str) -> None:
         """Eloqua created it (committed with the next batch, before the run ends)."""
+        self._answered()
         self._push(_Op("created", _parts(fingerprint).key, activity_id=activity_id))
 
     def not_created(self, fingerprint: bytes | Identity) -> None:
         """Certainly not created (rejected, or failed before reaching Eloqua): may be resent."""
+        self._answered()
         self._push(_Op("forget", _parts(fingerprint).key))
+
+    def watch(self, on_the_wire: Callable[[], int]) -> None:
+        """``on_the_wire()``: how many requests are sent and not yet answered (the sender's
+        count). With it, a commit may wait for answers that come sooner than it takes."""
+        self._on_the_wire = on_the_wire
 
     async def flush(self) -> None:
         """Wait until everything recorded so far is committed."""
@@ -473,6 +495,8 @@ class Ledger:
             raise RuntimeError("ledger is closed")
         self._ops.append(op)
         self._wake.set()
+        if self._waiting is not None:
+            self._end_wait(op.kind == "flush")
 
     def _fail(self, ops: Iterable[_Op]) -> None:
         for op in [*ops, *self._ops]:
@@ -500,9 +524,11 @@ class Ledger:
                 await self._gather()
                 batch, self._ops = self._ops, []
                 done: asyncio.Future[list[Claim]] = loop.create_future()
+                started = time.monotonic()
                 requests.put((batch, done))
                 try:
                     results = await done
+                    self._commit_time = time.monotonic() - started
                 except Exception as exc:  # never leave a claim waiting on a dead committer
                     self._failure = self._write_failure(exc)
                     self._fail(batch)
@@ -518,12 +544,60 @@ class Ledger:
         loop, each followed by its worker's next claim) join this commit rather than make the
         next one: give the loop another turn while the last one brought more, a few at most.
         No timer: a turn that brings nothing starts the commit at once."""
+        await self._wait_for_answers()
         seen = len(self._ops)
         for _ in range(GATHER_TURNS):
             await asyncio.sleep(0)
             if len(self._ops) == seen or self._closing:
                 return
             seen = len(self._ops)
+
+    async def _wait_for_answers(self) -> None:
+        """When answers come several per commit (measured), the requests on the wire will
+        answer soon, and their rows' next claims would make the next commit: wait for them
+        until as few are left as answer while a commit runs (so the loop keeps working during
+        this one). Each op pushed checks; a few commits' time at most (the timer is only a
+        safety net for answers that stop coming: timers may wake late)."""
+        commit, gap = self._commit_time, self._answer_gap
+        if self._on_the_wire is None or gap * ANSWERS_PER_COMMIT > commit or self._closing:
+            return
+        self._wait_for = int(commit / gap)
+        await asyncio.sleep(0)  # the rows just claimed go on the wire
+        wire = self._on_the_wire()
+        if wire <= self._wait_for or (wire - self._wait_for) * gap > commit * WAIT_COMMITS:
+            return
+        if self._closing or any(op.kind == "flush" for op in self._ops):  # awaited now
+            return
+        loop = asyncio.get_running_loop()
+        self._wait_ends = time.monotonic() + commit * WAIT_COMMITS
+        self._waiting = loop.create_future()
+        timer = loop.call_later(commit * WAIT_COMMITS, self._end_wait, True)
+        try:
+            await self._waiting
+        finally:
+            timer.cancel()
+            self._waiting = None
+
+    def _end_wait(self, now: bool = False) -> None:
+        """End the commit's wait for answers if few enough are left on the wire, or its time
+        is up (or ``now``: a flush, the timer)."""
+        waiting = self._waiting
+        if waiting is None or waiting.done() or self._on_the_wire is None:
+            return
+        if (
+            now
+            or self._closing
+            or self._on_the_wire() <= self._wait_for
+            or time.monotonic() >= self._wait_ends
+        ):
+            waiting.set_result(None)
+
+    def _answered(self) -> None:
+        """An outcome came: update the mean interval between answers."""
+        now = time.monotonic()
+        gap = min(now - self._last_answer, 1.0)
+        self._last_answer = now
+        self._answer_gap += (gap - self._answer_gap) / 16
 
     def _write_batches(
         self, loop: asyncio.AbstractEventLoop, requests: queue.SimpleQueue[_Request | None]
@@ -711,6 +785,10 @@ _SENT = Claim("send")
 _Request = tuple[list[_Op], "asyncio.Future[list[Claim]]"]
 #: Loop turns a commit may wait for ops still arriving (Ledger._gather).
 GATHER_TURNS = 8
+#: A commit waits for answers (Ledger._wait_for_answers) when at least this many come per
+#: commit's time, and for this many commits' time at most.
+ANSWERS_PER_COMMIT = 2
+WAIT_COMMITS = 8
 
 
 def _settle(done: asyncio.Future[list[Claim]], outcome: list[Claim] | BaseException) -> None:

@@ -226,6 +226,9 @@ class Sender(Generic[T]):
         self.options = options or SendOptions()
         self.ledger = ledger
         self.limit = AdaptiveLimit(self.options.concurrency)
+        if ledger is not None:
+            limit = self.limit
+            ledger.watch(lambda: limit.in_use)
         self.stats = SendStats(lowest_concurrency=self.options.concurrency)
         self._stopping = asyncio.Event()
         #: Stopped at once (abort): the caller may report its remaining rows unsent without

@@ -660,3 +660,49 @@ def test_a_malformed_ledger_url_is_a_usage_error_that_never_shows_its_password(
     assert status == 2
     assert "s3cretPW" not in err and "unexpected error" not in err
     assert "postgresql://USER@HOST:PORT/DATABASE" in err
+
+
+async def _measured_fast_answers(ledger: Ledger, wire: list[int]) -> None:
+    """Two rows claimed, answers measured as coming ten per commit, ``wire[0]`` on the wire."""
+    await ledger.claim(b"fp-a", "row 2")
+    await ledger.claim(b"fp-b", "row 3")
+    ledger.watch(lambda: wire[0])
+    ledger._commit_time, ledger._answer_gap = 1.0, 0.1  # what a fast Eloqua's run measures
+
+
+async def test_a_commit_waits_for_answers_that_come_faster_than_commits(tmp_path):
+    async with Ledger(tmp_path / "ledger.sqlite3", SITE) as ledger:
+        wire = [12]  # 10 answer while a commit runs: the commit waits until 10 are left
+        await _measured_fast_answers(ledger, wire)
+        before = ledger.commits
+        claim = asyncio.ensure_future(ledger.claim(b"fp-c", "row 4"))
+        await asyncio.sleep(0.05)
+        wire[0] = 11
+        ledger.created(b"fp-a", "1")
+        await asyncio.sleep(0.05)
+        assert not claim.done() and ledger.commits == before  # answers still coming
+        wire[0] = 10
+        ledger.created(b"fp-b", "2")
+        assert (await claim).decision == "send"
+        assert ledger.commits == before + 1  # the claim and both answers: one commit
+    assert sorted(rows(tmp_path / "ledger.sqlite3")) == [
+        (b"fp-a", "created", "1"),
+        (b"fp-b", "created", "2"),
+        (b"fp-c", "pending", None),
+    ]
+
+
+async def test_a_commit_does_not_wait_for_answers_slower_than_commits(tmp_path):
+    async with Ledger(tmp_path / "ledger.sqlite3", SITE) as ledger:
+        await _measured_fast_answers(ledger, [30])
+        ledger._answer_gap = 0.6  # under two answers per commit: waiting would gain little
+        assert (await ledger.claim(b"fp-c", "row 4")).decision == "send"
+
+
+async def test_a_flush_ends_a_commit_waiting_for_answers(tmp_path):
+    async with Ledger(tmp_path / "ledger.sqlite3", SITE) as ledger:
+        await _measured_fast_answers(ledger, [12])
+        claim = asyncio.ensure_future(ledger.claim(b"fp-c", "row 4"))
+        await asyncio.sleep(0)
+        await ledger.flush()
+        assert claim.done() and claim.result().decision == "send"
