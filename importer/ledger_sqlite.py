@@ -26,6 +26,7 @@ from importer.errors import ConfigError
 SCHEMA_VERSION = 2
 CACHE_KIB = 16_384  # the page cache's bound
 CHECKPOINT_PAGES = 4_000  # WAL pages between automatic checkpoints (16 MiB at 4 KiB a page)
+MMAP_BYTES = 128 << 20  # the part of the file read through a memory map
 
 SCHEMA = (
     """CREATE TABLE IF NOT EXISTS activities (
@@ -128,6 +129,11 @@ def _connect(path: Path, keep_advice: str) -> sqlite3.Connection:
         # about a tenth. Durability is the WAL's fsync at each commit, unchanged.
         db.execute(f"PRAGMA cache_size = -{CACHE_KIB}")
         db.execute(f"PRAGMA wal_autocheckpoint = {CHECKPOINT_PAGES}")
+        # Lookups read pages through a memory map instead of a system call each (a third of
+        # a dry run's ledger time at a million entries). Bounded: its pages count in the
+        # process's memory while used, and the OS takes them back when it needs to. Writes
+        # still go through the WAL.
+        db.execute(f"PRAGMA mmap_size = {MMAP_BYTES}")
         _upgrade(db, path)
     except (OSError, sqlite3.Error) as exc:
         if not existed:  # nothing to lose yet: another place is as good

@@ -46,6 +46,8 @@ class Catalog:
     _folded: dict[str, str] = field(default_factory=dict)
     # Per asset type, its activity types by folded name: built once, not once per row.
     _allowed: dict[str, dict[str, str]] = field(default_factory=dict)
+    # (asset type, activity type) as given -> as Eloqua spells them, for pairs that passed.
+    _checked: dict[tuple[Any, Any], tuple[str, Any]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self._folded = {name.casefold(): name for name in self.types or {}}
@@ -61,6 +63,20 @@ class Catalog:
         """
         if self.types is None:
             return
+        given = payload["assetType"], payload["activityType"]
+        if given[0].__class__ is not str or given[1].__class__ is not str:
+            self._check(payload)
+            return
+        known = self._checked.get(given)  # a file repeats a handful of pairs
+        if known is not None:
+            payload["assetType"], payload["activityType"] = known
+            return
+        self._check(payload)
+        if len(self._checked) < 1024:
+            self._checked[given] = payload["assetType"], payload["activityType"]
+
+    def _check(self, payload: dict[str, Any]) -> None:
+        assert self.types is not None
         asset = self._folded.get(str(payload["assetType"]).casefold())
         if asset is None:
             raise RowError(
