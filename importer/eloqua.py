@@ -191,25 +191,20 @@ class EloquaClient:
         return await self._post(ACTIVITY_PATH, payload)
 
     async def _post(self, path: str, body: dict[str, Any]) -> ApiResponse:
-        data = _JSON.encode(body).encode("utf-8")
-        url = self._url(path)
-
-        async def send(authorization: str) -> ApiResponse:
-            headers = self._headers_with(True, authorization)
-            async with self.session.post(
-                url, data=data, headers=headers, allow_redirects=False
-            ) as response:
-                return await _read(response)
-
-        return await authorized(self.session, self.auth, send)
+        return await self._request("POST", path, data=_JSON.encode(body).encode("utf-8"))
 
     async def get(self, path: str, params: dict[str, str] | None = None) -> ApiResponse:
+        return await self._request("GET", path, params=params)
+
+    async def _request(self, method: str, path: str, **options: Any) -> ApiResponse:
+        """One request, authorized (renewed and sent again after a 401 when it can be)."""
         url = self._url(path)
+        post = method == "POST"
 
         async def send(authorization: str) -> ApiResponse:
-            headers = self._headers_with(False, authorization)
-            async with self.session.get(
-                url, params=params, headers=headers, allow_redirects=False
+            headers = self._headers_with(post, authorization)
+            async with self.session.request(
+                method, url, headers=headers, allow_redirects=False, **options
             ) as response:
                 return await _read(response)
 

@@ -168,15 +168,20 @@ async def password_grant_async(server: SandboxServer) -> str:
         return (await response.json())["refresh_token"]
 
 
+async def clocked_auth(server: SandboxServer, tmp_path, now: list[float]) -> OAuth2Auth:
+    """OAuth2 against ``server`` with a token file, on the clock ``now[0]``."""
+    return OAuth2Auth(
+        app_for(server.base_url),
+        token_file=TokenFile(tmp_path / "t.json"),
+        seed=await password_grant_async(server),
+        clock=lambda: now[0],
+    )
+
+
 async def test_access_token_is_renewed_ahead_of_expiry(tmp_path):
     now = [1_000_000.0]
     async with SandboxServer() as server, aiohttp.ClientSession() as session:
-        auth = OAuth2Auth(
-            app_for(server.base_url),
-            token_file=TokenFile(tmp_path / "t.json"),
-            seed=await password_grant_async(server),
-            clock=lambda: now[0],
-        )
+        auth = await clocked_auth(server, tmp_path, now)
         first = await auth.header(session)
         now[0] += 28800 - 400  # 6 min 40 s left: more than the 5 minute margin
         assert await auth.header(session) == first
@@ -191,12 +196,7 @@ async def test_a_request_near_the_tokens_expiry_renews_it_first_not_after_a_401(
     # (or before the first token) it goes the slow way, which renews.
     now = [1_000_000.0]
     async with SandboxServer() as server, aiohttp.ClientSession() as session:
-        auth = OAuth2Auth(
-            app_for(server.base_url),
-            token_file=TokenFile(tmp_path / "t.json"),
-            seed=await password_grant_async(server),
-            clock=lambda: now[0],
-        )
+        auth = await clocked_auth(server, tmp_path, now)
         assert auth.header_now() is None  # no token yet
         client = EloquaClient(session, server.base_url, auth)
         types = "/api/REST/2.0/assets/external/types"
